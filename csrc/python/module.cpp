@@ -1,0 +1,193 @@
+// maple_edge_lite._core: a thin pybind11 layer over the C API (so every Python test exercises
+// the C path). Errors become the Python exception family defined in maple_edge_lite._errors.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "maple_edge_lite/maple_edge_lite.h"
+#include "internal.h"
+
+namespace py = pybind11;
+
+namespace {
+
+py::object g_errors;  // the maple_edge_lite._errors module
+
+[[noreturn]] void raise_status(int status) {
+    const std::string msg = mel_last_error();
+    const char* cls = "MapleEdgeError";
+    switch (status) {
+        case MEL_ERR_INVALID_ARGUMENT: cls = "InputError"; break;
+        case MEL_ERR_NOT_FOUND: cls = "ModelNotFoundError"; break;
+        case MEL_ERR_PERMISSION: cls = "MapleEdgePermissionError"; break;
+        case MEL_ERR_FORMAT: cls = "FormatError"; break;
+        case MEL_ERR_VERSION: cls = "VersionError"; break;
+        case MEL_ERR_CHECKSUM: cls = "ChecksumError"; break;
+        case MEL_ERR_LIMIT: cls = "LimitError"; break;
+        case MEL_ERR_NUMERIC: cls = "NumericError"; break;
+        case MEL_ERR_NO_MEMORY: throw std::bad_alloc();
+        case MEL_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
+        default: break;
+    }
+    py::object exc = g_errors.attr(cls)(msg);
+    exc.attr("status") = py::str(mel_status_name(status));
+    PyErr_SetObject(exc.get_type().ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+inline void check(int status) {
+    if (status != MEL_OK) raise_status(status);
+}
+
+class PyModel {
+public:
+    explicit PyModel(mel_model* m) : m_(m) {}
+    ~PyModel() { mel_model_free(m_); }
+    PyModel(const PyModel&) = delete;
+    PyModel& operator=(const PyModel&) = delete;
+
+    static std::unique_ptr<PyModel> load_file(const std::string& path) {
+        mel_model* m = nullptr;
+        int st;
+        {
+            py::gil_scoped_release nogil;
+            st = mel_model_load_file(path.c_str(), &m);
+        }
+        check(st);
+        return std::make_unique<PyModel>(m);
+    }
+
+    static std::unique_ptr<PyModel> load_buffer(const py::buffer& data) {
+        py::buffer_info info = data.request();
+        if (info.ndim != 1 && info.size != 0)
+            throw py::value_error("load_buffer expects a bytes-like object");
+        mel_model* m = nullptr;
+        check(mel_model_load_buffer(info.ptr, size_t(info.size) * size_t(info.itemsize), &m));
+        return std::make_unique<PyModel>(m);
+    }
+
+    size_t input_dim() const { return mel_model_input_dim(m_); }
+
+    std::vector<size_t> layer_dims() const {
+        std::vector<size_t> v;
+        for (size_t i = 0; i < mel_model_num_layers(m_); ++i) v.push_back(mel_model_layer_dim(m_, i));
+        return v;
+    }
+
+    std::vector<std::string> feature_names() const {
+        std::vector<std::string> v;
+        for (size_t i = 0; i < input_dim(); ++i) {
+            const char* s = nullptr;
+            check(mel_model_feature_name(m_, i, &s));
+            v.emplace_back(s);
+        }
+        return v;
+    }
+
+    std::string metadata_json() const {
+        const char* s = nullptr;
+        size_t n = 0;
+        check(mel_model_metadata(m_, &s, &n));
+        return std::string(s, n);
+    }
+
+    // x must already be float32, C-contiguous, [n, input_dim] (or [input_dim] for one row):
+    // it is read in place, never copied.
+    size_t rows_of(const py::array& x) const {
+        if (!x.dtype().equal(py::dtype::of<float>()))
+            throw_input("x must be a float32 array (got dtype " + std::string(py::str(x.dtype())) +
+                        "); convert with np.ascontiguousarray(x, dtype=np.float32)");
+        if (!(x.flags() & py::array::c_style) || !(x.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+            throw_input("x must be C-contiguous and aligned (it is read in place, without a copy); "
+                        "use np.ascontiguousarray(x, dtype=np.float32)");
+        const size_t d = input_dim();
+        if (x.ndim() == 1 && size_t(x.shape(0)) == d) return 1;
+        if (x.ndim() != 2 || size_t(x.shape(1)) != d)
+            throw_input("x must have shape [n, " + std::to_string(d) + "] for this model (got " + shape_str(x) + ")");
+        return size_t(x.shape(0));
+    }
+
+    py::array_t<float> predict(const py::array& x, const py::object& kernel) const {
+        const size_t n = rows_of(x);
+        py::array_t<float> out(static_cast<py::ssize_t>(n));
+        const float* px = static_cast<const float*>(x.data());
+        float* po = out.mutable_data();
+        int st;
+        if (kernel.is_none()) {
+            if (n <= 64) {
+                st = mel_model_predict(m_, px, n, po);  // too short to be worth releasing the GIL
+            } else {
+                py::gil_scoped_release nogil;
+                st = mel_model_predict(m_, px, n, po);
+            }
+        } else {
+            const std::string k = py::cast<std::string>(kernel);
+            py::gil_scoped_release nogil;
+            st = mel_internal_predict_with_kernel(m_, k.c_str(), px, n, po, nullptr);
+        }
+        check(st);
+        return out;
+    }
+
+    py::array_t<double> predict_raw(const py::array& x, const py::object& kernel) const {
+        const size_t n = rows_of(x);
+        py::array_t<double> out(static_cast<py::ssize_t>(n));
+        const float* px = static_cast<const float*>(x.data());
+        double* po = out.mutable_data();
+        int st;
+        {
+            const std::string k = kernel.is_none() ? std::string() : py::cast<std::string>(kernel);
+            py::gil_scoped_release nogil;
+            st = k.empty() ? mel_model_predict_raw(m_, px, n, po)
+                           : mel_internal_predict_with_kernel(m_, k.c_str(), px, n, nullptr, po);
+        }
+        check(st);
+        return out;
+    }
+
+private:
+    [[noreturn]] static void throw_input(const std::string& msg) {
+        py::object exc = g_errors.attr("InputError")(msg);
+        exc.attr("status") = py::str("MEL_ERR_INVALID_ARGUMENT");
+        PyErr_SetObject(exc.get_type().ptr(), exc.ptr());
+        throw py::error_already_set();
+    }
+    static std::string shape_str(const py::array& x) {
+        std::string s = "[";
+        for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.shape(i));
+        return s + "]";
+    }
+    mel_model* m_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, mod) {
+    mod.doc() = "maple_edge_lite C core (internal; use the maple_edge_lite package)";
+    g_errors = py::module_::import("maple_edge_lite._errors");
+    // Keep the errors module alive for the interpreter's lifetime without a static destructor.
+    g_errors.inc_ref();
+
+    mod.def("version", &mel_version, "Package version of the loaded C library.");
+    mod.def("abi_version", &mel_abi_version);
+    mod.def("kernel_name", &mel_kernel_name, "int8 kernel chosen for this CPU.");
+    mod.def("kernel_available", [](const std::string& k) { return mel_internal_kernel_available(k.c_str()) == 1; });
+    mod.attr("FORMAT_VERSION") = MEL_FORMAT_VERSION;
+    mod.attr("QUANT_SCHEME_VERSION") = MEL_QUANT_SCHEME_VERSION;
+    mod.attr("ABI_VERSION") = MEL_ABI_VERSION;
+    mod.attr("MAX_DIM") = MEL_MAX_DIM;
+    mod.attr("MAX_LAYERS") = MEL_MAX_LAYERS;
+
+    py::class_<PyModel>(mod, "_Model")
+        .def_static("load_file", &PyModel::load_file, py::arg("path"))
+        .def_static("load_buffer", &PyModel::load_buffer, py::arg("data"))
+        .def_property_readonly("input_dim", &PyModel::input_dim)
+        .def_property_readonly("layer_dims", &PyModel::layer_dims)
+        .def_property_readonly("feature_names", &PyModel::feature_names)
+        .def_property_readonly("metadata_json", &PyModel::metadata_json)
+        .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none())
+        .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none());
+}

@@ -1,0 +1,221 @@
+// The C ABI. Every entry point runs inside guard(): a mel::Error becomes its status, any other
+// exception MEL_ERR_NO_MEMORY or MEL_ERR_INTERNAL, and the message goes to the thread-local
+// last error. Nothing throws across the ABI.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "maple_edge_lite/maple_edge_lite.h"
+#include "model/format.hpp"
+#include "model/kernels.hpp"
+#include "model/predict.hpp"
+#include "version.h"
+
+struct mel_model {
+    std::unique_ptr<mel::Model> m;
+};
+
+namespace mel {
+
+namespace {
+thread_local std::string t_last_error;
+}
+
+void set_last_error(const std::string& message) noexcept {
+    try {
+        t_last_error = message;
+    } catch (...) {
+        t_last_error.clear();
+    }
+}
+void clear_last_error() noexcept { t_last_error.clear(); }
+
+namespace {
+
+template <class F>
+int guard(F&& f) noexcept {
+    try {
+        f();
+        return MEL_OK;
+    } catch (const Error& e) {
+        set_last_error(e.what());
+        return e.status();
+    } catch (const std::bad_alloc&) {
+        set_last_error("out of memory");
+        return MEL_ERR_NO_MEMORY;
+    } catch (const std::exception& e) {
+        set_last_error(std::string("internal error: ") + e.what());
+        return MEL_ERR_INTERNAL;
+    } catch (...) {
+        set_last_error("internal error: unknown exception");
+        return MEL_ERR_INTERNAL;
+    }
+}
+
+void need(const void* p, const char* what) {
+    if (!p) fail(MEL_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+std::vector<unsigned char> read_file(const char* path) {
+    std::FILE* f = std::fopen(path, "rb");
+    if (!f) {
+        const int err = errno;
+        const std::string p(path);
+        if (err == ENOENT || err == ENOTDIR) fail(MEL_ERR_NOT_FOUND, "weights file not found: " + p);
+        if (err == EACCES || err == EPERM)
+            fail(MEL_ERR_PERMISSION, "permission denied reading " + p + ": check the file's mode and owner");
+        fail(MEL_ERR_IO, "cannot open " + p + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
+    }
+    std::vector<unsigned char> data;
+    unsigned char chunk[65536];
+    size_t got;
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) {
+        data.insert(data.end(), chunk, chunk + got);
+        if (data.size() > (size_t(1) << 30)) {
+            std::fclose(f);
+            fail(MEL_ERR_LIMIT, std::string(path) + " is larger than 1 GiB; not a maple_edge_lite weights file");
+        }
+    }
+    const int err = std::ferror(f) ? errno : 0;
+    std::fclose(f);
+    if (err) {
+        if (err == EISDIR) fail(MEL_ERR_IO, std::string(path) + " is a directory, not a weights file");
+        fail(MEL_ERR_IO, "error reading " + std::string(path) + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
+    }
+    return data;
+}
+
+int load(const unsigned char* data, size_t size, mel_model** out, const char* path) {
+    return guard([&] {
+        try {
+            auto h = std::make_unique<mel_model>();
+            h->m = parse_model(data, size);
+            *out = h.release();
+        } catch (const Error& e) {
+            if (path) throw Error(e.status(), std::string(path) + ": " + e.what());
+            throw;
+        }
+    });
+}
+
+}  // namespace
+}  // namespace mel
+
+using mel::fail;
+using mel::guard;
+using mel::need;
+
+extern "C" {
+
+const char* mel_status_name(int status) {
+    switch (status) {
+        case MEL_OK: return "MEL_OK";
+        case MEL_ERR_INVALID_ARGUMENT: return "MEL_ERR_INVALID_ARGUMENT";
+        case MEL_ERR_NOT_FOUND: return "MEL_ERR_NOT_FOUND";
+        case MEL_ERR_IO: return "MEL_ERR_IO";
+        case MEL_ERR_PERMISSION: return "MEL_ERR_PERMISSION";
+        case MEL_ERR_FORMAT: return "MEL_ERR_FORMAT";
+        case MEL_ERR_VERSION: return "MEL_ERR_VERSION";
+        case MEL_ERR_CHECKSUM: return "MEL_ERR_CHECKSUM";
+        case MEL_ERR_LIMIT: return "MEL_ERR_LIMIT";
+        case MEL_ERR_NUMERIC: return "MEL_ERR_NUMERIC";
+        case MEL_ERR_NO_MEMORY: return "MEL_ERR_NO_MEMORY";
+        case MEL_ERR_UNSUPPORTED: return "MEL_ERR_UNSUPPORTED";
+        case MEL_ERR_INTERNAL: return "MEL_ERR_INTERNAL";
+        default: return "MEL_UNKNOWN_STATUS";
+    }
+}
+
+const char* mel_last_error(void) { return mel::t_last_error.c_str(); }
+const char* mel_version(void) { return MEL_VERSION_STRING; }
+int mel_abi_version(void) { return MEL_ABI_VERSION; }
+const char* mel_kernel_name(void) { return mel::active_kernel().name; }
+
+int mel_model_load_file(const char* path, mel_model** out) {
+    if (!out) return guard([] { fail(MEL_ERR_INVALID_ARGUMENT, "out is NULL"); });
+    *out = nullptr;
+    if (!path) return guard([] { fail(MEL_ERR_INVALID_ARGUMENT, "path is NULL"); });
+    std::vector<unsigned char> data;
+    const int st = guard([&] { data = mel::read_file(path); });
+    if (st != MEL_OK) return st;
+    return mel::load(data.data(), data.size(), out, path);
+}
+
+int mel_model_load_buffer(const void* data, size_t size, mel_model** out) {
+    if (!out) return guard([] { fail(MEL_ERR_INVALID_ARGUMENT, "out is NULL"); });
+    *out = nullptr;
+    if (!data && size) return guard([] { fail(MEL_ERR_INVALID_ARGUMENT, "data is NULL"); });
+    static const unsigned char empty = 0;
+    return mel::load(data ? static_cast<const unsigned char*>(data) : &empty, size, out, nullptr);
+}
+
+void mel_model_free(mel_model* model) { delete model; }
+
+size_t mel_model_input_dim(const mel_model* model) { return model ? model->m->input_dim : 0; }
+size_t mel_model_num_layers(const mel_model* model) { return model ? model->m->layers.size() : 0; }
+size_t mel_model_layer_dim(const mel_model* model, size_t layer) {
+    if (!model || layer >= model->m->layers.size()) return 0;
+    return model->m->layers[layer].out;
+}
+
+int mel_model_feature_name(const mel_model* model, size_t i, const char** out) {
+    return guard([&] {
+        need(model, "model");
+        need(out, "out");
+        if (i >= model->m->feature_names.size())
+            fail(MEL_ERR_INVALID_ARGUMENT, "feature index " + std::to_string(i) + " out of range (input_dim " +
+                                               std::to_string(model->m->feature_names.size()) + ")");
+        *out = model->m->feature_names[i].c_str();
+    });
+}
+
+int mel_model_metadata(const mel_model* model, const char** json, size_t* len) {
+    return guard([&] {
+        need(model, "model");
+        need(json, "json");
+        *json = model->m->metadata.c_str();
+        if (len) *len = model->m->metadata.size();
+    });
+}
+
+int mel_model_predict(const mel_model* model, const float* x, size_t n_rows, float* out_ms) {
+    return guard([&] {
+        need(model, "model");
+        if (n_rows == 0) return;
+        need(x, "x");
+        need(out_ms, "out_ms");
+        mel::forward(*model->m, mel::active_kernel(), x, n_rows, out_ms, nullptr);
+    });
+}
+
+int mel_model_predict_raw(const mel_model* model, const float* x, size_t n_rows, double* out) {
+    return guard([&] {
+        need(model, "model");
+        if (n_rows == 0) return;
+        need(x, "x");
+        need(out, "out");
+        mel::forward(*model->m, mel::active_kernel(), x, n_rows, nullptr, out);
+    });
+}
+
+}  // extern "C"
+
+// Internal entry for tests and benchmarks (not in the public header): predict with a named kernel.
+extern "C" MEL_API int mel_internal_predict_with_kernel(const mel_model* model, const char* kernel, const float* x,
+                                                        size_t n_rows, float* out_ms, double* out_raw) {
+    return guard([&] {
+        need(model, "model");
+        const mel::Kernel* k = mel::find_kernel(kernel);
+        if (!k) fail(MEL_ERR_UNSUPPORTED, std::string("kernel '") + (kernel ? kernel : "(null)") + "' is not available on this CPU or build");
+        if (n_rows == 0) return;
+        need(x, "x");
+        if (!out_ms && !out_raw) fail(MEL_ERR_INVALID_ARGUMENT, "out_ms and out_raw are both NULL");
+        mel::forward(*model->m, *k, x, n_rows, out_ms, out_ms ? nullptr : out_raw);
+    });
+}
+
+extern "C" MEL_API int mel_internal_kernel_available(const char* kernel) { return mel::find_kernel(kernel) ? 1 : 0; }

@@ -1,0 +1,382 @@
+#include "format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+#include <string_view>
+
+#include "../error.hpp"
+#include "crc32.hpp"
+
+namespace mel {
+
+void AlignedFree::operator()(void* p) const noexcept { std::free(p); }
+
+AlignedBuf aligned_alloc64(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) fail(MEL_ERR_NO_MEMORY, "out of memory allocating " + std::to_string(rounded) + " bytes for the model");
+    std::memset(p, 0, rounded);
+    return AlignedBuf(static_cast<unsigned char*>(p));
+}
+
+namespace {
+
+// Little-endian loads that do not depend on the host's byte order or on alignment.
+uint32_t rd_u32(const unsigned char* p) {
+    return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+uint16_t rd_u16(const unsigned char* p) { return uint16_t(p[0] | (p[1] << 8)); }
+uint64_t rd_u64(const unsigned char* p) { return uint64_t(rd_u32(p)) | (uint64_t(rd_u32(p + 4)) << 32); }
+int32_t rd_i32(const unsigned char* p) {
+    uint32_t u = rd_u32(p);
+    int32_t v;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
+float rd_f32(const unsigned char* p) {
+    uint32_t u = rd_u32(p);
+    float v;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
+double rd_f64(const unsigned char* p) {
+    uint64_t u = rd_u64(p);
+    double v;
+    std::memcpy(&v, &u, 8);
+    return v;
+}
+
+std::string hex32(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%08X", v);
+    return buf;
+}
+
+[[noreturn]] void bad(const std::string& what) { fail(MEL_ERR_FORMAT, "invalid .melw file: " + what); }
+
+struct Section {
+    uint32_t kind, flags;
+    uint64_t offset, size;
+};
+
+const char* kind_name(uint32_t k) {
+    switch (k) {
+        case kSecInput: return "INPUT";
+        case kSecLayer: return "LAYER";
+        case kSecOutput: return "OUTPUT";
+        case kSecFeatures: return "FEATURES";
+        case kSecMetadata: return "METADATA";
+        default: return "unknown";
+    }
+}
+
+// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF); NUL is refused too.
+bool valid_utf8(const unsigned char* s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == 0) return false;
+        if (c < 0x80) { ++i; continue; }
+        size_t len;
+        uint32_t cp;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+        else return false;
+        if (n - i < len) return false;
+        for (size_t k = 1; k < len; ++k) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+struct LayerRaw {
+    uint32_t in, out, kind;
+    const unsigned char* w;      // int8 [out][in]
+    const unsigned char* bias;   // i32 [out]
+    const unsigned char* extra1; // hidden: mult i32[out]; output: deq f32[out]
+    const unsigned char* extra2; // hidden: shift i32[out]
+};
+
+}  // namespace
+
+std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
+    // --- fixed header ---------------------------------------------------------------------
+    if (size < kHeaderSize)
+        bad("file is " + std::to_string(size) + " bytes, shorter than the 64-byte header (truncated?)");
+    if (std::memcmp(d, kMagic, 8) != 0)
+        bad("bad magic: this is not a maple_edge_lite weights file (.melw)");
+    const uint32_t bom = rd_u32(d + 8);
+    if (bom != kByteOrderMark) {
+        if (bom == 0x04030201u)
+            bad("byte-order mark says big-endian: v1 files are little-endian; re-pack it with maple_edge_lite.pack");
+        bad("corrupt byte-order mark " + hex32(bom));
+    }
+    const uint16_t version = rd_u16(d + 12);
+    const uint16_t qscheme = rd_u16(d + 14);
+    if (version != MEL_FORMAT_VERSION)
+        fail(MEL_ERR_VERSION, "weights file format version " + std::to_string(version) +
+                                  " is not supported by this library (reads version " +
+                                  std::to_string(MEL_FORMAT_VERSION) + "); upgrade maple_edge_lite or re-pack the model");
+    const uint32_t hcrc_stored = rd_u32(d + 60);
+    const uint32_t hcrc = crc32(d, 60);
+    if (hcrc != hcrc_stored)
+        fail(MEL_ERR_CHECKSUM, "header CRC-32 mismatch (stored " + hex32(hcrc_stored) + ", computed " + hex32(hcrc) +
+                                   "): the file is damaged; re-copy or re-pack it");
+    if (qscheme != MEL_QUANT_SCHEME_VERSION)
+        fail(MEL_ERR_VERSION, "quantization scheme " + std::to_string(qscheme) +
+                                  " is not supported by this library (knows scheme " +
+                                  std::to_string(MEL_QUANT_SCHEME_VERSION) + "); upgrade maple_edge_lite");
+    const uint32_t header_size = rd_u32(d + 16);
+    const uint32_t n_sections = rd_u32(d + 20);
+    const uint64_t file_size = rd_u64(d + 24);
+    const uint64_t table_off = rd_u64(d + 32);
+    const uint32_t pcrc_stored = rd_u32(d + 40);
+    if (header_size != kHeaderSize) bad("header_size is " + std::to_string(header_size) + ", expected 64");
+    for (int i = 44; i < 60; ++i)
+        if (d[i] != 0) bad("reserved header bytes 44..59 are not zero");
+    if (file_size != size)
+        bad("header says the file is " + std::to_string(file_size) + " bytes but " + std::to_string(size) +
+            " were read" + (size < file_size ? " (truncated: re-copy the file)" : " (trailing bytes)"));
+    const uint32_t pcrc = crc32(d + kHeaderSize, size - kHeaderSize);
+    if (pcrc != pcrc_stored)
+        fail(MEL_ERR_CHECKSUM, "payload CRC-32 mismatch (stored " + hex32(pcrc_stored) + ", computed " + hex32(pcrc) +
+                                   "): the file is damaged; re-copy or re-pack it");
+
+    // --- section table --------------------------------------------------------------------
+    if (n_sections < 5 || n_sections > 4 + MEL_MAX_LAYERS + 64)
+        bad("section count " + std::to_string(n_sections) + " is out of range");
+    if (table_off != kHeaderSize) bad("section table offset " + std::to_string(table_off) + " is not 64");
+    const uint64_t table_end = table_off + uint64_t(n_sections) * kSectionEntrySize;
+    if (table_end > size) bad("section table runs past the end of the file");
+    std::vector<Section> secs(n_sections);
+    for (uint32_t i = 0; i < n_sections; ++i) {
+        const unsigned char* e = d + table_off + uint64_t(i) * kSectionEntrySize;
+        Section s{rd_u32(e), rd_u32(e + 4), rd_u64(e + 8), rd_u64(e + 16)};
+        const std::string where = "section " + std::to_string(i) + " (" + kind_name(s.kind) + ")";
+        if (s.flags & ~kSectionOptional) bad(where + " has unknown flag bits");
+        if (s.offset % 8 != 0) bad(where + " offset " + std::to_string(s.offset) + " is not 8-byte aligned");
+        if (s.offset < table_end || s.offset > size || s.size > size - s.offset)
+            bad(where + " [" + std::to_string(s.offset) + ", +" + std::to_string(s.size) +
+                ") lies outside the payload (file is " + std::to_string(size) + " bytes)");
+        secs[i] = s;
+    }
+    {  // sections must not overlap: sort by offset and compare neighbours
+        std::vector<Section> sorted = secs;
+        std::sort(sorted.begin(), sorted.end(), [](const Section& a, const Section& b) { return a.offset < b.offset; });
+        for (size_t i = 1; i < sorted.size(); ++i)
+            if (sorted[i - 1].offset + sorted[i - 1].size > sorted[i].offset) bad("sections overlap");
+    }
+
+    auto model = std::make_unique<Model>();
+    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0;
+    std::vector<LayerRaw> raw;
+    for (uint32_t i = 0; i < n_sections; ++i) {
+        const Section& s = secs[i];
+        const unsigned char* p = d + s.offset;
+        const std::string where = "section " + std::to_string(i) + " (" + kind_name(s.kind) + ")";
+        switch (s.kind) {
+            case kSecInput: {
+                if (++n_input > 1) bad("more than one INPUT section");
+                if (s.size < 8) bad(where + " is too short");
+                const uint32_t dim = rd_u32(p);
+                if (rd_u32(p + 4) != 0) bad(where + " reserved field is not zero");
+                if (dim == 0) bad(where + " input_dim is 0");
+                if (dim > MEL_MAX_DIM)
+                    fail(MEL_ERR_LIMIT, "input_dim " + std::to_string(dim) + " exceeds this reader's limit of " +
+                                            std::to_string(MEL_MAX_DIM));
+                if (s.size != 8 + uint64_t(dim) * 8) bad(where + " size does not match input_dim");
+                model->input_dim = dim;
+                model->in_mean.resize(dim);
+                model->in_mul.resize(dim);
+                for (uint32_t k = 0; k < dim; ++k) {
+                    const float m = rd_f32(p + 8 + 4 * k), u = rd_f32(p + 8 + 4 * (uint64_t(dim) + k));
+                    if (!std::isfinite(m)) bad("input mean of feature " + std::to_string(k) + " is not finite");
+                    if (!std::isfinite(u) || !(u > 0.0f))
+                        bad("input scale of feature " + std::to_string(k) + " is not a finite positive number");
+                    model->in_mean[k] = m;
+                    model->in_mul[k] = u;
+                }
+                break;
+            }
+            case kSecLayer: {
+                if (raw.size() >= MEL_MAX_LAYERS)
+                    fail(MEL_ERR_LIMIT, "more than " + std::to_string(MEL_MAX_LAYERS) + " layers");
+                if (s.size < 16) bad(where + " is too short");
+                LayerRaw L{rd_u32(p), rd_u32(p + 4), rd_u32(p + 8), nullptr, nullptr, nullptr, nullptr};
+                if (rd_u32(p + 12) != 0) bad(where + " reserved field is not zero");
+                if (L.in == 0 || L.out == 0) bad(where + " has a zero dimension");
+                if (L.in > MEL_MAX_DIM || L.out > MEL_MAX_DIM)
+                    fail(MEL_ERR_LIMIT, where + " dimensions " + std::to_string(L.out) + "x" + std::to_string(L.in) +
+                                            " exceed this reader's limit of " + std::to_string(MEL_MAX_DIM));
+                if (L.kind > 1) bad(where + " has unknown layer kind " + std::to_string(L.kind));
+                const uint64_t wbytes = (uint64_t(L.in) * L.out + 3) / 4 * 4;
+                const uint64_t expect = 16 + wbytes + 4ull * L.out + 8ull * L.out;
+                if (s.size != expect) bad(where + " size " + std::to_string(s.size) + " does not match its dimensions (expected " + std::to_string(expect) + ")");
+                L.w = p + 16;
+                for (uint64_t k = uint64_t(L.in) * L.out; k < wbytes; ++k)
+                    if (p[16 + k] != 0) bad(where + " weight padding is not zero");
+                L.bias = p + 16 + wbytes;
+                L.extra1 = L.bias + 4ull * L.out;
+                L.extra2 = L.extra1 + 4ull * L.out;
+                raw.push_back(L);
+                break;
+            }
+            case kSecOutput: {
+                if (++n_output > 1) bad("more than one OUTPUT section");
+                if (s.size != 24) bad(where + " size is not 24");
+                model->transform = rd_u32(p);
+                if (rd_u32(p + 4) != 0) bad(where + " reserved field is not zero");
+                if (model->transform > 1) bad(where + " has unknown output transform " + std::to_string(model->transform));
+                model->out_scale = rd_f64(p + 8);
+                model->out_shift = rd_f64(p + 16);
+                if (!std::isfinite(model->out_scale) || !std::isfinite(model->out_shift))
+                    bad(where + " output scale or shift is not finite");
+                break;
+            }
+            case kSecFeatures: {
+                if (++n_features > 1) bad("more than one FEATURES section");
+                if (s.size < 4) bad(where + " is too short");
+                const uint32_t count = rd_u32(p);
+                if (count > MEL_MAX_DIM) fail(MEL_ERR_LIMIT, where + " lists more than " + std::to_string(MEL_MAX_DIM) + " features");
+                uint64_t pos = 4;
+                model->feature_names.reserve(count);
+                for (uint32_t k = 0; k < count; ++k) {
+                    if (s.size - pos < 4) bad(where + " ends inside feature name " + std::to_string(k));
+                    const uint32_t len = rd_u32(p + pos);
+                    pos += 4;
+                    if (len == 0 || len > 1024) bad(where + " feature name " + std::to_string(k) + " has length " + std::to_string(len) + " (must be 1..1024)");
+                    if (s.size - pos < len) bad(where + " ends inside feature name " + std::to_string(k));
+                    if (!valid_utf8(p + pos, len)) bad(where + " feature name " + std::to_string(k) + " is not valid UTF-8");
+                    model->feature_names.emplace_back(reinterpret_cast<const char*>(p + pos), len);
+                    pos += len;
+                }
+                if (pos != s.size) bad(where + " has trailing bytes");
+                std::vector<std::string_view> names(model->feature_names.begin(), model->feature_names.end());
+                std::sort(names.begin(), names.end());
+                for (size_t k = 1; k < names.size(); ++k)
+                    if (names[k] == names[k - 1]) bad("feature name '" + std::string(names[k]) + "' appears twice");
+                break;
+            }
+            case kSecMetadata: {
+                if (++n_meta > 1) bad("more than one METADATA section");
+                if (s.size > (16u << 20)) fail(MEL_ERR_LIMIT, where + " is larger than 16 MiB");
+                if (!valid_utf8(p, s.size)) bad(where + " is not valid UTF-8");
+                model->metadata.assign(reinterpret_cast<const char*>(p), s.size);
+                break;
+            }
+            default:
+                if (!(s.flags & kSectionOptional))
+                    fail(MEL_ERR_VERSION, where + " has kind " + std::to_string(s.kind) +
+                                              ", unknown to this reader and not marked optional; upgrade maple_edge_lite");
+        }
+    }
+    if (n_input != 1) bad("missing INPUT section");
+    if (n_output != 1) bad("missing OUTPUT section");
+    if (n_features != 1) bad("missing FEATURES section");
+    if (n_meta != 1) bad("missing METADATA section");
+    if (raw.empty()) bad("no LAYER section");
+    if (model->feature_names.size() != model->input_dim)
+        bad("FEATURES lists " + std::to_string(model->feature_names.size()) + " names but input_dim is " +
+            std::to_string(model->input_dim));
+
+    // --- layers: chain, ranges, accumulator bound; then copy into the blocked layout -------
+    size_t arena_bytes = 0;
+    for (size_t l = 0; l < raw.size(); ++l) {
+        const LayerRaw& L = raw[l];
+        const std::string where = "layer " + std::to_string(l);
+        const uint32_t prev = l == 0 ? model->input_dim : raw[l - 1].out;
+        if (L.in != prev)
+            bad(where + " takes " + std::to_string(L.in) + " inputs but receives " + std::to_string(prev));
+        const bool last = l + 1 == raw.size();
+        if (L.kind != (last ? 1u : 0u))
+            bad(where + " is marked " + (L.kind ? "output" : "hidden") + " but is " + (last ? "the last" : "not the last") + " layer");
+        if (last && L.out != 1) bad("the output layer has " + std::to_string(L.out) + " outputs; v1 models predict one value");
+        const uint32_t in_pad = round_up(L.in, kIB), out_pad = round_up(L.out, kOB);
+        arena_bytes += size_t(in_pad) * out_pad + 64;          // weights
+        arena_bytes += 3 * (size_t(out_pad) * 4 + 64);        // bias, wsum, mult/deq
+        arena_bytes += size_t(out_pad) * 4 + 64;              // shift
+    }
+    model->arena = aligned_alloc64(arena_bytes);
+    unsigned char* cur = model->arena.get();
+    auto take = [&cur](size_t bytes) {
+        unsigned char* p = cur;
+        cur += (bytes + 63) / 64 * 64;
+        return p;
+    };
+    uint32_t max_in_pad = round_up(model->input_dim, kIB), max_out_pad = 0;
+    for (size_t l = 0; l < raw.size(); ++l) {
+        const LayerRaw& R = raw[l];
+        const std::string where = "layer " + std::to_string(l);
+        Layer L;
+        L.in = R.in;
+        L.out = R.out;
+        L.in_pad = round_up(R.in, kIB);
+        L.out_pad = round_up(R.out, kOB);
+        L.signed_input = l == 0;
+        L.is_output = R.kind == 1;
+        auto* w = reinterpret_cast<int8_t*>(take(size_t(L.in_pad) * L.out_pad));
+        auto* bias = reinterpret_cast<int32_t*>(take(size_t(L.out_pad) * 4));
+        auto* wsum = reinterpret_cast<int32_t*>(take(size_t(L.out_pad) * 4));
+        auto* e1 = take(size_t(L.out_pad) * 4);
+        auto* shift = reinterpret_cast<int32_t*>(take(size_t(L.out_pad) * 4));
+        // A row's largest possible |accumulator| is |bias| + 127 * sum|W[o][i]|; it must fit int32.
+        const int64_t act_max = 127;
+        for (uint32_t o = 0; o < R.out; ++o) {
+            int64_t abs_sum = 0, sum = 0;
+            for (uint32_t i = 0; i < R.in; ++i) {
+                const int8_t v = static_cast<int8_t>(R.w[uint64_t(o) * R.in + i]);
+                if (v == -128) bad(where + " weight [" + std::to_string(o) + "," + std::to_string(i) + "] is -128; weights are symmetric int8 in [-127, 127]");
+                abs_sum += v < 0 ? -v : v;
+                sum += v;
+                const uint32_t ob = o / kOB, oo = o % kOB, ib = i / kIB, ii = i % kIB;
+                w[(size_t(ob) * (L.in_pad / kIB) + ib) * (kOB * kIB) + oo * kIB + ii] = v;
+            }
+            const int32_t b = rd_i32(R.bias + 4ull * o);
+            const int64_t bound = (b < 0 ? -int64_t(b) : int64_t(b)) + act_max * abs_sum;
+            if (bound > std::numeric_limits<int32_t>::max())
+                bad(where + " output " + std::to_string(o) + " could overflow its int32 accumulator (|bias| + 127*sum|W| = " + std::to_string(bound) + ")");
+            bias[o] = b;
+            wsum[o] = static_cast<int32_t>(sum);
+            if (L.is_output) {
+                const float dq = rd_f32(R.extra1 + 4ull * o);
+                if (!std::isfinite(dq) || !(dq > 0.0f)) bad(where + " output scale " + std::to_string(o) + " is not a finite positive number");
+                reinterpret_cast<float*>(e1)[o] = dq;
+                if (rd_i32(R.extra2 + 4ull * o) != 0) bad(where + " reserved field of output " + std::to_string(o) + " is not zero");
+            } else {
+                const int32_t m = rd_i32(R.extra1 + 4ull * o), sh = rd_i32(R.extra2 + 4ull * o);
+                if (m < 0) bad(where + " requantization multiplier " + std::to_string(o) + " is negative");
+                if (sh < 1 || sh > 62) bad(where + " requantization shift " + std::to_string(o) + " is " + std::to_string(sh) + " (must be 1..62)");
+                reinterpret_cast<int32_t*>(e1)[o] = m;
+                shift[o] = sh;
+            }
+        }
+        L.w = w;
+        L.bias = bias;
+        L.wsum = wsum;
+        if (L.is_output) L.deq = reinterpret_cast<float*>(e1);
+        else { L.mult = reinterpret_cast<int32_t*>(e1); L.shift = shift; }
+        max_in_pad = std::max(max_in_pad, L.in_pad);
+        max_out_pad = std::max(max_out_pad, L.out_pad);
+        model->layers.push_back(L);
+    }
+    // Rows per tile: two int8 activation buffers and one int32 accumulator buffer per row
+    // must fit the predict functions' stack budget (predict.cpp).
+    const size_t per_row = 2 * size_t(max_in_pad) + 4 * size_t(max_out_pad);
+    size_t rows = kTileStackBytes / per_row;
+    model->tile_rows = static_cast<uint32_t>(std::clamp<size_t>(rows, 1, kMaxTileRows));
+    return model;
+}
+
+}  // namespace mel

@@ -1,0 +1,66 @@
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.hpp"
+
+namespace mel {
+
+#if defined(MEL_HAVE_X86_KERNELS)
+void matmul_avx2(const Layer&, const int8_t*, size_t, uint32_t, int32_t*, size_t);
+void matmul_avx512vnni(const Layer&, const int8_t*, size_t, uint32_t, int32_t*, size_t);
+#endif
+
+namespace {
+
+const Kernel kScalar{"scalar", matmul_scalar};
+#if defined(MEL_HAVE_X86_KERNELS)
+const Kernel kAvx2{"avx2", matmul_avx2};
+const Kernel kAvx512Vnni{"avx512vnni", matmul_avx512vnni};
+#endif
+
+bool supported(const Kernel& k) {
+    if (&k == &kScalar) return true;
+#if defined(MEL_HAVE_X86_KERNELS)
+    __builtin_cpu_init();
+    if (&k == &kAvx2) return __builtin_cpu_supports("avx2");
+    if (&k == &kAvx512Vnni)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
+    return false;
+}
+
+// Best first.
+const Kernel* const kAll[] = {
+#if defined(MEL_HAVE_X86_KERNELS)
+    &kAvx512Vnni, &kAvx2,
+#endif
+    &kScalar,
+};
+
+const Kernel& choose() {
+    // MEL_KERNEL forces a kernel; an unknown or unsupported name falls back to the automatic
+    // choice (a library must not abort over an environment variable).
+    if (const char* forced = std::getenv("MEL_KERNEL"))
+        if (const Kernel* k = find_kernel(forced)) return *k;
+    for (const Kernel* k : kAll)
+        if (supported(*k)) return *k;
+    return kScalar;
+}
+
+}  // namespace
+
+const Kernel* find_kernel(const char* name) {
+    if (!name) return nullptr;
+    for (const Kernel* k : kAll)
+        if (std::strcmp(k->name, name) == 0) return supported(*k) ? k : nullptr;
+    return nullptr;
+}
+
+const Kernel& active_kernel() {
+    static const Kernel& k = choose();  // thread-safe static initialisation
+    return k;
+}
+
+}  // namespace mel

@@ -1,0 +1,55 @@
+// In-memory form of a loaded .melw model. Immutable after load; owned by struct mel_model.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mel {
+
+// Weight blocks: kOB output channels by kIB inputs, so that one 32- or 64-byte load feeds
+// a dot-product instruction (vpdpbusd, vpmaddubsw, sdot) without horizontal sums.
+constexpr uint32_t kOB = 16;  // outputs per block
+constexpr uint32_t kIB = 4;   // inputs per step
+
+// Stack budget of one predict call for activations and accumulators, and the most rows a
+// tile holds (kernels reuse each weight block across the rows of a tile).
+constexpr size_t kTileStackBytes = 32768;
+constexpr uint32_t kMaxTileRows = 8;
+
+inline uint32_t round_up(uint32_t v, uint32_t m) { return (v + m - 1) / m * m; }
+
+// Memory aligned to 64 bytes.
+struct AlignedFree { void operator()(void* p) const noexcept; };
+using AlignedBuf = std::unique_ptr<unsigned char, AlignedFree>;
+AlignedBuf aligned_alloc64(size_t bytes);  // zero-filled; throws mel::Error(MEL_ERR_NO_MEMORY)
+
+struct Layer {
+    uint32_t in = 0, out = 0;          // logical sizes
+    uint32_t in_pad = 0, out_pad = 0;  // in rounded up to kIB, out rounded up to kOB
+    bool signed_input = false;         // layer 0 sees int8 in [-127, 127]; later layers [0, 127]
+    bool is_output = false;
+    // Weights in blocked layout: w[((ob * in_pad/kIB) + ib) * kOB*kIB + o * kIB + i]
+    // holds W[ob*kOB + o][ib*kIB + i] (zero where out of range).
+    const int8_t* w = nullptr;
+    const int32_t* bias = nullptr;  // [out_pad]
+    const int32_t* wsum = nullptr;  // [out_pad], sum_i W[o][i] (for kernels that offset signed input to u8)
+    const int32_t* mult = nullptr;  // [out] hidden layers: requantization multiplier
+    const int32_t* shift = nullptr; // [out] hidden layers: right shift, 1..62
+    const float* deq = nullptr;     // [out] output layer: accumulator -> float scale
+};
+
+struct Model {
+    uint32_t input_dim = 0;
+    std::vector<float> in_mean, in_mul;  // q = round_half_up(clamp((x - mean) * mul, -127, 127))
+    std::vector<Layer> layers;
+    uint32_t transform = 0;  // 0 identity, 1 exp
+    double out_scale = 1.0, out_shift = 0.0;
+    std::vector<std::string> feature_names;
+    std::string metadata;  // JSON text
+    uint32_t tile_rows = 1;  // rows per forward tile, chosen from the stack budget
+    AlignedBuf arena;        // backing store of the layer arrays
+};
+
+}  // namespace mel

@@ -1,0 +1,11 @@
+#pragma once
+#include <cstddef>
+
+#include "kernels.hpp"
+#include "model.hpp"
+
+namespace mel {
+// Forward pass over n rows with the given kernel. Exactly one of out_ms / out_raw is non-null.
+// Throws mel::Error on non-finite input or output. No heap allocation.
+void forward(const Model& m, const Kernel& k, const float* x, size_t n, float* out_ms, double* out_raw);
+}

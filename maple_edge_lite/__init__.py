@@ -1,0 +1,41 @@
+"""maple_edge_lite: runtime latency predictor for neural networks on edge devices.
+
+The core (int8 MLP inference, the weights-file reader) is C++ behind a C API; this package is
+its Python client plus the host-side tooling (quantizing and packing models)."""
+
+from . import _core
+from ._errors import (
+    ChecksumError,
+    FormatError,
+    InputError,
+    LimitError,
+    MapleEdgeError,
+    MapleEdgePermissionError,
+    ModelNotFoundError,
+    NumericError,
+    UnsupportedError,
+    VersionError,
+)
+from ._model import Model
+from .format import pack
+from .quantize import QuantizedMLP, quantize
+
+__version__ = _core.version()
+
+__all__ = [
+    "Model",
+    "pack",
+    "quantize",
+    "QuantizedMLP",
+    "MapleEdgeError",
+    "FormatError",
+    "VersionError",
+    "ChecksumError",
+    "LimitError",
+    "InputError",
+    "NumericError",
+    "ModelNotFoundError",
+    "MapleEdgePermissionError",
+    "UnsupportedError",
+    "__version__",
+]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._errors import FormatError
+
+
+class Model:
+    """A loaded ``.melw`` predictor (immutable; safe to share between threads).
+
+    ``predict`` runs in the C++ core: int8 MLP, no PyTorch, a few microseconds per call."""
+
+    __slots__ = ("_m", "_path", "_metadata", "_names")
+
+    def __init__(self, core_model, path: Optional[str] = None):
+        self._m = core_model
+        self._path = path
+        self._metadata = None
+        self._names = None
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Model":
+        """Load a weights file. Raises ``ModelNotFoundError`` (a ``FileNotFoundError``) if it is
+        missing and ``FormatError`` (a ``ValueError``) or a subclass if it is not valid."""
+        p = os.fspath(path)
+        return cls(_core._Model.load_file(p), p)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Model":
+        """Load a model from the bytes of a weights file (copied; ``data`` may go away)."""
+        return cls(_core._Model.load_buffer(memoryview(data).cast("B")))
+
+    @property
+    def input_dim(self) -> int:
+        return self._m.input_dim
+
+    @property
+    def layer_dims(self) -> tuple:
+        """Output width of each layer, e.g. ``(256, 256, 1)``."""
+        return tuple(self._m.layer_dims)
+
+    @property
+    def feature_names(self) -> tuple:
+        """The feature schema: the ordered names of the input features."""
+        if self._names is None:
+            self._names = tuple(self._m.feature_names)
+        return self._names
+
+    @property
+    def metadata(self) -> dict:
+        """The metadata stored with the model: search space, provenance, quantization."""
+        if self._metadata is None:
+            try:
+                meta = json.loads(self._m.metadata_json)
+            except ValueError as e:
+                raise FormatError(f"{self._path or 'model'}: metadata is not valid JSON: {e}") from None
+            if not isinstance(meta, dict):
+                raise FormatError(f"{self._path or 'model'}: metadata is not a JSON object")
+            self._metadata = meta
+        return self._metadata
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Latency in milliseconds (float32 ``[n]``) for ``x``, a float32 ``[n, input_dim]``
+        array of raw features (or one ``[input_dim]`` row). ``x`` is read in place; a
+        non-contiguous or non-float32 array raises ``InputError`` instead of being copied."""
+        return self._m.predict(x)
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """The output before the transform (log-milliseconds for an ``exp`` model), float64."""
+        return self._m.predict_raw(x)
+
+    def __repr__(self) -> str:
+        dims = "→".join(str(d) for d in (self.input_dim,) + self.layer_dims)
+        where = f" from {self._path!r}" if self._path else ""
+        return f"<maple_edge_lite.Model {dims}{where}>"

@@ -1,0 +1,142 @@
+"""Command line: ``maple-edge-lite`` or ``python -m maple_edge_lite``.
+
+Every failure prints one line a person can act on and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def cflags() -> str:
+    """Compiler flags for a C program using the installed header."""
+    return f"-I{_package_dir() / 'include'}"
+
+
+def libs() -> str:
+    """Linker flags for the installed shared library, with an rpath so the program finds it."""
+    lib = _package_dir() / "lib"
+    return f"-L{lib} -Wl,-rpath,{lib} -lmaple_edge_lite"
+
+
+def _selfcheck(args) -> int:
+    """Pack a seeded random 64->256->256->1 model, load it through the C core, and check the
+    core against the numpy reference bit for bit. The main job until a default predictor ships."""
+    import tempfile
+
+    import numpy as np
+
+    import maple_edge_lite as mel
+
+    rng = np.random.default_rng(args.seed)
+    dims = [64, 256, 256, 1]
+    layers = [
+        (rng.standard_normal((o, i)) * np.sqrt(2.0 / i), rng.standard_normal(o) * 0.1)
+        for i, o in zip(dims[:-1], dims[1:])
+    ]
+    names = [f"f{i}" for i in range(dims[0])]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.out) if args.out else Path(tmp) / "selfcheck.melw"
+        q = mel.pack(layers, path, feature_names=names, output_shift=1.0,
+                     metadata={"provenance": {"kind": "selfcheck", "seed": args.seed}})
+        size = path.stat().st_size
+        model = mel.Model.load(path)
+        x = rng.standard_normal((1000, dims[0])).astype(np.float32)
+        got = model.predict(x)
+        want = q.predict(x)
+        exact = bool(np.array_equal(got.view(np.uint32), want.view(np.uint32)))
+        one = np.ascontiguousarray(x[:1])
+        n = 20000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            model.predict(one)
+        us = (time.perf_counter() - t0) / n * 1e6
+    report = {
+        "version": mel.__version__,
+        "kernel": mel._core.kernel_name(),
+        "model": "->".join(map(str, dims)),
+        "file_bytes": size,
+        "rows_checked": int(len(x)),
+        "bit_exact_vs_numpy": exact,
+        "predicted_ms_row0": float(got[0]),
+        "single_predict_us_python": round(us, 3),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"maple_edge_lite {report['version']} self-check (kernel: {report['kernel']})")
+        print(f"  packed and loaded a {report['model']} int8 model, {size} bytes")
+        print(f"  C core vs numpy reference on {len(x)} rows: {'bit-exact' if exact else 'MISMATCH'}")
+        print(f"  predicted latency, row 0: {report['predicted_ms_row0']:.4f} ms")
+        print(f"  single prediction from Python: {us:.2f} us")
+    return 0 if exact else 1
+
+
+def _info(args) -> int:
+    import maple_edge_lite as mel
+
+    info = {
+        "version": mel.__version__,
+        "abi_version": mel._core.abi_version(),
+        "format_version": mel._core.FORMAT_VERSION,
+        "quant_scheme_version": mel._core.QUANT_SCHEME_VERSION,
+        "kernel": mel._core.kernel_name(),
+        "package_dir": str(_package_dir()),
+    }
+    print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="maple-edge-lite", description="Latency predictor for edge devices.")
+    p.add_argument("--cflags", action="store_true", help="print compiler flags for the C API header")
+    p.add_argument("--libs", action="store_true", help="print linker flags for libmaple_edge_lite")
+    p.add_argument("--version", action="store_true", help="print the package version")
+    sub = p.add_subparsers(dest="command")
+    s = sub.add_parser("selfcheck", help="pack, load and run a model; check the core against numpy")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="keep the packed model at this path")
+    s.add_argument("--json", action="store_true", help="print a JSON report")
+    s.set_defaults(func=_selfcheck)
+    i = sub.add_parser("info", help="versions and the int8 kernel in use")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_info)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cflags or args.libs or args.version:
+        if args.version:
+            import maple_edge_lite as mel
+
+            print(mel.__version__)
+        flags = ([cflags()] if args.cflags else []) + ([libs()] if args.libs else [])
+        if flags:
+            print(" ".join(flags))
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from ._errors import MapleEdgeError
+
+    try:
+        return args.func(args)
+    except MapleEdgeError as e:
+        print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("maple-edge-lite: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+        return 1

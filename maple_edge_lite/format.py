@@ -1,0 +1,209 @@
+"""Writer of the ``.melw`` weights format, version 1 (``docs/format.md``), and ``pack``.
+
+The C++ core is the reader; this module only writes, so the two cannot drift apart without the
+round-trip tests noticing."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ._errors import InputError, MapleEdgeError, MapleEdgePermissionError
+from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
+
+MAGIC = b"\x89MELW\r\n\x1a"
+FORMAT_VERSION = 1
+BYTE_ORDER_MARK = 0x01020304
+HEADER_SIZE = 64
+SECTION_ENTRY_SIZE = 24
+SEC_INPUT, SEC_LAYER, SEC_OUTPUT, SEC_FEATURES, SEC_METADATA = 1, 2, 3, 4, 5
+METADATA_SCHEMA = "maple_edge_lite.metadata/1"
+
+
+def _pad8(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 8)
+
+
+def _check_feature_names(names: Sequence[str], d: int) -> list:
+    if isinstance(names, (str, bytes)):
+        raise InputError("feature_names must be a sequence of strings, not one string")
+    names = list(names)
+    if len(names) != d:
+        raise InputError(f"feature_names has {len(names)} names but the model takes {d} inputs")
+    seen = set()
+    for i, n in enumerate(names):
+        if not isinstance(n, str) or not n or "\0" in n:
+            raise InputError(f"feature name {i} must be a non-empty string without NUL (got {n!r})")
+        if len(n.encode("utf-8", "strict")) > 1024:
+            raise InputError(f"feature name {i} is longer than 1024 bytes")
+        if n in seen:
+            raise InputError(f"feature name {n!r} appears twice")
+        seen.add(n)
+    return names
+
+
+def encode(q: QuantizedMLP, feature_names: Sequence[str], metadata: Mapping) -> bytes:
+    """The bytes of a ``.melw`` file for a quantized model."""
+    d = q.input_dim
+    names = _check_feature_names(feature_names, d)
+    try:
+        meta = json.dumps(metadata, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise InputError(f"metadata must be JSON-serialisable without NaN/Inf: {e}") from None
+
+    sections = []  # (kind, payload)
+    sections.append(
+        (
+            SEC_INPUT,
+            struct.pack("<II", d, 0)
+            + q.input_mean.astype("<f4").tobytes()
+            + q.input_mul.astype("<f4").tobytes(),
+        )
+    )
+    for layer in q.layers:
+        out_dim, in_dim = layer.w.shape
+        w = layer.w.astype(np.int8).tobytes()
+        w += b"\0" * (-len(w) % 4)
+        body = struct.pack("<IIII", in_dim, out_dim, 1 if layer.is_output else 0, 0) + w
+        body += layer.bias.astype("<i4").tobytes()
+        if layer.is_output:
+            body += layer.deq.astype("<f4").tobytes() + np.zeros(out_dim, "<i4").tobytes()
+        else:
+            body += layer.mult.astype("<i4").tobytes() + layer.shift.astype("<i4").tobytes()
+        sections.append((SEC_LAYER, body))
+    sections.append(
+        (SEC_OUTPUT, struct.pack("<IIdd", TRANSFORMS[q.transform], 0, q.output_scale, q.output_shift))
+    )
+    feat = struct.pack("<I", d)
+    for n in names:
+        b = n.encode("utf-8")
+        feat += struct.pack("<I", len(b)) + b
+    sections.append((SEC_FEATURES, feat))
+    sections.append((SEC_METADATA, meta))
+
+    table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * len(sections)
+    offset = table_end + (-table_end % 8)
+    table = b""
+    body = b"\0" * (offset - table_end)
+    for kind, payload in sections:
+        table += struct.pack("<IIQQ", kind, 0, offset, len(payload))
+        padded = _pad8(payload)
+        body += padded
+        offset += len(padded)
+    payload = table + body
+    file_size = HEADER_SIZE + len(payload)
+    head = MAGIC + struct.pack(
+        "<IHHIIQQI",
+        BYTE_ORDER_MARK,
+        FORMAT_VERSION,
+        QUANT_SCHEME_VERSION,
+        HEADER_SIZE,
+        len(sections),
+        file_size,
+        HEADER_SIZE,
+        zlib.crc32(payload),
+    )
+    head += b"\0" * 16
+    head += struct.pack("<I", zlib.crc32(head))
+    assert len(head) == HEADER_SIZE
+    return head + payload
+
+
+def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename: a reader sees the
+    old file or the new one, never half of one, and a failure leaves the old file in place."""
+    import tempfile
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except PermissionError as e:
+        raise MapleEdgePermissionError(f"cannot write {path}: permission denied in {parent}") from e
+    except FileNotFoundError as e:
+        raise MapleEdgeError(f"cannot write {path}: directory {parent} does not exist") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, PermissionError):
+            raise MapleEdgePermissionError(f"cannot write {path}: {e}") from e
+        if isinstance(e, OSError):
+            raise MapleEdgeError(f"cannot write {path}: {e}") from e
+        raise
+    try:  # make the rename durable
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def pack(
+    layers: Sequence,
+    path: Union[str, os.PathLike],
+    *,
+    feature_names: Sequence[str],
+    input_mean: Optional[np.ndarray] = None,
+    input_std: Optional[np.ndarray] = None,
+    output: str = "exp",
+    metadata: Optional[Mapping] = None,
+    output_scale: float = 1.0,
+    output_shift: float = 0.0,
+    calibration: Optional[np.ndarray] = None,
+) -> QuantizedMLP:
+    """Quantize a float MLP and write it as a ``.melw`` file; returns the quantized model
+    (whose ``predict`` is the numpy reference of what the core will compute).
+
+    ``layers``: ``(W[out, in], b[out])`` float pairs with ReLU between them, the last with one
+    output. The model computes ``t = output_scale * mlp((x - input_mean) / input_std) +
+    output_shift`` and returns ``exp(t)`` milliseconds (``output="exp"``: the MLP predicts
+    log-latency) or ``t`` (``output="identity"``). ``metadata``: JSON-serialisable mapping; by
+    convention ``search_space`` (e.g. ``"nb201"``) and ``provenance`` (tables, devices, seed,
+    commit). ``calibration``: representative raw inputs that set the activation scales (see
+    :func:`maple_edge_lite.quantize.quantize`)."""
+    from . import __version__
+
+    q = quantize(
+        layers,
+        input_mean=input_mean,
+        input_std=input_std,
+        output=output,
+        output_scale=output_scale,
+        output_shift=output_shift,
+        calibration=calibration,
+    )
+    user = dict(metadata or {})
+    reserved = {"schema", "packed_by", "quantization"} & set(user)
+    if reserved:
+        raise InputError(f"metadata keys {sorted(reserved)} are reserved for the packer")
+    meta = {
+        "schema": METADATA_SCHEMA,
+        "packed_by": f"maple_edge_lite {__version__}",
+        "quantization": {
+            "scheme": QUANT_SCHEME_VERSION,
+            "calibration": "user" if calibration is not None else "gaussian",
+            "calibration_rows": int(len(calibration)) if calibration is not None else None,
+        },
+        "search_space": user.pop("search_space", None),
+        "provenance": user.pop("provenance", {}),
+    }
+    meta.update(user)
+    write_atomic(path, encode(q, feature_names, meta))
+    return q

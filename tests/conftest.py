@@ -1,0 +1,61 @@
+"""Shared fixtures. The suite imports the *installed* package (pytest runs in importlib mode, so
+the source folder maple_edge_lite/ is never on sys.path); this file fails fast otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    pkg = Path(mel.__file__).resolve().parent
+    if pkg == REPO / "maple_edge_lite":
+        raise pytest.UsageError(
+            "the tests imported the source folder, not the installed package: "
+            "run `pip install .` and then `pytest` from the repository root"
+        )
+
+
+def random_layers(dims, seed=0, bias_scale=0.1):
+    """He-initialised float MLP with the given widths, e.g. [64, 256, 256, 1]."""
+    rng = np.random.default_rng(seed)
+    return [
+        (rng.standard_normal((o, i)) * np.sqrt(2.0 / i), rng.standard_normal(o) * bias_scale)
+        for i, o in zip(dims[:-1], dims[1:])
+    ]
+
+
+def feature_names(d):
+    return [f"f{i}" for i in range(d)]
+
+
+@pytest.fixture
+def pack_random(tmp_path):
+    """pack_random(dims, seed=0, **pack_kwargs) -> (path, QuantizedMLP)."""
+
+    def make(dims, seed=0, name="model.melw", **kw):
+        path = tmp_path / name
+        kw.setdefault("feature_names", feature_names(dims[0]))
+        q = mel.pack(random_layers(dims, seed), path, **kw)
+        return path, q
+
+    return make
+
+
+@pytest.fixture
+def model_bytes(pack_random):
+    """The bytes of a small valid model file (16 -> 32 -> 1) and its QuantizedMLP."""
+    path, q = pack_random([16, 32, 1], seed=3, metadata={"search_space": "nb201"})
+    return path.read_bytes(), q
+
+
+def kernels_here():
+    """Every int8 kernel this build has and this CPU runs."""
+    return [k for k in ("scalar", "avx2", "avx512vnni", "neon") if mel._core.kernel_available(k)]
