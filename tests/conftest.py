@@ -3,13 +3,18 @@ the source folder maple_edge_lite/ is never on sys.path); this file fails fast o
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import maple_edge_lite as mel
+
+# Test modules import their helpers with `from _util import ...`: put this folder (not the
+# repository root, which holds the source package) on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import feature_names, random_layers  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,19 +26,6 @@ def pytest_configure(config):
             "the tests imported the source folder, not the installed package: "
             "run `pip install .` and then `pytest` from the repository root"
         )
-
-
-def random_layers(dims, seed=0, bias_scale=0.1):
-    """He-initialised float MLP with the given widths, e.g. [64, 256, 256, 1]."""
-    rng = np.random.default_rng(seed)
-    return [
-        (rng.standard_normal((o, i)) * np.sqrt(2.0 / i), rng.standard_normal(o) * bias_scale)
-        for i, o in zip(dims[:-1], dims[1:])
-    ]
-
-
-def feature_names(d):
-    return [f"f{i}" for i in range(d)]
 
 
 @pytest.fixture
@@ -54,8 +46,3 @@ def model_bytes(pack_random):
     """The bytes of a small valid model file (16 -> 32 -> 1) and its QuantizedMLP."""
     path, q = pack_random([16, 32, 1], seed=3, metadata={"search_space": "nb201"})
     return path.read_bytes(), q
-
-
-def kernels_here():
-    """Every int8 kernel this build has and this CPU runs."""
-    return [k for k in ("scalar", "avx2", "avx512vnni", "neon") if mel._core.kernel_available(k)]

@@ -1,0 +1,210 @@
+"""Pack -> load round trips and the Python API of Model: what a user sees."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from _util import feature_names, random_layers
+
+SHAPES = [[64, 256, 256, 1], [7, 5, 1], [1, 1], [33, 17, 9, 1], [130, 64, 1]]
+
+
+def bits(a):
+    return np.ascontiguousarray(a).view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+@pytest.mark.parametrize("dims", SHAPES, ids=lambda d: "x".join(map(str, d)))
+def test_round_trip_is_bit_exact_with_numpy_reference(pack_random, dims):
+    path, q = pack_random(dims, seed=len(dims))
+    m = mel.Model.load(path)
+    assert m.input_dim == dims[0]
+    assert m.layer_dims == tuple(dims[1:])
+    assert m.feature_names == tuple(feature_names(dims[0]))
+    x = np.random.default_rng(1).standard_normal((257, dims[0])).astype(np.float32) * 2
+    np.testing.assert_array_equal(bits(m.predict(x)), bits(q.predict(x)))
+    np.testing.assert_array_equal(bits(m.predict_raw(x)), bits(q.predict_raw(x)))
+
+
+def test_metadata_round_trip(pack_random):
+    prov = {"tables": ["help/nb201_latency.csv.gz"], "devices": ["a", "b"], "seed": 7, "ünïcode": "ok"}
+    path, _ = pack_random([8, 4, 1], metadata={"search_space": "nb201", "provenance": prov, "note": [1, 2.5]})
+    meta = mel.Model.load(path).metadata
+    assert meta["schema"] == "maple_edge_lite.metadata/1"
+    assert meta["search_space"] == "nb201"
+    assert meta["provenance"] == prov
+    assert meta["note"] == [1, 2.5]
+    assert meta["packed_by"] == f"maple_edge_lite {mel.__version__}"
+    assert meta["quantization"]["scheme"] == 1
+
+
+def test_int8_model_tracks_the_float_model(tmp_path):
+    """Quantization must not change what the model says: compare with the float forward pass."""
+    dims = [64, 256, 256, 1]
+    layers = random_layers(dims, seed=0)
+    rng = np.random.default_rng(2)
+    calib = rng.standard_normal((2000, 64))
+    mel.pack(layers, tmp_path / "m.melw", feature_names=feature_names(64), calibration=calib)
+    x = rng.standard_normal((2000, 64)).astype(np.float32)
+    h = x.astype(np.float64)
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.T + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    got = mel.Model.load(tmp_path / "m.melw").predict_raw(x)
+    err = np.abs(got - h[:, 0])
+    assert np.corrcoef(got, h[:, 0])[0, 1] > 0.995
+    assert np.median(err) < 0.05 * np.std(h[:, 0])
+
+
+def test_input_normalisation_and_output_transform(tmp_path):
+    # A one-layer model y = 2 * (x - 10) / 4 with identity output: easy to check by hand.
+    w = np.array([[2.0]])
+    b = np.array([0.0])
+    names = ["x"]
+    q = mel.pack([(w, b)], tmp_path / "id.melw", feature_names=names, input_mean=[10.0], input_std=[4.0],
+                 output="identity", output_scale=1.0, output_shift=0.5)
+    m = mel.Model.load(tmp_path / "id.melw")
+    x = np.array([[10.0], [14.0], [6.0]], np.float32)
+    np.testing.assert_allclose(m.predict(x), [0.5, 2.5, -1.5], atol=0.05)
+    np.testing.assert_array_equal(bits(m.predict(x)), bits(q.predict(x)))
+    mel.pack([(w, b)], tmp_path / "exp.melw", feature_names=names, input_mean=[10.0], input_std=[4.0])
+    np.testing.assert_allclose(mel.Model.load(tmp_path / "exp.melw").predict(x), np.exp([0.0, 2.0, -2.0]), rtol=0.05)
+
+
+def test_single_row_forms_and_empty_batch(pack_random):
+    path, q = pack_random([5, 3, 1])
+    m = mel.Model.load(path)
+    row = np.arange(5, dtype=np.float32)
+    assert m.predict(row).shape == (1,)
+    np.testing.assert_array_equal(m.predict(row), m.predict(row[None, :]))
+    assert m.predict(np.zeros((0, 5), np.float32)).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "make_x, fragment",
+    [
+        (lambda: np.zeros((2, 5), np.float64), "float32"),
+        (lambda: np.zeros((2, 5), np.int32), "float32"),
+        (lambda: np.zeros((5, 2), np.float32).T, "C-contiguous"),
+        (lambda: np.zeros((2, 10), np.float32)[:, ::2], "C-contiguous"),
+        (lambda: np.zeros((2, 4), np.float32), "shape [n, 5]"),
+        (lambda: np.zeros((2, 5, 1), np.float32), "shape [n, 5]"),
+        (lambda: np.zeros((2, 5), ">f4"), "float32"),
+        (lambda: np.array([[0, 1, np.nan, 3, 4]], np.float32), "feature 2 ('f2') is not a finite number"),
+        (lambda: np.array([[0, 1, 2, 3, np.inf]], np.float32), "is not a finite number"),
+    ],
+    ids=["float64", "int32", "transposed", "strided", "wrong-width", "3d", "big-endian", "nan", "inf"],
+)
+def test_bad_input_is_a_clear_error(pack_random, make_x, fragment):
+    path, _ = pack_random([5, 3, 1])
+    m = mel.Model.load(path)
+    with pytest.raises(mel.InputError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")) as ei:
+        m.predict(make_x())
+    assert isinstance(ei.value, ValueError) and isinstance(ei.value, mel.MapleEdgeError)
+    assert ei.value.status == "MEL_ERR_INVALID_ARGUMENT"
+
+
+def test_non_finite_prediction_is_an_error(tmp_path):
+    q = mel.pack([(np.ones((1, 2)), np.zeros(1))], tmp_path / "m.melw", feature_names=["a", "b"], output_shift=200.0,
+                 output_scale=100.0)
+    m = mel.Model.load(tmp_path / "m.melw")
+    x = np.full((1, 2), 3.0, np.float32)
+    with pytest.raises(mel.NumericError, match="not finite"):
+        m.predict(x)
+    with pytest.raises(mel.NumericError):
+        q.predict(x)
+    assert np.isfinite(m.predict_raw(x)).all()  # the raw output stays available
+
+
+def test_load_from_bytes_and_missing_file(tmp_path, model_bytes):
+    data, q = model_bytes
+    x = np.ones((3, 16), np.float32)
+    for buf in (data, bytearray(data), memoryview(data)):
+        np.testing.assert_array_equal(mel.Model.from_bytes(buf).predict(x), q.predict(x))
+    with pytest.raises(mel.ModelNotFoundError, match="not found") as ei:
+        mel.Model.load(tmp_path / "nope.melw")
+    assert isinstance(ei.value, FileNotFoundError)
+    with pytest.raises(mel.FormatError):
+        mel.Model.from_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"feature_names": ["a"]}, "feature_names has 1 names but the model takes 4"),
+        ({"feature_names": ["a", "b", "c", "a"]}, "appears twice"),
+        ({"feature_names": ["a", "", "c", "d"]}, "non-empty string"),
+        ({"feature_names": "abcd"}, "not one string"),
+        ({"metadata": {"x": object()}}, "JSON-serialisable"),
+        ({"metadata": {"x": float("nan")}}, "JSON-serialisable"),
+        ({"metadata": {"schema": 3}}, "reserved"),
+        ({"output": "log"}, "output must be one of"),
+        ({"input_std": [1, 0, 1, 1]}, "input_std"),
+        ({"input_mean": [1, 2]}, "shape"),
+        ({"calibration": np.zeros((3, 2))}, "calibration must have shape"),
+    ],
+)
+def test_pack_rejects_bad_arguments(tmp_path, kwargs, fragment):
+    kwargs.setdefault("feature_names", list("abcd"))
+    with pytest.raises(mel.InputError, match=fragment):
+        mel.pack(random_layers([4, 3, 1]), tmp_path / "m.melw", **kwargs)
+    assert not (tmp_path / "m.melw").exists()
+
+
+@pytest.mark.parametrize(
+    "layers, fragment",
+    [
+        ([], "non-empty list"),
+        ([(np.ones((2, 3)), np.ones(2))], "one output"),
+        ([(np.ones((2, 3)), np.ones(3))], "must be \\[out, in\\]"),
+        ([(np.ones((2, 3)), np.ones(2)), (np.ones((1, 3)), np.ones(1))], "takes 3 inputs but layer 0 gives 2"),
+        ([(np.full((1, 3), np.nan), np.ones(1))], "non-finite"),
+        ([(np.ones((1, 3)), np.ones(1))] * 17, "at most 16"),
+        ([(np.ones((1, 5000)), np.ones(1))], "within 1..4096"),
+        ([(np.ones((1, 3)) * 1e-3, np.ones(1) * 1e6)], "too large relative to the weights"),
+    ],
+)
+def test_pack_rejects_bad_layers(tmp_path, layers, fragment):
+    with pytest.raises(mel.InputError, match=fragment):
+        mel.pack(layers, tmp_path / "m.melw", feature_names=[f"f{i}" for i in range(5000)][:3] if layers else ["a"])
+
+
+def test_failed_pack_keeps_the_existing_file(pack_random, tmp_path):
+    path, _ = pack_random([4, 3, 1])
+    before = path.read_bytes()
+    with pytest.raises(mel.InputError):
+        mel.pack(random_layers([4, 3, 1]), path, feature_names=list("abcd"), metadata={"bad": object()})
+    assert path.read_bytes() == before
+    with pytest.raises(mel.MapleEdgeError, match="does not exist"):
+        mel.pack(random_layers([4, 3, 1]), tmp_path / "no" / "dir" / "m.melw", feature_names=list("abcd"))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_weights_file_size(pack_random):
+    path, _ = pack_random([64, 256, 256, 1])
+    assert path.stat().st_size <= 100 * 1024
+
+
+def test_versions():
+    from importlib.metadata import version
+
+    assert mel.__version__ == version("maple-edge-lite")
+    assert mel._core.abi_version() == mel._core.ABI_VERSION == 1
+    assert mel._core.FORMAT_VERSION == 1 and mel._core.QUANT_SCHEME_VERSION == 1
+    assert mel._core.kernel_name() in {"scalar", "avx2", "avx512vnni", "neon"}
+
+
+def test_exception_family():
+    for cls in (mel.FormatError, mel.VersionError, mel.ChecksumError, mel.LimitError, mel.InputError):
+        assert issubclass(cls, mel.MapleEdgeError) and issubclass(cls, ValueError)
+    assert issubclass(mel.ModelNotFoundError, FileNotFoundError)
+    assert issubclass(mel.MapleEdgePermissionError, PermissionError)
+
+
+def test_repr(pack_random):
+    path, _ = pack_random([6, 4, 1])
+    assert "6→4→1" in repr(mel.Model.load(path))
