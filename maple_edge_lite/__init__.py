@@ -26,10 +26,26 @@ from ._errors import (
     VersionError,
 )
 from ._model import Model
-from .format import pack
-from .quantize import QuantizedMLP, quantize
 
 __version__ = _core.version()
+
+# Host-side tooling (packing, quantizing) is imported on first use: `import maple_edge_lite`
+# on a board costs numpy and the core, nothing else.
+_LAZY = {"pack": "format", "quantize": "quantize", "QuantizedMLP": "quantize"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'maple_edge_lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
 
 __all__ = [
     "Model",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Union
 
@@ -55,6 +54,8 @@ class Model:
     def metadata(self) -> dict:
         """The metadata stored with the model: search space, provenance, quantization."""
         if self._metadata is None:
+            import json
+
             try:
                 meta = json.loads(self._m.metadata_json)
             except ValueError as e:
