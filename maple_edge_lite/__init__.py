@@ -22,6 +22,7 @@ from ._errors import (
     MapleEdgePermissionError,
     ModelNotFoundError,
     NumericError,
+    ResourceError,
     UnsupportedError,
     VersionError,
 )
@@ -62,5 +63,6 @@ __all__ = [
     "ModelNotFoundError",
     "MapleEdgePermissionError",
     "UnsupportedError",
+    "ResourceError",
     "__version__",
 ]

@@ -46,6 +46,10 @@ class UnsupportedError(MapleEdgeError):
     """Not supported on this machine or build."""
 
 
+class ResourceError(MapleEdgeError, OSError):
+    """Out of a system resource, e.g. file descriptors (raise `ulimit -n`)."""
+
+
 __all__ = [
     "MapleEdgeError",
     "FormatError",
@@ -57,4 +61,5 @@ __all__ = [
     "ModelNotFoundError",
     "MapleEdgePermissionError",
     "UnsupportedError",
+    "ResourceError",
 ]

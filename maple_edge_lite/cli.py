@@ -95,6 +95,57 @@ def _info(args) -> int:
     return 0
 
 
+# Exit codes of `maple-edge-lite counters`, for scripts.
+EXIT_ALL_COUNTERS = 0      # every requested event counts here
+EXIT_SOME_COUNTERS = 3     # some hardware events count, others are unsupported or denied
+EXIT_NO_HW_COUNTERS = 4    # no hardware event counts (software events only: VMs, containers)
+EXIT_COUNTERS_DENIED = 5   # hardware events exist but permission is denied: see the printed fix
+
+
+def _counters(args) -> int:
+    from . import counters as C
+
+    events = [e.strip() for e in args.events.split(",") if e.strip()] if args.events else C.known_events()
+    results = C.probe(events)
+    paranoid = C.paranoid_level()
+    pmus = C.pmus()
+    hw = [r for n, r in results.items() if n not in C.SOFTWARE_EVENTS]
+    ok = lambda r: r.state in ("counted", "scaled")  # noqa: E731
+    denied = [r for r in results.values() if r.state == "denied"]
+    if all(ok(r) for r in results.values()):
+        code = EXIT_ALL_COUNTERS
+    elif hw and any(ok(r) for r in hw):
+        code = EXIT_SOME_COUNTERS
+    elif denied:
+        code = EXIT_COUNTERS_DENIED
+    else:
+        code = EXIT_NO_HW_COUNTERS
+    fix = None
+    if denied:
+        fix = ("sudo sysctl -w kernel.perf_event_paranoid=2" if paranoid is not None and paranoid > 2
+               else "sudo setcap cap_perfmon+ep " + os.path.realpath(sys.executable))
+    if args.json:
+        print(json.dumps({
+            "perf_event_paranoid": paranoid,
+            "pmus": pmus,
+            "events": {n: r.as_dict() for n, r in results.items()},
+            "fix": fix,
+            "exit_code": code,
+        }, indent=2))
+        return code
+    print(f"perf_event_paranoid: {paranoid if paranoid is not None else 'unreadable'}")
+    print(f"PMUs: {', '.join(f'{k} (type {v})' for k, v in pmus.items()) or 'none listed'}")
+    width = max(len(n) for n in results)
+    for n, r in results.items():
+        extra = " (user space only)" if ok(r) and r.kernel_excluded else ""
+        print(f"  {n:<{width}}  {r.state:<11}  {r.reason}{extra}")
+    counted = sum(ok(r) for r in results.values())
+    print(f"{counted} of {len(results)} events count on this machine.")
+    if fix:
+        print(f"To allow the denied events: {fix}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maple-edge-lite", description="Latency predictor for edge devices.")
     p.add_argument("--cflags", action="store_true", help="print compiler flags for the C API header")
@@ -106,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="keep the packed model at this path")
     s.add_argument("--json", action="store_true", help="print a JSON report")
     s.set_defaults(func=_selfcheck)
+    c = sub.add_parser(
+        "counters",
+        help="which perf_event counters this machine can read, and why the others cannot be",
+        description="Probe every known event (or --events). Exit status: 0 all count; 3 some hardware "
+        "events count; 4 no hardware event counts (software only); 5 hardware events denied; 1 error.",
+    )
+    c.add_argument("--events", help="comma-separated event names (default: all known events)")
+    c.add_argument("--json", action="store_true", help="print a JSON report")
+    c.set_defaults(func=_counters)
     i = sub.add_parser("info", help="versions and the int8 kernel in use")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)

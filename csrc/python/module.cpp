@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ py::object g_errors;  // the maple_edge_lite._errors module
         case MEL_ERR_NUMERIC: cls = "NumericError"; break;
         case MEL_ERR_NO_MEMORY: throw std::bad_alloc();
         case MEL_ERR_UNSUPPORTED: cls = "UnsupportedError"; break;
+        case MEL_ERR_RESOURCE: cls = "ResourceError"; break;
         default: break;
     }
     py::object exc = g_errors.attr(cls)(msg);
@@ -163,6 +165,52 @@ private:
     mel_model* m_;
 };
 
+#if defined(__linux__)
+class PyCounters {
+public:
+    PyCounters(const std::vector<std::string>& names, unsigned flags) {
+        std::vector<const char*> p;
+        for (const auto& n : names) p.push_back(n.c_str());
+        check(mel_counters_open(p.data(), p.size(), flags, &c_));
+        values_.resize(names.size());
+        for (auto& v : values_) v.size = sizeof(mel_counter_value);
+    }
+    ~PyCounters() { mel_counters_free(c_); }
+    PyCounters(const PyCounters&) = delete;
+    PyCounters& operator=(const PyCounters&) = delete;
+
+    void start() { check(mel_counters_start(c_)); }
+    void stop() { check(mel_counters_stop(c_)); }
+    void close() {
+        mel_counters_free(c_);
+        c_ = nullptr;
+    }
+
+    // [(name, state, value, raw, enabled_ns, running_ns, errno, flags, reason)]
+    py::list read() {
+        check(mel_counters_read(c_, values_.data(), values_.size()));
+        py::list out;
+        for (size_t i = 0; i < values_.size(); ++i) {
+            const mel_counter_value& v = values_[i];
+            out.append(py::make_tuple(mel_counters_name(c_, i), mel_counter_state_name(v.state), v.value, v.raw,
+                                      v.enabled_ns, v.running_ns, v.error, v.flags, mel_counters_reason(c_, i)));
+        }
+        return out;
+    }
+
+    // State and reason of each event right after open (before any window).
+    py::list open_states() const {
+        py::list out;
+        for (size_t i = 0; i < mel_counters_count(c_); ++i) out.append(py::make_tuple(mel_counters_name(c_, i), mel_counters_reason(c_, i)));
+        return out;
+    }
+
+private:
+    mel_counters* c_ = nullptr;
+    std::vector<mel_counter_value> values_;
+};
+#endif
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -180,6 +228,39 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("ABI_VERSION") = MEL_ABI_VERSION;
     mod.attr("MAX_DIM") = MEL_MAX_DIM;
     mod.attr("MAX_LAYERS") = MEL_MAX_LAYERS;
+
+#if defined(__linux__)
+    py::class_<PyCounters>(mod, "_Counters")
+        .def(py::init<const std::vector<std::string>&, unsigned>(), py::arg("names"), py::arg("flags") = 0)
+        .def("start", &PyCounters::start)
+        .def("stop", &PyCounters::stop)
+        .def("read", &PyCounters::read)
+        .def("close", &PyCounters::close)
+        .def("open_states", &PyCounters::open_states);
+    mod.attr("COUNTERS_NO_INHERIT") = MEL_COUNTERS_NO_INHERIT;
+    mod.attr("COUNTERS_EXCLUDE_KERNEL") = MEL_COUNTERS_EXCLUDE_KERNEL;
+    mod.attr("COUNTERS_NO_GROUP") = MEL_COUNTERS_NO_GROUP;
+    mod.attr("COUNTER_FLAG_KERNEL_EXCLUDED") = MEL_COUNTER_FLAG_KERNEL_EXCLUDED;
+    mod.attr("COUNTER_FLAG_NO_INHERIT") = MEL_COUNTER_FLAG_NO_INHERIT;
+    mod.def("counters_known_events", [] {
+        std::vector<const char*> v(mel_counters_known_events(nullptr, 0));
+        v.resize(mel_counters_known_events(v.data(), v.size()));
+        return std::vector<std::string>(v.begin(), v.end());
+    });
+    mod.def("counters_register_event", [](const std::string& name, uint32_t type, uint64_t config) {
+        check(mel_counters_register_event(name.c_str(), type, config));
+    });
+    mod.def("perf_event_paranoid", [] {
+        const int p = mel_perf_event_paranoid();
+        return p == INT_MIN ? py::object(py::none()) : py::object(py::int_(p));
+    });
+    mod.def("_counters_fake", [](const py::object& spec) {
+        if (spec.is_none()) check(mel_internal_counters_fake(nullptr));
+        else check(mel_internal_counters_fake(py::cast<std::string>(spec).c_str()));
+    });
+    mod.def("_counters_fake_open_fds", &mel_internal_counters_fake_open_fds);
+    mod.def("_counters_fake_bad_closes", &mel_internal_counters_fake_bad_closes);
+#endif
 
     py::class_<PyModel>(mod, "_Model")
         .def_static("load_file", &PyModel::load_file, py::arg("path"))

@@ -125,6 +125,7 @@ const char* mel_status_name(int status) {
         case MEL_ERR_NUMERIC: return "MEL_ERR_NUMERIC";
         case MEL_ERR_NO_MEMORY: return "MEL_ERR_NO_MEMORY";
         case MEL_ERR_UNSUPPORTED: return "MEL_ERR_UNSUPPORTED";
+        case MEL_ERR_RESOURCE: return "MEL_ERR_RESOURCE";
         case MEL_ERR_INTERNAL: return "MEL_ERR_INTERNAL";
         default: return "MEL_UNKNOWN_STATUS";
     }

@@ -11,6 +11,12 @@ MEL_API int mel_internal_predict_with_kernel(const mel_model* model, const char*
                                              size_t n_rows, float* out_ms, double* out_raw);
 /* 1 if the named kernel exists in this build and runs on this CPU, else 0. */
 MEL_API int mel_internal_kernel_available(const char* kernel);
+/* Counters: install the scripted fake syscall layer (spec: see counters/sys.hpp), or the real
+ * one again with NULL. Sets opened before keep the layer they were opened with. */
+MEL_API int mel_internal_counters_fake(const char* spec);
+/* Fds the fake handed out that are still open, and closes of fds it never handed out. */
+MEL_API long mel_internal_counters_fake_open_fds(void);
+MEL_API long mel_internal_counters_fake_bad_closes(void);
 #ifdef __cplusplus
 }
 #endif

@@ -58,6 +58,7 @@ typedef enum mel_status {
     MEL_ERR_NUMERIC = -9,          /* a prediction is not a finite number */
     MEL_ERR_NO_MEMORY = -10,       /* allocation failed */
     MEL_ERR_UNSUPPORTED = -11,     /* not supported on this machine or build */
+    MEL_ERR_RESOURCE = -12,        /* out of a system resource (file descriptors: raise `ulimit -n`) */
     MEL_ERR_INTERNAL = -99         /* a bug: please report it with mel_last_error() */
 } mel_status;
 
@@ -109,6 +110,72 @@ MEL_API int mel_model_predict(const mel_model* model, const float* x, size_t n_r
 /* As mel_model_predict, but writes the model's raw output before the output transform
  * (log-latency for an "exp" model) as double. */
 MEL_API int mel_model_predict_raw(const mel_model* model, const float* x, size_t n_rows, double* out);
+
+/* ------------------------------------------------------------------------------------------
+ * Performance counters (Linux perf_event), counting exactly the code between start and stop.
+ *
+ * A missing counter is a state, not an error: mel_counters_open succeeds when some (or all)
+ * events are unsupported or denied on this machine and reports each event's state; it fails
+ * only for bad arguments, unknown event names and exhausted resources (MEL_ERR_RESOURCE).
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct mel_counters mel_counters;
+
+typedef enum mel_counter_state {
+    MEL_COUNTER_COUNTED = 0,     /* counted for the whole window: value is exact */
+    MEL_COUNTER_SCALED = 1,      /* multiplexed: value = raw * enabled / running, an estimate */
+    MEL_COUNTER_NOT_COUNTED = 2, /* opened, but not counted in this window (running time 0, read error) */
+    MEL_COUNTER_UNSUPPORTED = 3, /* this kernel/CPU/VM cannot count it (ENOENT, EOPNOTSUPP, ENODEV, ...) */
+    MEL_COUNTER_DENIED = 4       /* permission denied (perf_event_paranoid, CAP_PERFMON, seccomp) */
+} mel_counter_state;
+
+/* mel_counters_open flags */
+#define MEL_COUNTERS_NO_INHERIT 1u      /* count the calling thread only, not threads it creates */
+#define MEL_COUNTERS_EXCLUDE_KERNEL 2u  /* count user space only */
+#define MEL_COUNTERS_NO_GROUP 4u        /* one event per group: no co-scheduling */
+
+/* mel_counter_value.flags */
+#define MEL_COUNTER_FLAG_KERNEL_EXCLUDED 1u /* user space only (asked for, or forced by the paranoid level) */
+#define MEL_COUNTER_FLAG_NO_INHERIT 2u      /* the kernel refused inherit: the calling thread only */
+
+typedef struct mel_counter_value {
+    uint32_t size;       /* in: the caller sets sizeof(mel_counter_value), so the struct can grow */
+    int32_t state;       /* mel_counter_state */
+    uint64_t value;      /* count in the window: exact (COUNTED) or scaled (SCALED); 0 otherwise */
+    uint64_t raw;        /* count while the event was on a counter */
+    uint64_t enabled_ns; /* time the event was enabled during the window */
+    uint64_t running_ns; /* time it was on a counter during the window */
+    int32_t error;       /* errno behind UNSUPPORTED / DENIED / NOT_COUNTED, else 0 */
+    uint32_t flags;      /* MEL_COUNTER_FLAG_* */
+} mel_counter_value;
+
+/* Open counters for the calling process (and, unless MEL_COUNTERS_NO_INHERIT, the threads it
+ * creates afterwards) on any CPU. names: event names (see mel_counters_known_events), aliases
+ * like "cycles", raw PMU codes "rXXXX", or names added with mel_counters_register_event. */
+MEL_API int mel_counters_open(const char* const* names, size_t n, unsigned flags, mel_counters** out);
+/* Begin and end a counting window: the counts cover exactly the code in between. The window
+ * costs two reads per counter group (the groups are enabled once, at the first start). */
+MEL_API int mel_counters_start(mel_counters* c);
+MEL_API int mel_counters_stop(mel_counters* c);
+/* Results of the last window; n must equal the number of events opened. */
+MEL_API int mel_counters_read(const mel_counters* c, mel_counter_value* out, size_t n);
+MEL_API void mel_counters_free(mel_counters* c); /* closes every fd; NULL is a no-op */
+
+MEL_API size_t mel_counters_count(const mel_counters* c);
+MEL_API const char* mel_counters_name(const mel_counters* c, size_t i);
+/* Why event i is not COUNTED in the last window (or at open): the errno and the remedy; "" when counted. */
+MEL_API const char* mel_counters_reason(const mel_counters* c, size_t i);
+/* "counted", "scaled", "not_counted", "unsupported", "denied"; "unknown" otherwise. */
+MEL_API const char* mel_counter_state_name(int state);
+
+/* The known event names, built-in first. Writes up to cap pointers (static strings, or strings
+ * owned by the registry for registered events); returns the total number. */
+MEL_API size_t mel_counters_known_events(const char** names, size_t cap);
+/* Add or replace a named event: type and config as in perf_event_attr (e.g. a PMU type from
+ * /sys/bus/event_source/devices/<pmu>/type). Built-in names cannot be redefined. */
+MEL_API int mel_counters_register_event(const char* name, uint32_t type, uint64_t config);
+/* kernel.perf_event_paranoid, or INT_MIN if it cannot be read. */
+MEL_API int mel_perf_event_paranoid(void);
 
 #ifdef __cplusplus
 }
