@@ -42,6 +42,10 @@ class MapleEdgePermissionError(MapleEdgeError, PermissionError):
     """Permission denied (a file, or a performance counter)."""
 
 
+class MapleEdgeIOError(MapleEdgeError, OSError):
+    """A file exists but cannot be read (a directory, an I/O error)."""
+
+
 class UnsupportedError(MapleEdgeError):
     """Not supported on this machine or build."""
 
@@ -60,6 +64,7 @@ __all__ = [
     "NumericError",
     "ModelNotFoundError",
     "MapleEdgePermissionError",
+    "MapleEdgeIOError",
     "UnsupportedError",
     "ResourceError",
 ]

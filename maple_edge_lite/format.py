@@ -129,6 +129,11 @@ def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
     except FileNotFoundError as e:
         raise MapleEdgeError(f"cannot write {path}: directory {parent} does not exist") from e
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask),
+        # so the services and users that read models can read this one.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -208,3 +208,31 @@ def test_exception_family():
 def test_repr(pack_random):
     path, _ = pack_random([6, 4, 1])
     assert "6→4→1" in repr(mel.Model.load(path))
+
+
+def test_written_file_has_the_usual_mode(pack_random):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path, _ = pack_random([4, 3, 1], name="mode.melw")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_endless_or_huge_inputs_are_refused_early(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(mel.LimitError, match="320 MiB"):
+        mel.Model.load("/dev/zero")
+    assert time.perf_counter() - t0 < 30  # refused after 320 MiB at most, not after gigabytes
+    big = tmp_path / "big.melw"
+    with open(big, "wb") as f:
+        f.truncate(400 << 20)  # sparse: no disk used
+    with pytest.raises(mel.LimitError, match="larger than any"):
+        mel.Model.load(big)
+    with pytest.raises(mel.MapleEdgeIOError, match="is a directory") as ei:
+        mel.Model.load(tmp_path)
+    assert isinstance(ei.value, OSError)

@@ -23,6 +23,7 @@ py::object g_errors;  // the maple_edge_lite._errors module
     switch (status) {
         case MEL_ERR_INVALID_ARGUMENT: cls = "InputError"; break;
         case MEL_ERR_NOT_FOUND: cls = "ModelNotFoundError"; break;
+        case MEL_ERR_IO: cls = "MapleEdgeIOError"; break;
         case MEL_ERR_PERMISSION: cls = "MapleEdgePermissionError"; break;
         case MEL_ERR_FORMAT: cls = "FormatError"; break;
         case MEL_ERR_VERSION: cls = "VersionError"; break;
@@ -67,7 +68,14 @@ public:
         if (info.ndim != 1 && info.size != 0)
             throw py::value_error("load_buffer expects a bytes-like object");
         mel_model* m = nullptr;
-        check(mel_model_load_buffer(info.ptr, size_t(info.size) * size_t(info.itemsize), &m));
+        int st;
+        {
+            // The buffer stays alive and unchanged: `data` holds a reference and the buffer
+            // protocol export pins bytearrays against resizing.
+            py::gil_scoped_release nogil;
+            st = mel_model_load_buffer(info.ptr, size_t(info.size) * size_t(info.itemsize), &m);
+        }
+        check(st);
         return std::make_unique<PyModel>(m);
     }
 

@@ -1,6 +1,8 @@
 // The C ABI. Every entry point runs inside guard(): a mel::Error becomes its status, any other
 // exception MEL_ERR_NO_MEMORY or MEL_ERR_INTERNAL, and the message goes to the thread-local
 // last error. Nothing throws across the ABI.
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "guard.hpp"
 #include "maple_edge_lite/maple_edge_lite.h"
 #include "model/format.hpp"
 #include "model/kernels.hpp"
@@ -36,55 +39,44 @@ void clear_last_error() noexcept { t_last_error.clear(); }
 
 namespace {
 
-template <class F>
-int guard(F&& f) noexcept {
-    try {
-        f();
-        return MEL_OK;
-    } catch (const Error& e) {
-        set_last_error(e.what());
-        return e.status();
-    } catch (const std::bad_alloc&) {
-        set_last_error("out of memory");
-        return MEL_ERR_NO_MEMORY;
-    } catch (const std::exception& e) {
-        set_last_error(std::string("internal error: ") + e.what());
-        return MEL_ERR_INTERNAL;
-    } catch (...) {
-        set_last_error("internal error: unknown exception");
-        return MEL_ERR_INTERNAL;
-    }
-}
-
-void need(const void* p, const char* what) {
-    if (!p) fail(MEL_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
-}
+// The largest file a v1 reader can accept (16 layers of 4096 x 4096, names, 16 MiB of metadata)
+// is under 300 MiB: anything longer is refused before it is read into memory.
+constexpr size_t kMaxFileBytes = size_t(320) << 20;
 
 std::vector<unsigned char> read_file(const char* path) {
+    const std::string p(path);
     std::FILE* f = std::fopen(path, "rb");
     if (!f) {
         const int err = errno;
-        const std::string p(path);
         if (err == ENOENT || err == ENOTDIR) fail(MEL_ERR_NOT_FOUND, "weights file not found: " + p);
         if (err == EACCES || err == EPERM)
             fail(MEL_ERR_PERMISSION, "permission denied reading " + p + ": check the file's mode and owner");
+        if (err == EISDIR) fail(MEL_ERR_IO, p + " is a directory, not a weights file");
         fail(MEL_ERR_IO, "cannot open " + p + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
     }
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
+    struct stat st;
     std::vector<unsigned char> data;
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) fail(MEL_ERR_IO, p + " is a directory, not a weights file");
+        if (S_ISREG(st.st_mode)) {
+            if (uint64_t(st.st_size) > kMaxFileBytes)
+                fail(MEL_ERR_LIMIT, p + " is " + std::to_string(st.st_size) +
+                                        " bytes, larger than any maple_edge_lite weights file (320 MiB)");
+            data.reserve(size_t(st.st_size));
+        }
+    }
     unsigned char chunk[65536];
     size_t got;
     while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (data.size() + got > kMaxFileBytes)  // a device or pipe that does not end: stop early
+            fail(MEL_ERR_LIMIT, p + " yields more than 320 MiB: not a maple_edge_lite weights file");
         data.insert(data.end(), chunk, chunk + got);
-        if (data.size() > (size_t(1) << 30)) {
-            std::fclose(f);
-            fail(MEL_ERR_LIMIT, std::string(path) + " is larger than 1 GiB; not a maple_edge_lite weights file");
-        }
     }
-    const int err = std::ferror(f) ? errno : 0;
-    std::fclose(f);
-    if (err) {
-        if (err == EISDIR) fail(MEL_ERR_IO, std::string(path) + " is a directory, not a weights file");
-        fail(MEL_ERR_IO, "error reading " + std::string(path) + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
+    if (std::ferror(f)) {
+        const int err = errno;
+        if (err == EISDIR) fail(MEL_ERR_IO, p + " is a directory, not a weights file");
+        fail(MEL_ERR_IO, "error reading " + p + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
     }
     return data;
 }
