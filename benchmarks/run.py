@@ -114,7 +114,7 @@ def install(work):
     )
 
 
-def build_harness(work, jobs):
+def build_harness(work, jobs, target="bench_predict"):
     cmake = shutil.which("cmake")
     if cmake is None:
         sys.exit("run.py: cmake is not on PATH (pip install cmake, or your distribution's package)")
@@ -123,7 +123,7 @@ def build_harness(work, jobs):
     with open(build_log, "w") as f:  # compiler chatter goes to the log, shown only on failure
         for cmd in (
             [cmake, "-S", REPO, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release", "-DMEL_BUILD_TOOLS=ON", "-DMEL_BUILD_PYTHON=OFF"],
-            [cmake, "--build", bdir, "--target", "bench_predict", "-j", str(jobs)],
+            [cmake, "--build", bdir, "--target", target, "-j", str(jobs)],
         ):
             try:
                 run(cmd, stdout=f, stderr=subprocess.STDOUT)
@@ -133,7 +133,7 @@ def build_harness(work, jobs):
                 sys.exit(f"run.py: building the harness failed; full log in {build_log}")
     if "warning:" in build_log.read_text(errors="replace"):
         log(f"the harness build had compiler warnings: see {build_log}")
-    exe = bdir / "bench_predict"
+    exe = bdir / target
     if not exe.exists():
         sys.exit(f"run.py: the build did not produce {exe}")
     return exe
