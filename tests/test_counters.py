@@ -316,3 +316,54 @@ def test_bad_fake_spec_is_rejected():
     with pytest.raises(mel.InputError, match="unknown errno"):
         _core._counters_fake("errno:cpu-cycles=EWHAT")
     _core._counters_fake(None)
+
+
+def test_hardware_counters_count_real_work():
+    r = C.probe(["cpu-cycles", "instructions"])
+    if r["cpu-cycles"].state not in ("counted", "scaled"):
+        pytest.skip(f"no hardware PMU counters here: cpu-cycles is {r['cpu-cycles'].state}: {r['cpu-cycles'].reason}")
+    c = C.Counters(["cpu-cycles", "instructions"], inherit=False)
+    with c:
+        spin(0.001)
+    short = c.results["instructions"].value
+    with c:
+        spin(0.01)
+    long = c.results["instructions"].value
+    assert c.results["cpu-cycles"].value > 0
+    assert 5 < long / short < 20  # ten times the work, about ten times the instructions
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-m", "maple_edge_lite", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).parent)
+
+
+def test_cli_counters_json_and_exit_codes():
+    import json
+
+    r = run_cli("counters", "--json")
+    report = json.loads(r.stdout)
+    assert r.returncode == report["exit_code"] in (0, 3, 4, 5)
+    assert set(C.MAPLE_EDGE_EVENTS) <= set(report["events"])
+    hw_ok = [n for n in C.HARDWARE_EVENTS if report["events"][n]["state"] in ("counted", "scaled")]
+    if not hw_ok:
+        assert r.returncode in (4, 5)
+    ok, _ = software_events_work()
+    if ok:
+        r = run_cli("counters", "--events", "task-clock,page-faults")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "2 of 2 events count" in r.stdout
+
+
+def test_cli_counters_unknown_event_is_one_line_error():
+    r = run_cli("counters", "--events", "task-clock,bogus-event")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown event 'bogus-event'" in lines[0]
