@@ -32,8 +32,10 @@ from ._model import Model
 __version__ = _core.version()
 
 # Host-side tooling (packing, quantizing) is imported on first use: `import maple_edge_lite`
-# on a board costs numpy and the core, nothing else.
-_LAZY = {"pack": "format", "quantize": "quantize", "QuantizedMLP": "quantize"}
+# on a board costs numpy and the core, nothing else. (The quantizer itself is
+# maple_edge_lite.quantize.quantize: a top-level function of that name would be shadowed by
+# the submodule as soon as it is imported.)
+_LAZY = {"pack": "format", "QuantizedMLP": "quantize"}
 
 
 def __getattr__(name):
@@ -52,7 +54,6 @@ def __dir__():
 __all__ = [
     "Model",
     "pack",
-    "quantize",
     "QuantizedMLP",
     "MapleEdgeError",
     "FormatError",

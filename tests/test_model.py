@@ -236,3 +236,18 @@ def test_endless_or_huge_inputs_are_refused_early(tmp_path):
     with pytest.raises(mel.MapleEdgeIOError, match="is a directory") as ei:
         mel.Model.load(tmp_path)
     assert isinstance(ei.value, OSError)
+
+
+def test_raw_output_overflow_is_an_error(tmp_path):
+    mel.pack([(np.ones((1, 2)), np.zeros(1))], tmp_path / "m.melw", feature_names=["a", "b"], output="identity",
+             output_scale=1e308)
+    with pytest.raises(mel.NumericError, match="not finite"):
+        mel.Model.load(tmp_path / "m.melw").predict_raw(np.full((1, 2), 3.0, np.float32))
+
+
+def test_quantize_submodule_is_not_shadowed(pack_random):
+    pack_random([4, 3, 1])  # imports maple_edge_lite.format and .quantize
+    import maple_edge_lite.quantize as qmod
+
+    assert mel.quantize is qmod and callable(qmod.quantize)
+    assert mel.QuantizedMLP is qmod.QuantizedMLP

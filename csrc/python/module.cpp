@@ -37,7 +37,7 @@ py::object g_errors;  // the maple_edge_lite._errors module
     }
     py::object exc = g_errors.attr(cls)(msg);
     exc.attr("status") = py::str(mel_status_name(status));
-    PyErr_SetObject(exc.get_type().ptr(), exc.ptr());
+    PyErr_SetObject(py::type::handle_of(exc).ptr(), exc.ptr());
     throw py::error_already_set();
 }
 
@@ -162,7 +162,7 @@ private:
     [[noreturn]] static void throw_input(const std::string& msg) {
         py::object exc = g_errors.attr("InputError")(msg);
         exc.attr("status") = py::str("MEL_ERR_INVALID_ARGUMENT");
-        PyErr_SetObject(exc.get_type().ptr(), exc.ptr());
+        PyErr_SetObject(py::type::handle_of(exc).ptr(), exc.ptr());
         throw py::error_already_set();
     }
     static std::string shape_str(const py::array& x) {

@@ -14,12 +14,28 @@ namespace mel {
 using MatmulFn = void (*)(const Layer& layer, const int8_t* x, size_t x_stride, uint32_t rows, int32_t* acc,
                           size_t acc_stride);
 
+// Hidden-layer requantization of `rows` accumulator rows into the next layer's input rows:
+// q[o] = clamp((acc[o] * mult[o] + 2^(shift[o]-1)) >> shift[o], 0, 127) for o < out, and 0 for
+// out <= o < round_up(out, kIB).
+using RequantFn = void (*)(const Layer& layer, const int32_t* acc, size_t acc_stride, uint32_t rows, int8_t* q,
+                           size_t q_stride);
+
+// Quantizes one input row into q[0, d): round_half_up(clamp((x - mean) * mul, -127, 127)) in
+// float32. Returns false if a feature is not finite (q is then partly written).
+using QuantRowFn = bool (*)(const float* x, const float* mean, const float* mul, size_t d, int8_t* q);
+
+// A kernel is the three integer steps in one instruction set, chosen together because the CPU
+// has that instruction set. All kernels give identical results.
 struct Kernel {
     const char* name;
     MatmulFn matmul;
+    RequantFn requantize;
+    QuantRowFn quantize_row;
 };
 
 void matmul_scalar(const Layer&, const int8_t*, size_t, uint32_t, int32_t*, size_t);
+void requantize_scalar(const Layer&, const int32_t*, size_t, uint32_t, int8_t*, size_t);
+bool quantize_row_scalar(const float*, const float*, const float*, size_t, int8_t*);
 
 // The kernel chosen for this CPU (or by MEL_KERNEL); set once, thread-safe.
 const Kernel& active_kernel();

@@ -6,16 +6,21 @@
 namespace mel {
 
 #if defined(MEL_HAVE_X86_KERNELS)
+// kernels_x86.cpp
 void matmul_avx2(const Layer&, const int8_t*, size_t, uint32_t, int32_t*, size_t);
 void matmul_avx512vnni(const Layer&, const int8_t*, size_t, uint32_t, int32_t*, size_t);
+void requantize_avx2(const Layer&, const int32_t*, size_t, uint32_t, int8_t*, size_t);
+void requantize_avx512(const Layer&, const int32_t*, size_t, uint32_t, int8_t*, size_t);
+bool quantize_row_avx2(const float*, const float*, const float*, size_t, int8_t*);
+bool quantize_row_avx512(const float*, const float*, const float*, size_t, int8_t*);
 #endif
 
 namespace {
 
-const Kernel kScalar{"scalar", matmul_scalar};
+const Kernel kScalar{"scalar", matmul_scalar, requantize_scalar, quantize_row_scalar};
 #if defined(MEL_HAVE_X86_KERNELS)
-const Kernel kAvx2{"avx2", matmul_avx2};
-const Kernel kAvx512Vnni{"avx512vnni", matmul_avx512vnni};
+const Kernel kAvx2{"avx2", matmul_avx2, requantize_avx2, quantize_row_avx2};
+const Kernel kAvx512Vnni{"avx512vnni", matmul_avx512vnni, requantize_avx512, quantize_row_avx512};
 #endif
 
 bool supported(const Kernel& k) {
