@@ -219,9 +219,11 @@ def pytest_terminal_summary(terminalreporter, config):
             tr.write_line(f"    {k}: {v}")
 
 
-@pytest.fixture(autouse=True)
-def _benchmarks_enabled(request):
-    """pyproject.toml disables pytest-benchmark for the test suite; here a disabled benchmark has
-    no timings to report, so say how to run it instead of failing on missing stats."""
-    if "benchmark" in request.fixturenames and request.getfixturevalue("benchmark").disabled:
-        pytest.skip("benchmarks are disabled: run `python benchmarks/run.py` or pytest with --benchmark-enable")
+
+def pytest_collection_modifyitems(config, items):
+    """pyproject.toml disables pytest-benchmark for the test suite; a disabled benchmark has no
+    timings to report, so say how to run the benchmarks instead of failing on missing stats."""
+    if config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False):
+        skip = pytest.mark.skip(reason="benchmarks are disabled: run `python benchmarks/run.py` or pytest with --benchmark-enable")
+        for item in items:
+            item.add_marker(skip)
