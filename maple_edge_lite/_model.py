@@ -75,6 +75,17 @@ class Model:
         """The output before the transform (log-milliseconds for an ``exp`` model), float64."""
         return self._m.predict_raw(x)
 
+    def predict_archs(self, archs) -> np.ndarray:
+        """Latency in milliseconds (float32 ``[n]``) straight from architecture strings (a
+        sequence of str, or one str), for a model packed with ``search_space=`` whose input is
+        exactly that space's encoder features: the C++ core encodes and predicts in one call, the
+        same as ``predict(maple_edge_lite.encode.encode(space, archs))`` bit for bit.
+
+        Raises ``UnsupportedError`` for a model without an encoder and ``InputError`` for a model
+        that also takes device-descriptor features (adapt it to a device first) or an invalid
+        string."""
+        return self._m.predict_arch((archs,) if isinstance(archs, str) else archs)
+
     def __repr__(self) -> str:
         dims = "→".join(str(d) for d in (self.input_dim,) + self.layer_dims)
         where = f" from {self._path!r}" if self._path else ""

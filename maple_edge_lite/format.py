@@ -23,6 +23,8 @@ BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 24
 SEC_INPUT, SEC_LAYER, SEC_OUTPUT, SEC_FEATURES, SEC_METADATA = 1, 2, 3, 4, 5
+SEC_ENCODER = 6  # optional: search space and feature schema version of the model's encoder
+SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
 
@@ -48,8 +50,35 @@ def _check_feature_names(names: Sequence[str], d: int) -> list:
     return names
 
 
-def encode(q: QuantizedMLP, feature_names: Sequence[str], metadata: Mapping) -> bytes:
-    """The bytes of a ``.melw`` file for a quantized model."""
+def encoder_section(search_space: str, feature_names: Sequence[str]) -> tuple:
+    """``(space_id, schema_version)`` of the ENCODER section for a model whose first features
+    are ``search_space``'s encoder features; ``InputError`` if they are not."""
+    from . import encode as arch
+
+    if search_space not in arch.SPACES:
+        raise InputError(f"search_space must be one of {', '.join(arch.SPACES)} or None (got {search_space!r})")
+    want = arch.feature_names(search_space)
+    names = list(feature_names)
+    hint = f"the first {len(want)} must be maple_edge_lite.encode.feature_names({search_space!r}), in order"
+    for i, (got, exp) in enumerate(zip(names, want)):
+        if got != exp:
+            raise InputError(
+                f"search_space={search_space!r}: feature_names[{i}] is {got!r} but the {search_space} "
+                f"encoder's feature {i} is {exp!r}; {hint}"
+            )
+    if len(names) < len(want):
+        raise InputError(
+            f"search_space={search_space!r}: the model takes {len(names)} features but the {search_space} "
+            f"encoder computes {len(want)}; {hint}"
+        )
+    return arch.SPACE_IDS[search_space], arch.schema_version(search_space)
+
+
+def encode(
+    q: QuantizedMLP, feature_names: Sequence[str], metadata: Mapping, encoder: Optional[tuple] = None
+) -> bytes:
+    """The bytes of a ``.melw`` file for a quantized model. ``encoder``: ``(space_id,
+    schema_version)`` for an ENCODER section (see :func:`encoder_section`), or None."""
     d = q.input_dim
     names = _check_feature_names(feature_names, d)
     try:
@@ -57,7 +86,7 @@ def encode(q: QuantizedMLP, feature_names: Sequence[str], metadata: Mapping) -> 
     except (TypeError, ValueError) as e:
         raise InputError(f"metadata must be JSON-serialisable without NaN/Inf: {e}") from None
 
-    sections = []  # (kind, payload)
+    sections = []  # (kind, payload[, flags])
     sections.append(
         (
             SEC_INPUT,
@@ -86,13 +115,15 @@ def encode(q: QuantizedMLP, feature_names: Sequence[str], metadata: Mapping) -> 
         feat += struct.pack("<I", len(b)) + b
     sections.append((SEC_FEATURES, feat))
     sections.append((SEC_METADATA, meta))
+    if encoder is not None:
+        sections.append((SEC_ENCODER, struct.pack("<II", *encoder), SECTION_OPTIONAL))
 
     table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * len(sections)
     offset = table_end + (-table_end % 8)
     table = b""
     body = b"\0" * (offset - table_end)
-    for kind, payload in sections:
-        table += struct.pack("<IIQQ", kind, 0, offset, len(payload))
+    for kind, payload, *flags in sections:
+        table += struct.pack("<IIQQ", kind, flags[0] if flags else 0, offset, len(payload))
         padded = _pad8(payload)
         body += padded
         offset += len(padded)
@@ -172,6 +203,7 @@ def pack(
     output_scale: float = 1.0,
     output_shift: float = 0.0,
     calibration: Optional[np.ndarray] = None,
+    search_space: Optional[str] = None,
 ) -> QuantizedMLP:
     """Quantize a float MLP and write it as a ``.melw`` file; returns the quantized model
     (whose ``predict`` is the numpy reference of what the core will compute).
@@ -182,7 +214,11 @@ def pack(
     log-latency) or ``t`` (``output="identity"``). ``metadata``: JSON-serialisable mapping; by
     convention ``search_space`` (e.g. ``"nb201"``) and ``provenance`` (tables, devices, seed,
     commit). ``calibration``: representative raw inputs that set the activation scales (see
-    :func:`maple_edge_lite.quantize.quantize`)."""
+    :func:`maple_edge_lite.quantize.quantize`). ``search_space``: ``"nb201"`` or ``"fbnet"`` when
+    the model's first features are that space's encoder features
+    (``maple_edge_lite.encode.feature_names``): the file then carries an ENCODER section, so the
+    core can predict straight from architecture strings (``Model.predict_archs``), and
+    ``metadata["search_space"]`` is set to it."""
     from . import __version__
 
     q = quantize(
@@ -198,6 +234,18 @@ def pack(
     reserved = {"schema", "packed_by", "quantization"} & set(user)
     if reserved:
         raise InputError(f"metadata keys {sorted(reserved)} are reserved for the packer")
+    encoder = None
+    if search_space is not None:
+        if isinstance(feature_names, (str, bytes)):
+            raise InputError("feature_names must be a sequence of strings, not one string")
+        feature_names = list(feature_names)
+        encoder = encoder_section(search_space, feature_names)
+        if user.get("search_space", search_space) != search_space:
+            raise InputError(
+                f"metadata['search_space'] is {user['search_space']!r} but search_space={search_space!r}; "
+                "give the search space once, as search_space="
+            )
+        user["search_space"] = search_space
     meta = {
         "schema": METADATA_SCHEMA,
         "packed_by": f"maple_edge_lite {__version__}",
@@ -210,5 +258,5 @@ def pack(
         "provenance": user.pop("provenance", {}),
     }
     meta.update(user)
-    write_atomic(path, encode(q, feature_names, meta))
+    write_atomic(path, encode(q, feature_names, meta, encoder))
     return q

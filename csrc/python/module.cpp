@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <climits>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,7 @@ public:
     }
 
     size_t input_dim() const { return mel_model_input_dim(m_); }
+    const mel_model* handle() const { return m_; }
 
     std::vector<size_t> layer_dims() const {
         std::vector<size_t> v;
@@ -219,6 +221,115 @@ private:
 };
 #endif
 
+
+// --- architecture encoders ----------------------------------------------------------------------
+// archs: any sequence of str. Each string's UTF-8 form is read in place (CPython caches it in the
+// str object); a tuple of the strings keeps them alive while the GIL is released.
+
+[[noreturn]] void raise_input(const std::string& msg) {
+    py::object exc = g_errors.attr("InputError")(msg);
+    exc.attr("status") = py::str("MEL_ERR_INVALID_ARGUMENT");
+    PyErr_SetObject(py::type::handle_of(exc).ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+struct ArchStrings {
+    py::tuple keep;
+    std::vector<const char*> ptrs;
+};
+
+ArchStrings arch_strings(const py::handle& archs) {
+    if (PyUnicode_Check(archs.ptr()) || PyBytes_Check(archs.ptr()))
+        raise_input("archs must be a sequence of str (for one architecture, pass [arch])");
+    PyObject* t = PySequence_Tuple(archs.ptr());
+    if (!t) {
+        PyErr_Clear();
+        raise_input("archs must be a sequence of str (got " + std::string(py::str(py::type::handle_of(archs).attr("__name__"))) + ")");
+    }
+    ArchStrings a{py::reinterpret_steal<py::tuple>(t), {}};
+    const Py_ssize_t n = PyTuple_GET_SIZE(t);
+    a.ptrs.resize(size_t(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* o = PyTuple_GET_ITEM(t, i);
+        auto where = [i] { return "archs[" + std::to_string(i) + "]"; };
+        if (!PyUnicode_Check(o))
+            raise_input(where() + " must be a str (got " + std::string(py::str(py::type::handle_of(o).attr("__name__"))) + ")");
+        Py_ssize_t size = 0;
+        const char* u = PyUnicode_AsUTF8AndSize(o, &size);
+        if (!u) {
+            PyErr_Clear();
+            raise_input(where() + " cannot be encoded as UTF-8 (lone surrogate?)");
+        }
+        if (std::memchr(u, 0, size_t(size))) raise_input(where() + " contains a NUL character");
+        a.ptrs[size_t(i)] = u;
+    }
+    return a;
+}
+
+std::vector<std::string> encoder_feature_names(const std::string& space) {
+    size_t d = 0;
+    check(mel_encoder_dim(space.c_str(), &d));
+    std::vector<std::string> v;
+    for (size_t i = 0; i < d; ++i) {
+        const char* s = nullptr;
+        check(mel_encoder_feature_name(space.c_str(), i, &s));
+        v.emplace_back(s);
+    }
+    return v;
+}
+
+py::array_t<float> encode_archs(const std::string& space, const py::handle& archs) {
+    size_t d = 0;
+    check(mel_encoder_dim(space.c_str(), &d));
+    const ArchStrings a = arch_strings(archs);
+    const size_t n = a.ptrs.size();
+    py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(d)});
+    float* po = out.mutable_data();
+    int st;
+    if (n <= 64) {
+        st = mel_encode(space.c_str(), a.ptrs.data(), n, po);
+    } else {
+        py::gil_scoped_release nogil;
+        st = mel_encode(space.c_str(), a.ptrs.data(), n, po);
+    }
+    check(st);
+    return out;
+}
+
+py::array_t<float> predict_arch(const PyModel& m, const py::handle& archs) {
+    const ArchStrings a = arch_strings(archs);
+    const size_t n = a.ptrs.size();
+    py::array_t<float> out(static_cast<py::ssize_t>(n));
+    float* po = out.mutable_data();
+    int st;
+    if (n <= 64) {
+        st = mel_model_predict_arch(m.handle(), a.ptrs.data(), n, po);
+    } else {
+        py::gil_scoped_release nogil;
+        st = mel_model_predict_arch(m.handle(), a.ptrs.data(), n, po);
+    }
+    check(st);
+    return out;
+}
+
+void def_encoders(py::module_& mod) {
+    mod.def("encoder_dim", [](const std::string& space) {
+        size_t d = 0;
+        check(mel_encoder_dim(space.c_str(), &d));
+        return d;
+    });
+    mod.def("encoder_feature_names", &encoder_feature_names, py::arg("space"));
+    mod.def("encoder_schema_version", [](const std::string& space) {
+        int v = 0;
+        check(mel_encoder_schema_version(space.c_str(), &v));
+        return v;
+    });
+    mod.def("encode", &encode_archs, py::arg("space"), py::arg("archs"),
+            "float32 [n, dim] features of n architecture strings (the GIL is released for n > 64).");
+    mod.attr("SPACE_NB201") = MEL_SPACE_NB201;
+    mod.attr("SPACE_FBNET") = MEL_SPACE_FBNET;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -278,5 +389,7 @@ PYBIND11_MODULE(_core, mod) {
         .def_property_readonly("feature_names", &PyModel::feature_names)
         .def_property_readonly("metadata_json", &PyModel::metadata_json)
         .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none())
-        .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none());
+        .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none())
+        .def("predict_arch", &predict_arch, py::arg("archs"));
+    def_encoders(mod);
 }

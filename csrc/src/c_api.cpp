@@ -17,10 +17,7 @@
 #include "model/kernels.hpp"
 #include "model/predict.hpp"
 #include "version.h"
-
-struct mel_model {
-    std::unique_ptr<mel::Model> m;
-};
+#include "model/handle.hpp"
 
 namespace mel {
 

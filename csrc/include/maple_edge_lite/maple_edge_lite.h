@@ -177,6 +177,45 @@ MEL_API int mel_counters_register_event(const char* name, uint32_t type, uint64_
 /* kernel.perf_event_paranoid, or INT_MIN if it cannot be read. */
 MEL_API int mel_perf_event_paranoid(void);
 
+/* ------------------------------------------------------------------------------------------
+ * Architecture encoders: architecture string -> feature vector, the same code on the host
+ * (through the Python package) and on the board.
+ *
+ * space: "nb201" (NAS-Bench-201 cells, e.g. "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+
+ * |skip_connect~0|nor_conv_3x3~1|skip_connect~2|") or "fbnet" (22 ops joined by '|', e.g.
+ * "k3_e1|k3_e6|...|skip"). Each space has a fixed, ordered, named feature schema with a
+ * version number (docs/format.md, ENCODER). Strings must be in the official notation exactly:
+ * anything else (spaces, other separators, wrong node indices, unknown ops, trailing
+ * characters) is MEL_ERR_INVALID_ARGUMENT naming the string's index and what is wrong. An unknown
+ * space is MEL_ERR_INVALID_ARGUMENT. Encoders are pure functions: any thread, any time; they do
+ * not allocate on success.
+ * ---------------------------------------------------------------------------------------- */
+
+/* Space ids in the ENCODER section of a .melw file. */
+#define MEL_SPACE_NB201 1
+#define MEL_SPACE_FBNET 2
+
+/* Number of features the space's encoder computes. */
+MEL_API int mel_encoder_dim(const char* space, size_t* dim);
+/* Name of feature i, e.g. "edge4:nor_conv_3x3", "flops_32" (static string). */
+MEL_API int mel_encoder_feature_name(const char* space, size_t i, const char** name);
+/* Version of the space's feature schema (bumped whenever a feature is added, removed, reordered
+ * or computed differently). */
+MEL_API int mel_encoder_schema_version(const char* space, int* version);
+
+/* Encode n architectures (NUL-terminated strings) into out: n * dim floats, row-major (row i at
+ * out + i * dim). On failure the rows before the bad one are written, the rest is undefined. */
+MEL_API int mel_encode(const char* space, const char* const* archs, size_t n, float* out);
+
+/* Predict latency in milliseconds straight from architecture strings, for a model packed with an
+ * ENCODER section whose input is exactly the encoder's features (a device-specialised model).
+ * out_ms: n floats. MEL_ERR_UNSUPPORTED for a model without an encoder; MEL_ERR_INVALID_ARGUMENT
+ * for a model that also takes descriptor features (adapt it to a device first) and for invalid
+ * strings. No heap allocation; uses 8 KB of stack on top of mel_model_predict's. */
+MEL_API int mel_model_predict_arch(const mel_model* model, const char* const* archs, size_t n, float* out_ms);
+
+/* ---------------------------------------------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "../encode/encode.hpp"
 #include "../error.hpp"
 #include "crc32.hpp"
 
@@ -26,6 +27,11 @@ AlignedBuf aligned_alloc64(size_t bytes) {
 }
 
 namespace {
+
+// Optional section (docs/format.md): the search space and feature schema version of the
+// encoder whose features the model takes first. Older readers skip it (it is written with the
+// optional flag); this reader checks it against its own encoders.
+constexpr uint32_t kSecEncoder = 6;
 
 // Little-endian loads that do not depend on the host's byte order or on alignment.
 uint32_t rd_u32(const unsigned char* p) {
@@ -72,6 +78,7 @@ const char* kind_name(uint32_t k) {
         case kSecOutput: return "OUTPUT";
         case kSecFeatures: return "FEATURES";
         case kSecMetadata: return "METADATA";
+        case kSecEncoder: return "ENCODER";
         default: return "unknown";
     }
 }
@@ -180,7 +187,8 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     }
 
     auto model = std::make_unique<Model>();
-    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0;
+    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0;
+    uint32_t enc_space = 0, enc_version = 0;
     std::vector<LayerRaw> raw;
     for (uint32_t i = 0; i < n_sections; ++i) {
         const Section& s = secs[i];
@@ -276,6 +284,13 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
                 model->metadata.assign(reinterpret_cast<const char*>(p), s.size);
                 break;
             }
+            case kSecEncoder: {
+                if (++n_encoder > 1) bad("more than one ENCODER section");
+                if (s.size != 8) bad(where + " size is " + std::to_string(s.size) + ", expected 8");
+                enc_space = rd_u32(p);
+                enc_version = rd_u32(p + 4);
+                break;
+            }
             default:
                 if (!(s.flags & kSectionOptional))
                     fail(MEL_ERR_VERSION, where + " has kind " + std::to_string(s.kind) +
@@ -290,6 +305,29 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     if (model->feature_names.size() != model->input_dim)
         bad("FEATURES lists " + std::to_string(model->feature_names.size()) + " names but input_dim is " +
             std::to_string(model->input_dim));
+    if (n_encoder) {  // the encoder must compute exactly the model's first features
+        if (enc_space == 0) bad("ENCODER section: search space id 0 is not valid");
+        const enc::Encoder* e = enc::encoder_by_id(enc_space);
+        if (!e)
+            fail(MEL_ERR_VERSION, "ENCODER section names search space id " + std::to_string(enc_space) +
+                                      ", unknown to this library (it knows 1 = nb201, 2 = fbnet); upgrade maple_edge_lite");
+        if (enc_version != uint32_t(e->schema_version))
+            fail(MEL_ERR_VERSION, "the model takes " + std::string(e->name) + " features of schema version " +
+                                      std::to_string(enc_version) + " but this library's " + e->name +
+                                      " encoder computes version " + std::to_string(e->schema_version) +
+                                      "; use the maple_edge_lite the model was made with, or re-train it on this version's features");
+        const auto& names = e->feature_names();
+        for (size_t k = 0; k < names.size() && k < model->input_dim; ++k)
+            if (model->feature_names[k] != names[k])
+                bad("ENCODER section: feature " + std::to_string(k) + " of the model is '" + model->feature_names[k] +
+                    "' but the " + e->name + " encoder's feature " + std::to_string(k) + " is '" + names[k] +
+                    "'; a model's first features must be its encoder's, in order");
+        if (model->input_dim < names.size())
+            bad("ENCODER section: the " + std::string(e->name) + " encoder computes " + std::to_string(names.size()) +
+                " features but the model takes only " + std::to_string(model->input_dim));
+        model->encoder_space = enc_space;
+        model->encoder_version = enc_version;
+    }
 
     // --- layers: chain, ranges, accumulator bound; then copy into the blocked layout -------
     size_t arena_bytes = 0;

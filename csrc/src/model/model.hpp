@@ -48,6 +48,10 @@ struct Model {
     double out_scale = 1.0, out_shift = 0.0;
     std::vector<std::string> feature_names;
     std::string metadata;  // JSON text
+    // ENCODER section (optional): the search space whose encoder computes the first features
+    // (mel::enc::kSpaceNb201, kSpaceFbnet; 0 = no section) and its feature schema version.
+    uint32_t encoder_space = 0;
+    uint32_t encoder_version = 0;
     uint32_t tile_rows = 1;  // rows per forward tile, chosen from the stack budget
     AlignedBuf arena;        // backing store of the layer arrays
 };
