@@ -72,6 +72,7 @@ def nb201_feature_names() -> List[str]:
     names += [f"live:{op}" for op in NB201_OPS[1:]]
     names += ["longest_path_convs", "longest_path_ops", "adds"]
     names += ["flops_32", "flops_live_32", "flops_224", "params", "act_32"]
+    names += [f"live_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
     return names
 
 
@@ -174,6 +175,9 @@ def nb201_encode(s: str) -> np.ndarray:
     f["flops_224"] = mega(wtotal(nb201_network(ops, 224), "macs"))
     f["params"] = mega(wtotal(net32, "params"))
     f["act_32"] = mega(wtotal(net32, "act"))
+    for e, op in enumerate(ops):
+        for o in NB201_OPS[1:]:
+            f[f"live_edge{e}:{o}"] = float(e in live and op == o)
     return np.array([f[n] for n in nb201_feature_names()], dtype=np.float32)
 
 

@@ -97,7 +97,8 @@ constexpr size_t kFFlopsLive32 = kFFlops32 + 1;
 constexpr size_t kFFlops224 = kFFlopsLive32 + 1;
 constexpr size_t kFParams = kFFlops224 + 1;
 constexpr size_t kFAct32 = kFParams + 1;
-constexpr size_t kDim = kFAct32 + 1;
+constexpr size_t kFLiveEdge = kFAct32 + 1;  // live_edge{e}:{op}: the edge's op when it is live, 6 x 4
+constexpr size_t kDim = kFLiveEdge + kEdges * (kNumOps - 1);
 
 const std::vector<std::string>& names() {
     static const std::vector<std::string> v = [] {
@@ -118,6 +119,10 @@ const std::vector<std::string>& names() {
         n.push_back("flops_224");
         n.push_back("params");
         n.push_back("act_32");
+        // Per-edge one-hot restricted to live edges: runtimes that prune dead branches (most
+        // mobile converters) pay only for these; the plain one-hot describes runtimes that do not.
+        for (int e = 0; e < kEdges; ++e)
+            for (int o = 1; o < kNumOps; ++o) n.push_back("live_edge" + std::to_string(e) + ":" + kOpNames[o]);
         return n;
     }();
     return v;
@@ -245,6 +250,7 @@ void encode(const char* s, size_t len, float* out) {
         if (reach[from] && coreach[to]) {
             ++live;
             out[kFLive + size_t(o) - 1] += 1.0f;
+            out[kFLiveEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
             macs_live32 += kCost32.edge_macs[o];
         }
         if (convs[from] >= 0) {
