@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="versions and the int8 kernel in use")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)
+    from ._cli_evaluate import add_parser as _add_eval; _add_eval(sub)  # noqa: E702
     return p
 
 
