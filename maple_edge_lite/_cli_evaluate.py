@@ -60,14 +60,15 @@ def _split(s):
 
 def _factories(spec):
     from ._errors import InputError
-    from .evaluate import BASELINES
+    from .evaluate import all_methods
 
+    known = all_methods()
     if not spec or spec.strip() == "all":
-        return dict(BASELINES)
+        return known
     out = {}
     for name in _split(spec):
-        if name in BASELINES:
-            out[name] = BASELINES[name]
+        if name in known:
+            out[name] = known[name]
         elif ":" in name:
             import importlib
 
@@ -78,7 +79,7 @@ def _factories(spec):
                 raise InputError(f"--methods: cannot load {name!r} ({e})") from None
             out[getattr(factory(), "name", attr)] = factory
         else:
-            raise InputError(f"--methods: unknown method {name!r}; known: {', '.join(BASELINES)} "
+            raise InputError(f"--methods: unknown method {name!r}; known: {', '.join(known)} "
                              "(or module:factory)")
     return out
 

@@ -652,6 +652,15 @@ BASELINES: Dict[str, Callable[[], Method]] = {
 }
 
 
+
+
+def all_methods() -> Dict[str, Callable[[], Method]]:
+    """The predictor's own methods (maple_edge_lite.fewshot) first, then the baselines."""
+    from .fewshot import METHODS
+
+    return {**METHODS, **BASELINES}
+
+
 # --------------------------------------------------------------------------------------------
 # encoder
 
@@ -705,16 +714,17 @@ def _features(table: LatencyTable, encoder) -> Tuple[np.ndarray, List[str], str]
 
 
 def _factories(method_factories) -> Dict[str, Callable[[], Method]]:
+    known = all_methods()
     if method_factories is None:
-        return dict(BASELINES)
+        return known
     if isinstance(method_factories, Mapping):
         return dict(method_factories)
     out = {}
     for f in method_factories:
         if isinstance(f, str):
-            if f not in BASELINES:
-                raise InputError(f"unknown method {f!r}; known: {', '.join(BASELINES)}")
-            out[f] = BASELINES[f]
+            if f not in known:
+                raise InputError(f"unknown method {f!r}; known: {', '.join(known)}")
+            out[f] = known[f]
         else:
             out[getattr(f(), "name", f"method{len(out)}")] = f
     return out
