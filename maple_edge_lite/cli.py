@@ -80,6 +80,39 @@ def _selfcheck(args) -> int:
     return 0 if exact else 1
 
 
+def _inspect(args) -> int:
+    """What a weights file holds: shape, feature schema, search space, quantization, provenance."""
+    import maple_edge_lite as mel
+
+    path = Path(args.model)
+    m = mel.Model.load(path)
+    meta = m.metadata
+    names = list(m.feature_names)
+    report = {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "layers": [m.input_dim, *m.layer_dims],
+        "input_dim": m.input_dim,
+        "feature_names": names,
+        "search_space": meta.get("search_space"),
+        "quantization": meta.get("quantization"),
+        "packed_by": meta.get("packed_by"),
+        "provenance": meta.get("provenance"),
+        "metadata": meta,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+    print(f"{path}: {report['file_bytes']} bytes, {' -> '.join(map(str, report['layers']))} int8 MLP")
+    print(f"  features:     {shown}")
+    print(f"  search space: {report['search_space'] or 'none (feature vectors only)'}")
+    print(f"  quantization: {json.dumps(report['quantization'])}")
+    print(f"  packed by:    {report['packed_by']}")
+    print(f"  provenance:   {json.dumps(report['provenance'], ensure_ascii=False)}")
+    return 0
+
+
 def _info(args) -> int:
     import maple_edge_lite as mel
 
@@ -166,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--events", help="comma-separated event names (default: all known events)")
     c.add_argument("--json", action="store_true", help="print a JSON report")
     c.set_defaults(func=_counters)
+    ins = sub.add_parser("inspect", help="what a .melw weights file holds: shape, features, provenance")
+    ins.add_argument("model", help="path of a .melw file")
+    ins.add_argument("--json", action="store_true", help="print a JSON report")
+    ins.set_defaults(func=_inspect)
     i = sub.add_parser("info", help="versions and the int8 kernel in use")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)

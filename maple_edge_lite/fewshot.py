@@ -150,3 +150,26 @@ METHODS = {
     "bayes_linear": BayesLinear,
     "bayes_linear_random": lambda: BayesLinear(select="random"),
 }
+
+
+def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], X: np.ndarray, search_space=None,
+                 metadata=None):
+    """Write the adapted predictor as a device-specialised ``.melw`` (architecture features in,
+    milliseconds out): one linear layer over the standardised features, identity output.
+    ``X``: the encoded architectures of the space (sets the standardisation and calibration).
+    Returns the quantized model (its ``predict`` is what the core will compute)."""
+    from .format import pack
+
+    X = np.asarray(X, dtype=np.float64)
+    cols, w = method.coefficients()
+    W = np.zeros(X.shape[1])
+    W[cols] = w[1:]
+    # Scale every feature into [-1, 1] without centring: binary features stay exactly 0 or 1,
+    # which the int8 input then represents exactly (1 -> 127); centred, standardised one-hots
+    # of rare ops reach |z| > 10 and coarsen every input's quantization step.
+    mean = np.zeros(X.shape[1])
+    std = np.maximum(np.abs(X).max(0), 1.0)
+    # The layer sees z = (x - mean) / std: fold the scaling into its weights and bias.
+    layer = ((W * std)[None, :], np.array([w[0] + W @ mean]))
+    return pack([layer], path, feature_names=list(feature_names), input_mean=mean, input_std=std, output="identity",
+                calibration=X, search_space=search_space, metadata=metadata)

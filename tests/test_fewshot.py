@@ -62,3 +62,21 @@ def test_selection_modes_and_errors():
         BayesLinear(select="best")
     with pytest.raises(mel.InputError, match="binary structural features"):
         BayesLinear().fit(np.random.default_rng(0).random((50, 4)), np.log(train[:50]), [])
+
+
+def test_adapted_model_packs_to_int8_with_small_loss(tmp_path):
+    from maple_edge_lite.fewshot import pack_adapted
+
+    X, train, new = synthetic(seed=4)
+    m = BayesLinear().fit(X, np.log(train), [])
+    idx = m.select(10, np.arange(len(X)), np.random.default_rng(0))
+    m.adapt(idx, np.log(new[idx]))
+    names = [f"x{i}" for i in range(X.shape[1])]
+    q = pack_adapted(m, tmp_path / "dev.melw", feature_names=names, X=X, metadata={"provenance": {"test": 1}})
+    model = mel.Model.load(tmp_path / "dev.melw")
+    xs = np.ascontiguousarray(X, dtype=np.float32)
+    got = model.predict(xs)
+    np.testing.assert_array_equal(got, q.predict(xs))  # the core computes what the reference says
+    want = np.exp(m.predict(np.arange(len(X))))
+    assert np.max(np.abs(got / want - 1)) < 0.03  # int8 stays within 3% of the float model
+    assert model.metadata["provenance"] == {"test": 1}

@@ -74,3 +74,21 @@ def test_console_script_matches_module():
     assert exe, "the maple-edge-lite console script is not installed beside this Python"
     r = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == mel.__version__
+
+
+def test_inspect_reports_the_model_and_fails_cleanly(tmp_path):
+    import numpy as np
+
+    mel.pack([(np.ones((3, 4)), np.zeros(3)), (np.ones((1, 3)), np.zeros(1))], tmp_path / "m.melw",
+             feature_names=list("abcd"), metadata={"search_space": None, "provenance": {"tables": ["t.csv"]}})
+    r = run("inspect", str(tmp_path / "m.melw"), "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["layers"] == [4, 3, 1] and rep["feature_names"] == list("abcd")
+    assert rep["provenance"] == {"tables": ["t.csv"]} and rep["quantization"]["scheme"] == 1
+    assert "4 -> 3 -> 1 int8 MLP" in run("inspect", str(tmp_path / "m.melw")).stdout
+    (tmp_path / "bad.melw").write_bytes(b"not a model at all, just some bytes" * 3)
+    r = run("inspect", str(tmp_path / "bad.melw"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "bad magic" in r.stderr
+    r = run("inspect", str(tmp_path / "missing.melw"))
+    assert r.returncode == 1 and "not found" in r.stderr
