@@ -426,19 +426,20 @@ class RidgeDevices(Method):
         # spread of its log latencies (a batch-1 GPU's profile is flatter than a phone's).
         sd = A.std(0)
         self.A = A / np.where(sd > 0, sd, 1.0)
+        self.Z = self.A  # the penalised design; RidgeDevicesEncoding appends the encoding
         return self
 
     def adapt(self, idx, y_log):
         idx = np.asarray(idx)
         F = np.column_stack([np.ones(len(idx)), self.mu[idx]])
-        self.ab, self.w, self.lam = _ridge_loo(F, self.A[idx], np.asarray(y_log, dtype=np.float64))
+        self.ab, self.w, self.lam = _ridge_loo(F, self.Z[idx], np.asarray(y_log, dtype=np.float64))
         if len(self.ab) < 2:
             self.ab = np.append(self.ab, 0.0)
         return self
 
     def predict(self, idx):
         idx = np.asarray(idx)
-        return self.ab[0] + self.ab[1] * self.mu[idx] + self.A[idx] @ self.w
+        return self.ab[0] + self.ab[1] * self.mu[idx] + self.Z[idx] @ self.w
 
     def describe(self):
         return ("ridge over training devices' log-latency columns (a + b*mean + A.w, w penalised, lambda by "
@@ -589,18 +590,6 @@ class RidgeDevicesEncoding(RidgeDevices):
         Xs = _standardise(X)
         self.Z = np.column_stack([self.A, Xs])  # both blocks unit-variance columns
         return self
-
-    def adapt(self, idx, y_log):
-        idx = np.asarray(idx)
-        F = np.column_stack([np.ones(len(idx)), self.mu[idx]])
-        self.ab, self.w, self.lam = _ridge_loo(F, self.Z[idx], np.asarray(y_log, dtype=np.float64))
-        if len(self.ab) < 2:
-            self.ab = np.append(self.ab, 0.0)
-        return self
-
-    def predict(self, idx):
-        idx = np.asarray(idx)
-        return self.ab[0] + self.ab[1] * self.mu[idx] + self.Z[idx] @ self.w
 
     def describe(self):
         return ("ridge over training devices' log-latency columns and the standardised encoding together "
