@@ -80,6 +80,59 @@ def _selfcheck(args) -> int:
     return 0 if exact else 1
 
 
+def _train(args) -> int:
+    """Fit the few-shot predictor's prior on the given devices and write it as a base .melw."""
+    import datetime
+    import hashlib
+    import subprocess
+
+    import numpy as np
+
+    from . import encode as enc
+    from .data import load_table
+    from .fewshot import BayesLinear, feature_absmax, pack_base
+
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else []  # noqa: E731
+    t0 = time.perf_counter()
+    devices = split(args.devices) or None
+    table = load_table(args.data, args.space, devices=devices)
+    if args.exclude:
+        table = table.select([d for d in table.devices if d not in set(split(args.exclude))])
+    X = enc.encode(args.space, table.archs)
+    names = enc.feature_names(args.space)
+    method = BayesLinear().fit(X, np.log(table.latency_ms), table.devices, names)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+
+    def sha256(path):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    from . import __version__
+
+    provenance = {
+        "tables": [{"path": s, "sha256": sha256(s)} for s in table.sources],
+        "devices": table.devices,
+        "n_archs": len(table.archs),
+        "method": "bayes_linear (deterministic: no seed)",
+        "trained_by": f"maple_edge_lite {__version__}",
+        "commit": commit,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    pack_base(method, args.output, feature_names=names, absmax=feature_absmax(X), search_space=args.space,
+              provenance=provenance)
+    secs = time.perf_counter() - t0
+    print(f"trained the {args.space} prior on {len(table.devices)} devices x {len(table.archs)} archs "
+          f"in {secs:.1f} s -> {args.output} ({Path(args.output).stat().st_size} bytes)")
+    return 0
+
+
 def _inspect(args) -> int:
     """What a weights file holds: shape, feature schema, search space, quantization, provenance."""
     import maple_edge_lite as mel
@@ -109,7 +162,8 @@ def _inspect(args) -> int:
     print(f"  search space: {report['search_space'] or 'none (feature vectors only)'}")
     print(f"  quantization: {json.dumps(report['quantization'])}")
     print(f"  packed by:    {report['packed_by']}")
-    print(f"  provenance:   {json.dumps(report['provenance'], ensure_ascii=False)}")
+    prov = json.dumps(report["provenance"], ensure_ascii=False)
+    print(f"  provenance:   {prov if len(prov) <= 300 else prov[:297] + '...'}  (--json for all)")
     return 0
 
 
@@ -199,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--events", help="comma-separated event names (default: all known events)")
     c.add_argument("--json", action="store_true", help="print a JSON report")
     c.set_defaults(func=_counters)
+    tr = sub.add_parser("train", help="fit the few-shot predictor's prior on latency tables -> base .melw")
+    tr.add_argument("--data", action="append", required=True, metavar="DIR",
+                    help="folder of latency tables in the shared format (repeatable)")
+    tr.add_argument("--space", default="nb201", choices=["nb201", "fbnet"])
+    tr.add_argument("--devices", metavar="A,B,...", help="train on these devices (default: all in the tables)")
+    tr.add_argument("--exclude", metavar="A,B,...", help="leave these devices out")
+    tr.add_argument("-o", "--output", required=True, help="where to write the base model (.melw)")
+    tr.set_defaults(func=_train)
     ins = sub.add_parser("inspect", help="what a .melw weights file holds: shape, features, provenance")
     ins.add_argument("model", help="path of a .melw file")
     ins.add_argument("--json", action="store_true", help="print a JSON report")

@@ -69,10 +69,63 @@ class BayesLinear(Method):
         # Shrink towards an isotropic prior: ~25 devices cannot estimate a p x p covariance, and
         # a new device may vary along directions no training device did.
         S = S + self.shrink * (np.trace(S) / p + 1e-12) * np.eye(p)
-        Lc = np.linalg.cholesky(S)
-        self.A = A
-        self.m = A @ mu  # prior mean of z for every arch
-        self.L = A @ Lc  # prior covariance of z: L L^T
+        self._set_prior(cols, mu, np.linalg.cholesky(S), A)
+        return self
+
+    def _set_prior(self, cols, mu, Lc, A=None):
+        """The prior over the coefficients c of ``z = [1, x[cols]] @ c``: mean mu, covariance Lc Lc^T.
+        ``A``: the design rows of the architectures ``select``/``adapt``/``predict`` index."""
+        self.cols = np.asarray(cols, dtype=np.int64)
+        self.mu = np.asarray(mu, dtype=np.float64)
+        self.Lc = np.asarray(Lc, dtype=np.float64)
+        if A is not None:
+            self.A = A
+            self.m = A @ self.mu  # prior mean of z for every arch
+            self.L = A @ self.Lc  # prior covariance of z: L L^T
+
+    def design(self, X) -> np.ndarray:
+        """Design rows [1, x[cols]] for raw encoded architectures X [n, d]."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.column_stack([np.ones(len(X)), X[:, self.cols]])
+
+    # --- a trained prior as plain data (stored in a base model's metadata) ------------------
+    def to_prior(self, feature_names: Sequence[str]) -> dict:
+        names = list(feature_names)
+        return {
+            "method": "bayes_linear",
+            "version": 1,
+            "columns": [names[i] for i in self.cols],
+            "mu": self.mu.tolist(),
+            "prior_factor": self.Lc.tolist(),
+            "noise": self.noise,
+            "shrink": self.shrink,
+            "design_noise": self.design_noise,
+            "candidates": self.candidates,
+            "scale_iters": self.scale_iters,
+        }
+
+    @classmethod
+    def from_prior(cls, prior: dict, feature_names: Sequence[str]) -> "BayesLinear":
+        if prior.get("method") != "bayes_linear" or prior.get("version") != 1:
+            raise InputError(f"not a bayes_linear v1 prior (method {prior.get('method')!r}, "
+                             f"version {prior.get('version')!r}); upgrade maple_edge_lite")
+        names = list(feature_names)
+        missing = [c for c in prior["columns"] if c not in names]
+        if missing:
+            raise InputError(f"the prior uses features the encoder does not compute: {', '.join(missing[:5])}")
+        m = cls(noise=prior["noise"], shrink=prior["shrink"], design_noise=prior["design_noise"],
+                candidates=prior["candidates"], scale_iters=prior["scale_iters"])
+        mu = np.asarray(prior["mu"], dtype=np.float64)
+        Lc = np.asarray(prior["prior_factor"], dtype=np.float64)
+        p = len(prior["columns"]) + 1
+        if mu.shape != (p,) or Lc.shape != (p, p) or not (np.isfinite(mu).all() and np.isfinite(Lc).all()):
+            raise InputError("corrupt bayes_linear prior: mu / prior_factor shapes or values are wrong")
+        m._set_prior([names.index(c) for c in prior["columns"]], mu, Lc)
+        return m
+
+    def use_archs(self, X) -> "BayesLinear":
+        """Index ``select``/``adapt``/``predict`` by the rows of X (encoded architectures)."""
+        self._set_prior(self.cols, self.mu, self.Lc, self.design(X))
         return self
 
     # --- which architectures to measure -------------------------------------------------------
@@ -120,23 +173,23 @@ class BayesLinear(Method):
         for _ in range(self.scale_iters):
             z = y / s
             K = Lk @ Lk.T + np.diag((self.noise * z) ** 2)
-            self.w = Lk.T @ np.linalg.solve(K, z - m)
-            f = m + Lk @ self.w
+            w = Lk.T @ np.linalg.solve(K, z - m)
+            f = m + Lk @ w
             s *= float(np.median(z / np.maximum(f, 1e-12)))
-        self.s = s
+        self.coef = (self.mu + self.Lc @ w) * s  # latency (ms) = [1, x[cols]] @ coef
         self.floor = 1e-3 * float(y.min())
         return self
 
     def predict(self, idx):
-        idx = np.asarray(idx)
-        f = (self.m[idx] + self.L[idx] @ self.w) * self.s
-        return np.log(np.maximum(f, self.floor))
+        return np.log(np.maximum(self.A[np.asarray(idx)] @ self.coef, self.floor))
+
+    def predict_features(self, X) -> np.ndarray:
+        """Milliseconds for encoded architectures X [n, d], after ``adapt``."""
+        return np.maximum(self.design(X) @ self.coef, self.floor)
 
     def coefficients(self) -> Tuple[np.ndarray, np.ndarray]:
         """The adapted model as (columns of X, weights in ms): latency = w[0] + X[:, cols] @ w[1:]."""
-        Lc = np.linalg.lstsq(self.A, self.L, rcond=None)[0]
-        mu = np.linalg.lstsq(self.A, self.m, rcond=None)[0]
-        return self.cols, (mu + Lc @ self.w) * self.s
+        return self.cols, self.coef
 
     def describe(self):
         how = (f"greedy A-optimal reference archs among {self.candidates or 'all'} random candidates"
@@ -152,24 +205,71 @@ METHODS = {
 }
 
 
-def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], X: np.ndarray, search_space=None,
-                 metadata=None):
-    """Write the adapted predictor as a device-specialised ``.melw`` (architecture features in,
-    milliseconds out): one linear layer over the standardised features, identity output.
-    ``X``: the encoded architectures of the space (sets the standardisation and calibration).
-    Returns the quantized model (its ``predict`` is what the core will compute)."""
+def feature_absmax(X) -> np.ndarray:
+    """Per-feature scale for packing: max |x| over the space (at least 1)."""
+    return np.maximum(np.abs(np.asarray(X, dtype=np.float64)).max(0), 1.0)
+
+
+def _pack_linear(path, coef, cols, *, feature_names, absmax, search_space, metadata):
+    """One linear layer over the features scaled into [-1, 1] (not centred: binary features stay
+    exactly 0 or 1, which the int8 input represents exactly as 0 or 127; centred, standardised
+    one-hots of rare ops reach |z| > 10 and coarsen every input's quantization step)."""
     from .format import pack
 
-    X = np.asarray(X, dtype=np.float64)
-    cols, w = method.coefficients()
-    W = np.zeros(X.shape[1])
-    W[cols] = w[1:]
-    # Scale every feature into [-1, 1] without centring: binary features stay exactly 0 or 1,
-    # which the int8 input then represents exactly (1 -> 127); centred, standardised one-hots
-    # of rare ops reach |z| > 10 and coarsen every input's quantization step.
-    mean = np.zeros(X.shape[1])
-    std = np.maximum(np.abs(X).max(0), 1.0)
-    # The layer sees z = (x - mean) / std: fold the scaling into its weights and bias.
-    layer = ((W * std)[None, :], np.array([w[0] + W @ mean]))
-    return pack([layer], path, feature_names=list(feature_names), input_mean=mean, input_std=std, output="identity",
-                calibration=X, search_space=search_space, metadata=metadata)
+    absmax = np.asarray(absmax, dtype=np.float64)
+    W = np.zeros(len(absmax))
+    W[cols] = coef[1:]
+    layer = ((W * absmax)[None, :], np.array([coef[0]]))
+    return pack([layer], path, feature_names=list(feature_names), input_std=absmax, output="identity",
+                calibration=absmax[None, :], search_space=search_space, metadata=metadata)
+
+
+def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
+                 metadata=None):
+    """Write the adapted predictor as a device-specialised ``.melw``: architecture features in,
+    milliseconds out. Returns the quantized model (its ``predict`` is what the core computes)."""
+    cols, coef = method.coefficients()
+    return _pack_linear(path, coef, cols, feature_names=feature_names, absmax=absmax, search_space=search_space,
+                        metadata=metadata)
+
+
+def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
+              provenance=None):
+    """Write a trained prior as a base ``.melw``: its layer predicts the average training device
+    on a unit latency scale, and its metadata holds the prior that ``adapt_base`` needs."""
+    meta = {"model_kind": "base", "fewshot": method.to_prior(feature_names),
+            "feature_absmax": [float(v) for v in absmax], "provenance": provenance or {}}
+    return _pack_linear(path, method.mu, method.cols, feature_names=feature_names, absmax=absmax,
+                        search_space=search_space, metadata=meta)
+
+
+def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, provenance=None) -> BayesLinear:
+    """Adapt a base model (path or Model) to a device from measured architectures (closed form,
+    about a millisecond). With ``out``, also write the device-specialised ``.melw`` there."""
+    from . import encode as enc
+    from ._model import Model
+
+    model = base if isinstance(base, Model) else Model.load(base)
+    meta = model.metadata
+    space = meta.get("search_space")
+    if meta.get("model_kind") != "base" or "fewshot" not in meta:
+        raise InputError("this model is not a base predictor (no few-shot prior in its metadata): "
+                         "train one with `maple-edge-lite train`")
+    if space not in enc.SPACES:
+        raise InputError(f"the base model's search space {space!r} has no encoder")
+    names = enc.feature_names(space)
+    if list(model.feature_names) != list(names):
+        raise InputError("the base model's features differ from this encoder's: re-train it with this version")
+    y = np.asarray(latency_ms, dtype=np.float64)
+    archs = list(archs)
+    if y.shape != (len(archs),) or len(archs) < 2:
+        raise InputError(f"need one latency per architecture and at least 2 (got {len(archs)} archs, {y.shape} values)")
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise InputError("latencies must be finite and positive milliseconds")
+    m = BayesLinear.from_prior(meta["fewshot"], names).use_archs(enc.encode(space, archs))
+    m.adapt(np.arange(len(archs)), np.log(y))
+    if out is not None:
+        prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
+        pack_adapted(m, out, feature_names=names, absmax=meta["feature_absmax"], search_space=space,
+                     metadata={"model_kind": "device", "provenance": prov})
+    return m

@@ -72,7 +72,8 @@ def test_adapted_model_packs_to_int8_with_small_loss(tmp_path):
     idx = m.select(10, np.arange(len(X)), np.random.default_rng(0))
     m.adapt(idx, np.log(new[idx]))
     names = [f"x{i}" for i in range(X.shape[1])]
-    q = pack_adapted(m, tmp_path / "dev.melw", feature_names=names, X=X, metadata={"provenance": {"test": 1}})
+    q = pack_adapted(m, tmp_path / "dev.melw", feature_names=names, absmax=np.abs(X).max(0).clip(1),
+                     metadata={"provenance": {"test": 1}})
     model = mel.Model.load(tmp_path / "dev.melw")
     xs = np.ascontiguousarray(X, dtype=np.float32)
     got = model.predict(xs)
@@ -80,3 +81,65 @@ def test_adapted_model_packs_to_int8_with_small_loss(tmp_path):
     want = np.exp(m.predict(np.arange(len(X))))
     assert np.max(np.abs(got / want - 1)) < 0.03  # int8 stays within 3% of the float model
     assert model.metadata["provenance"] == {"test": 1}
+
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def nb201_string(ops):
+    e = [f"{OPS[o]}~{j}" for o, j in zip(ops, (0, 0, 1, 0, 1, 2))]
+    return f"|{e[0]}|+|{e[1]}|{e[2]}|+|{e[3]}|{e[4]}|{e[5]}|"
+
+
+def write_table(folder, n_archs=400, n_devices=6, seed=0):
+    """A small table in the shared format: devices whose latency is additive in the edge ops."""
+    import gzip
+
+    from maple_edge_lite import encode as enc
+
+    rng = np.random.default_rng(seed)
+    archs = sorted({nb201_string(rng.integers(0, 5, 6)) for _ in range(n_archs)})
+    X = enc.encode("nb201", archs)
+    names = enc.feature_names("nb201")
+    cols = [i for i, n in enumerate(names) if n.startswith(("edge", "live_edge"))]
+    base = rng.random(len(cols)) + 0.1
+    lat = {}
+    for d in range(n_devices + 1):
+        c = base * rng.uniform(0.8, 1.2, len(cols)) * rng.uniform(1, 20)
+        lat[f"dev{d}"] = 0.5 + X[:, cols] @ c
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "nb201_latency.csv.gz", "wt") as f:
+        f.write("nb201_index,arch_str,device,latency_ms\n")
+        for d in range(n_devices):
+            for i, a in enumerate(archs):
+                f.write(f"{i},{a},dev{d},{lat[f'dev{d}'][i]:.6f}\n")
+    return archs, lat[f"dev{n_devices}"]
+
+
+def test_train_adapt_pack_end_to_end(tmp_path):
+    import subprocess
+    import sys
+
+    from maple_edge_lite.fewshot import adapt_base
+
+    archs, new = write_table(tmp_path / "data")
+    base = tmp_path / "base.melw"
+    r = subprocess.run([sys.executable, "-m", "maple_edge_lite", "train", "--data", str(tmp_path / "data"),
+                        "-o", str(base)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = mel.Model.load(base).metadata
+    assert meta["model_kind"] == "base" and meta["search_space"] == "nb201"
+    assert meta["provenance"]["devices"] == [f"dev{d}" for d in range(6)]
+    assert len(meta["provenance"]["tables"][0]["sha256"]) == 64
+    idx = np.arange(0, len(archs), len(archs) // 10)[:10]
+    m = adapt_base(base, [archs[i] for i in idx], new[idx], out=tmp_path / "dev.melw")
+    got = mel.Model.load(tmp_path / "dev.melw").predict_archs(archs)
+    from maple_edge_lite import encode as enc
+
+    want = m.predict_features(enc.encode("nb201", archs))
+    assert np.max(np.abs(got / want - 1)) < 0.03  # the int8 device model tracks the float one
+    assert np.median(np.abs(want / new - 1)) < 0.05  # and both track the unseen device
+    with pytest.raises(mel.InputError, match="not a base predictor"):
+        adapt_base(tmp_path / "dev.melw", archs[:10], new[:10])
+    with pytest.raises(mel.InputError, match="finite and positive"):
+        adapt_base(base, archs[:10], -new[:10])
