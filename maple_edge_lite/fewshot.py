@@ -199,9 +199,40 @@ class BayesLinear(Method):
                 f"(shrink {self.shrink:g}), relative noise {self.noise:g}; {how}")
 
 
+class BayesLinearInt8(BayesLinear):
+    """bayes_linear_int8: the same predictor, scored through the int8 device model the core runs
+    (adapt, pack with pack_adapted, predict with the C++ core): what a board gets."""
+
+    name = "bayes_linear_int8"
+
+    def fit(self, X, Y, devices, feature_names=()):
+        super().fit(X, Y, devices, feature_names)
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.names = list(feature_names) or [f"f{i}" for i in range(self.X.shape[1])]
+        self.absmax = feature_absmax(self.X)
+        return self
+
+    def adapt(self, idx, y_log):
+        import os
+        import tempfile
+
+        from ._model import Model
+
+        super().adapt(idx, y_log)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "device.melw")
+            pack_adapted(self, path, feature_names=self.names, absmax=self.absmax)
+            self.device = Model.load(path)
+        return self
+
+    def predict(self, idx):
+        return np.log(self.device.predict(np.ascontiguousarray(self.X[np.asarray(idx)])).astype(np.float64))
+
+
 METHODS = {
     "bayes_linear": BayesLinear,
     "bayes_linear_random": lambda: BayesLinear(select="random"),
+    "bayes_linear_int8": BayesLinearInt8,
 }
 
 
