@@ -143,3 +143,16 @@ def test_train_adapt_pack_end_to_end(tmp_path):
         adapt_base(tmp_path / "dev.melw", archs[:10], new[:10])
     with pytest.raises(mel.InputError, match="finite and positive"):
         adapt_base(base, archs[:10], -new[:10])
+
+
+def test_int8_method_matches_the_float_method():
+    from maple_edge_lite.fewshot import BayesLinearInt8
+
+    X, train, new = synthetic(seed=6)
+    f = BayesLinear().fit(X, np.log(train), [])
+    q = BayesLinearInt8().fit(X, np.log(train), [])
+    idx = f.select(10, np.arange(len(X)), np.random.default_rng(0))
+    f.adapt(idx, np.log(new[idx]))
+    q.adapt(idx, np.log(new[idx]))
+    all_ = np.arange(len(X))
+    assert np.max(np.abs(q.predict(all_) - f.predict(all_))) < 0.03
