@@ -54,7 +54,11 @@ class BayesLinear(Method):
         self.candidates = candidates
         self.scale_iters = int(scale_iters)
 
-    def fit(self, X, Y, devices, feature_names=()):
+    def fit(self, X, Y, devices, feature_names=(), descriptors=None, descriptor_names=()):
+        """``descriptors``: optional [m, q] array of the training devices' descriptor features
+        (e.g. counters normalised by operator latency), aligned with Y's columns; NaN marks a
+        missing (masked) feature, so devices with and without a PMU train one model. The prior
+        mean of a device's coefficients then depends on its descriptor."""
         cols = structural_columns(X, feature_names)
         if len(cols) == 0:
             raise InputError("bayes_linear needs binary structural features (one-hots) in the encoding")
@@ -64,13 +68,51 @@ class BayesLinear(Method):
         Z = lat / lat.mean(0)  # each training device on its own scale
         C, *_ = np.linalg.lstsq(A, Z, rcond=None)  # [p, m] coefficients per device
         mu = C.mean(1)
-        S = np.cov(C) if C.shape[1] > 1 else np.zeros((len(mu), len(mu)))
-        p = len(mu)
-        # Shrink towards an isotropic prior: ~25 devices cannot estimate a p x p covariance, and
-        # a new device may vary along directions no training device did.
-        S = S + self.shrink * (np.trace(S) / p + 1e-12) * np.eye(p)
-        self._set_prior(cols, mu, np.linalg.cholesky(S), A)
+        self._set_prior(cols, mu, self._shrunk_factor(C - mu[:, None]), A)
+        self.desc = None
+        if descriptors is not None:
+            self._fit_descriptor(C - mu[:, None], np.asarray(descriptors, dtype=np.float64), descriptor_names, A)
         return self
+
+    def _shrunk_factor(self, R):
+        """Cholesky factor of the covariance of the coefficient deviations R [p, m], shrunk towards
+        an isotropic prior: ~25 devices cannot estimate a p x p covariance, and a new device may
+        vary along directions no training device did."""
+        p, m = R.shape
+        S = R @ R.T / max(m - 1, 1)
+        S = S + self.shrink * (np.trace(S) / p + 1e-12) * np.eye(p)
+        return np.linalg.cholesky(S)
+
+    def _fit_descriptor(self, Cc, D, names, A, ridge=1.0):
+        m = Cc.shape[1]
+        if D.ndim != 2 or D.shape[0] != m:
+            raise InputError(f"descriptors must be [{m} training devices, q features] (got {list(D.shape)})")
+        seen = np.isfinite(D)
+        mean = np.array([D[seen[:, j], j].mean() if seen[:, j].any() else 0.0 for j in range(D.shape[1])])
+        std = np.array([D[seen[:, j], j].std() if seen[:, j].sum() > 1 else 1.0 for j in range(D.shape[1])])
+        std[~(std > 0)] = 1.0
+        Phi = np.where(seen, (np.nan_to_num(D) - mean) / std, 0.0)  # masked -> the mean
+        # Ridge regression of the coefficient deviations on the descriptor, across training devices.
+        B = Cc @ Phi @ np.linalg.inv(Phi.T @ Phi + ridge * np.eye(Phi.shape[1]))
+        Lres = self._shrunk_factor(Cc - B @ Phi.T)
+        self.desc = {"names": list(names) or [f"d{j}" for j in range(D.shape[1])], "mean": mean, "std": std,
+                     "B": B, "Lc": Lres}
+        self.L_res = A @ Lres
+
+    def _descriptor_prior(self, descriptor):
+        """(mu, Lc, L over the archs) for a device: conditioned on its descriptor when the model
+        has one and at least one feature is present, else the unconditioned prior."""
+        if descriptor is None or self.desc is None:
+            return self.mu, self.Lc, self.L
+        d = np.asarray(descriptor, dtype=np.float64)
+        if d.shape != self.desc["mean"].shape:
+            raise InputError(f"descriptor has {d.size} features, the model was trained with "
+                             f"{self.desc['mean'].size} ({', '.join(self.desc['names'][:5])}, ...)")
+        seen = np.isfinite(d)
+        if not seen.any():
+            return self.mu, self.Lc, self.L
+        phi = np.where(seen, (np.nan_to_num(d) - self.desc["mean"]) / self.desc["std"], 0.0)
+        return self.mu + self.desc["B"] @ phi, self.desc["Lc"], self.L_res
 
     def _set_prior(self, cols, mu, Lc, A=None):
         """The prior over the coefficients c of ``z = [1, x[cols]] @ c``: mean mu, covariance Lc Lc^T.
@@ -102,6 +144,9 @@ class BayesLinear(Method):
             "design_noise": self.design_noise,
             "candidates": self.candidates,
             "scale_iters": self.scale_iters,
+            "descriptor": None if self.desc is None else {
+                "names": self.desc["names"], "mean": self.desc["mean"].tolist(), "std": self.desc["std"].tolist(),
+                "B": self.desc["B"].tolist(), "prior_factor": self.desc["Lc"].tolist()},
         }
 
     @classmethod
@@ -121,11 +166,22 @@ class BayesLinear(Method):
         if mu.shape != (p,) or Lc.shape != (p, p) or not (np.isfinite(mu).all() and np.isfinite(Lc).all()):
             raise InputError("corrupt bayes_linear prior: mu / prior_factor shapes or values are wrong")
         m._set_prior([names.index(c) for c in prior["columns"]], mu, Lc)
+        m.desc = None
+        d = prior.get("descriptor")
+        if d:
+            m.desc = {"names": list(d["names"]), "mean": np.asarray(d["mean"], float),
+                      "std": np.asarray(d["std"], float), "B": np.asarray(d["B"], float),
+                      "Lc": np.asarray(d["prior_factor"], float)}
+            q = len(m.desc["names"])
+            if m.desc["B"].shape != (p, q) or m.desc["Lc"].shape != (p, p) or m.desc["mean"].shape != (q,):
+                raise InputError("corrupt bayes_linear prior: descriptor block shapes are wrong")
         return m
 
     def use_archs(self, X) -> "BayesLinear":
         """Index ``select``/``adapt``/``predict`` by the rows of X (encoded architectures)."""
         self._set_prior(self.cols, self.mu, self.Lc, self.design(X))
+        if self.desc is not None:
+            self.L_res = self.A @ self.desc["Lc"]
         return self
 
     # --- which architectures to measure -------------------------------------------------------
@@ -165,10 +221,13 @@ class BayesLinear(Method):
         return pool[np.asarray(chosen, dtype=np.int64)]
 
     # --- adaptation: closed form --------------------------------------------------------------
-    def adapt(self, idx, y_log):
+    def adapt(self, idx, y_log, descriptor=None):
+        """Posterior from measurements of the archs ``idx`` (log ms); ``descriptor``: the
+        device's descriptor features (NaN = masked), if the model was trained with them."""
         idx = np.asarray(idx)
         y = np.exp(np.asarray(y_log, dtype=np.float64))
-        m, Lk = self.m[idx], self.L[idx]
+        mu, Lc, L = self._descriptor_prior(descriptor)
+        m, Lk = self.A[idx] @ mu, L[idx]
         s = float(np.median(y / np.maximum(m, 1e-12)))
         for _ in range(self.scale_iters):
             z = y / s
@@ -176,7 +235,7 @@ class BayesLinear(Method):
             w = Lk.T @ np.linalg.solve(K, z - m)
             f = m + Lk @ w
             s *= float(np.median(z / np.maximum(f, 1e-12)))
-        self.coef = (self.mu + self.Lc @ w) * s  # latency (ms) = [1, x[cols]] @ coef
+        self.coef = (mu + Lc @ w) * s  # latency (ms) = [1, x[cols]] @ coef
         self.floor = 1e-3 * float(y.min())
         return self
 
@@ -274,9 +333,11 @@ def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax
                         search_space=search_space, metadata=meta)
 
 
-def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, provenance=None) -> BayesLinear:
+def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None) -> BayesLinear:
     """Adapt a base model (path or Model) to a device from measured architectures (closed form,
-    about a millisecond). With ``out``, also write the device-specialised ``.melw`` there."""
+    about a millisecond). With ``out``, also write the device-specialised ``.melw`` there.
+    ``descriptor``: {feature name: value} of the device's descriptor, for a base trained with
+    descriptors; a feature absent or None/NaN is masked."""
     from . import encode as enc
     from ._model import Model
 
@@ -298,7 +359,13 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, provenance=N
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("latencies must be finite and positive milliseconds")
     m = BayesLinear.from_prior(meta["fewshot"], names).use_archs(enc.encode(space, archs))
-    m.adapt(np.arange(len(archs)), np.log(y))
+    d = None
+    if descriptor is not None and m.desc is not None:
+        unknown = sorted(set(descriptor) - set(m.desc["names"]))
+        if unknown:
+            raise InputError(f"descriptor features unknown to this base model: {', '.join(unknown[:5])}")
+        d = np.array([np.nan if descriptor.get(n) is None else float(descriptor[n]) for n in m.desc["names"]])
+    m.adapt(np.arange(len(archs)), np.log(y), descriptor=d)
     if out is not None:
         prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
         pack_adapted(m, out, feature_names=names, absmax=meta["feature_absmax"], search_space=space,

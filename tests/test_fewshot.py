@@ -156,3 +156,39 @@ def test_int8_method_matches_the_float_method():
     q.adapt(idx, np.log(new[idx]))
     all_ = np.arange(len(X))
     assert np.max(np.abs(q.predict(all_) - f.predict(all_))) < 0.03
+
+
+def described_devices(n_devices=30, seed=7):
+    """Devices whose per-op costs follow a 3-feature descriptor (think: counters per ms)."""
+    rng = np.random.default_rng(seed)
+    X = (rng.random((500, 10)) < 0.4).astype(np.float32)
+    D = rng.standard_normal((n_devices + 1, 3))
+    M = rng.standard_normal((3, 10)) * 0.6
+    coefs = np.exp(D @ M) * rng.uniform(0.95, 1.05, (n_devices + 1, 10))
+    lat = 0.2 + X @ coefs.T
+    return X, lat[:, :n_devices], D[:n_devices], lat[:, n_devices], D[n_devices]
+
+
+def test_descriptor_conditions_the_prior_and_masks_work():
+    X, train, D, new, d_new = described_devices()
+    m = BayesLinear(select="random").fit(X, np.log(train), [], descriptors=D, descriptor_names=["a", "b", "c"])
+    idx = np.arange(3)  # very few measurements: the prior has to carry the prediction
+    q = np.arange(3, len(X))
+
+    def err(descriptor):
+        m.adapt(idx, np.log(new[idx]), descriptor=descriptor)
+        return np.median(np.abs(np.exp(m.predict(q)) / new[q] - 1))
+
+    with_desc, without = err(d_new), err(None)
+    assert with_desc < 0.5 * without
+    assert err(np.full(3, np.nan)) == without  # everything masked: the unconditioned prior
+    partial = err(np.array([d_new[0], np.nan, d_new[2]]))
+    assert with_desc <= partial + 1e-9 and np.isfinite(partial)
+    # The prior, descriptor block included, survives serialisation.
+    names = [f"x{i}" for i in range(X.shape[1])]
+    m2 = BayesLinear.from_prior(m.to_prior(names), names).use_archs(X)
+    m.adapt(idx, np.log(new[idx]), descriptor=d_new)
+    m2.adapt(idx, np.log(new[idx]), descriptor=d_new)
+    np.testing.assert_allclose(m2.predict(q), m.predict(q), rtol=1e-10)
+    with pytest.raises(mel.InputError, match="descriptor has 2 features"):
+        m.adapt(idx, np.log(new[idx]), descriptor=np.ones(2))
