@@ -112,7 +112,14 @@ class BayesLinear(Method):
         if not seen.any():
             return self.mu, self.Lc, self.L
         phi = np.where(seen, (np.nan_to_num(d) - self.desc["mean"]) / self.desc["std"], 0.0)
-        return self.mu + self.desc["B"] @ phi, self.desc["Lc"], self.L_res
+        mu = self.mu + self.desc["B"] @ phi
+        if seen.all():
+            return mu, self.desc["Lc"], self.L_res
+        # Masked features are marginalised, not assumed average: their standardised values have
+        # unit variance, so their effect B[:, masked] adds to the prior covariance.
+        Bm = self.desc["B"][:, ~seen]
+        Lc = np.linalg.cholesky(self.desc["Lc"] @ self.desc["Lc"].T + Bm @ Bm.T)
+        return mu, Lc, self.A @ Lc
 
     def _set_prior(self, cols, mu, Lc, A=None):
         """The prior over the coefficients c of ``z = [1, x[cols]] @ c``: mean mu, covariance Lc Lc^T.
