@@ -375,7 +375,24 @@ def _count_proxy(X, names):
     return 1.0 + np.maximum(X, 0).sum(1)
 
 
-class RidgeEncoding(Method):
+class _AffineRidge(Method):
+    """log latency = a + b * base + Z.w: a and b free, w ridge-penalised, lambda by leave-one-out
+    over the k points. Subclasses set ``base`` [n_archs] and ``Z`` [n_archs, r] in ``fit``."""
+
+    def adapt(self, idx, y_log):
+        idx = np.asarray(idx)
+        F = np.column_stack([np.ones(len(idx)), self.base[idx]])
+        self.ab, self.w, self.lam = _ridge_loo(F, self.Z[idx], np.asarray(y_log, dtype=np.float64))
+        if len(self.ab) < 2:  # base dropped as degenerate at these points
+            self.ab = np.append(self.ab, 0.0)
+        return self
+
+    def predict(self, idx):
+        idx = np.asarray(idx)
+        return self.ab[0] + self.ab[1] * self.base[idx] + self.Z[idx] @ self.w
+
+
+class RidgeEncoding(_AffineRidge):
     """(b) ridge on the arch encoding, fit on the k measurements only, with a prior towards the
     mean training device: log latency = a + b * prior(x) + x.delta, a and b free, delta ridge-
     penalised (lambda by leave-one-out over the k points); prior = ridge fit of the mean centred
@@ -391,27 +408,16 @@ class RidgeEncoding(Method):
         n, d = self.Xs.shape
         G = self.Xs.T @ self.Xs
         beta0 = np.linalg.solve(G + 1e-3 * n * np.eye(d), self.Xs.T @ mu)
-        self.prior = self.Xs @ beta0
+        self.base = self.Xs @ beta0  # the prior: the mean training device's ridge model
+        self.Z = self.Xs
         return self
-
-    def adapt(self, idx, y_log):
-        idx = np.asarray(idx)
-        F = np.column_stack([np.ones(len(idx)), self.prior[idx]])
-        self.ab, self.delta, self.lam = _ridge_loo(F, self.Xs[idx], np.asarray(y_log, dtype=np.float64))
-        if len(self.ab) < 2:  # prior dropped as degenerate at these points
-            self.ab = np.append(self.ab, 0.0)
-        return self
-
-    def predict(self, idx):
-        idx = np.asarray(idx)
-        return self.ab[0] + self.ab[1] * self.prior[idx] + self.Xs[idx] @ self.delta
 
     def describe(self):
         return ("ridge on the encoding, fit on the k points: a + b*prior(x) + x.delta (delta penalised, "
                 "lambda by leave-one-out); prior = the mean training device's ridge model")
 
 
-class RidgeDevices(Method):
+class RidgeDevices(_AffineRidge):
     """(c) ridge over the training devices: the new device's log latency as a + b * mean profile
     + sum_j w_j * profile_j (profiles centred per device and scaled to unit variance, NaNs filled
     by low-rank completion), w ridge-penalised, lambda by leave-one-out over the k points."""
@@ -426,20 +432,9 @@ class RidgeDevices(Method):
         # spread of its log latencies (a batch-1 GPU's profile is flatter than a phone's).
         sd = A.std(0)
         self.A = A / np.where(sd > 0, sd, 1.0)
+        self.base = self.mu
         self.Z = self.A  # the penalised design; RidgeDevicesEncoding appends the encoding
         return self
-
-    def adapt(self, idx, y_log):
-        idx = np.asarray(idx)
-        F = np.column_stack([np.ones(len(idx)), self.mu[idx]])
-        self.ab, self.w, self.lam = _ridge_loo(F, self.Z[idx], np.asarray(y_log, dtype=np.float64))
-        if len(self.ab) < 2:
-            self.ab = np.append(self.ab, 0.0)
-        return self
-
-    def predict(self, idx):
-        idx = np.asarray(idx)
-        return self.ab[0] + self.ab[1] * self.mu[idx] + self.Z[idx] @ self.w
 
     def describe(self):
         return ("ridge over training devices' log-latency columns (a + b*mean + A.w, w penalised, lambda by "
