@@ -46,6 +46,15 @@ inline void check(int status) {
     if (status != MEL_OK) raise_status(status);
 }
 
+// Runs a C call over n rows, releasing the GIL only when the batch is large enough for that to
+// pay off (releasing and re-taking it costs about as much as predicting a few rows).
+template <class F>
+int run_batch(size_t n, F&& call) {
+    if (n <= 64) return call();
+    py::gil_scoped_release nogil;
+    return call();
+}
+
 class PyModel {
 public:
     explicit PyModel(mel_model* m) : m_(m) {}
@@ -129,12 +138,7 @@ public:
         float* po = out.mutable_data();
         int st;
         if (kernel.is_none()) {
-            if (n <= 64) {
-                st = mel_model_predict(m_, px, n, po);  // too short to be worth releasing the GIL
-            } else {
-                py::gil_scoped_release nogil;
-                st = mel_model_predict(m_, px, n, po);
-            }
+            st = run_batch(n, [&] { return mel_model_predict(m_, px, n, po); });
         } else {
             const std::string k = py::cast<std::string>(kernel);
             py::gil_scoped_release nogil;
@@ -285,14 +289,7 @@ py::array_t<float> encode_archs(const std::string& space, const py::handle& arch
     const size_t n = a.ptrs.size();
     py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(d)});
     float* po = out.mutable_data();
-    int st;
-    if (n <= 64) {
-        st = mel_encode(space.c_str(), a.ptrs.data(), n, po);
-    } else {
-        py::gil_scoped_release nogil;
-        st = mel_encode(space.c_str(), a.ptrs.data(), n, po);
-    }
-    check(st);
+    check(run_batch(n, [&] { return mel_encode(space.c_str(), a.ptrs.data(), n, po); }));
     return out;
 }
 
@@ -301,14 +298,7 @@ py::array_t<float> predict_arch(const PyModel& m, const py::handle& archs) {
     const size_t n = a.ptrs.size();
     py::array_t<float> out(static_cast<py::ssize_t>(n));
     float* po = out.mutable_data();
-    int st;
-    if (n <= 64) {
-        st = mel_model_predict_arch(m.handle(), a.ptrs.data(), n, po);
-    } else {
-        py::gil_scoped_release nogil;
-        st = mel_model_predict_arch(m.handle(), a.ptrs.data(), n, po);
-    }
-    check(st);
+    check(run_batch(n, [&] { return mel_model_predict_arch(m.handle(), a.ptrs.data(), n, po); }));
     return out;
 }
 
