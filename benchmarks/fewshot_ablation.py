@@ -8,8 +8,9 @@
 2. Leave-one-group-out, 10 measurements, 5 seeds: the method with its reference-architecture
    choices (greedy among 1,000 random candidates / greedy over the whole pool / random) and the
    prior's shrinkage.
-3. With --mlp (about 3 minutes): an MLP trunk trained in numpy with Adam (one linear head per
-   training device, relative squared error) whose features are added to the one-hots.
+3. With --mlp (about 8 minutes): the numpy MLP on log-latency (maple_edge_lite.mlp: reference-
+   latency descriptor, Adam, early stopping on validation devices), scored in float, and in int8
+   through the C++ core with and without its quantization-aware finishing epochs.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import numpy as np
 
 from maple_edge_lite import encode as enc
 from maple_edge_lite.data import load_table
-from maple_edge_lite.evaluate import _complete_cached, leave_one_out
-from maple_edge_lite.fewshot import BayesLinear, structural_columns
+from maple_edge_lite.evaluate import leave_one_out
+from maple_edge_lite.fewshot import BayesLinear
+from maple_edge_lite.mlp import MLP, MLPInt8
 
 
 def ceilings(table, X, names):
@@ -50,59 +52,6 @@ def ceilings(table, X, names):
     return rows
 
 
-class MLPBasis(BayesLinear):
-    """BayesLinear over [one-hots, MLP trunk features]; the trunk (d -> hidden -> out, ReLU) is
-    trained with Adam on all training devices at once, one linear head per device."""
-
-    def __init__(self, hidden=64, out=16, epochs=1000, lr=3e-3, seed=0, **kw):
-        super().__init__(**kw)
-        self.name = f"mlp_basis_{epochs}"
-        self.h, self.o, self.epochs, self.lr, self.seed = hidden, out, epochs, lr, seed
-
-    def fit(self, X, Y, devices, feature_names=()):
-        B0 = np.asarray(X, np.float64)[:, structural_columns(X)]
-        lat = np.exp(_complete_cached(Y))
-        Z = lat / lat.mean(0)
-        rng = np.random.default_rng(self.seed)
-        n, d = B0.shape
-        W1 = rng.standard_normal((d, self.h)) * np.sqrt(2 / d)
-        b1 = np.zeros(self.h)
-        W2 = rng.standard_normal((self.h, self.o)) * np.sqrt(2 / self.h)
-        b2 = np.zeros(self.o)
-        C0, *_ = np.linalg.lstsq(np.column_stack([np.ones(n), B0]), Z, rcond=None)
-        H = np.vstack([C0, np.zeros((self.o, Z.shape[1]))])
-        params = [W1, b1, W2, b2, H]
-        m1 = [np.zeros_like(q) for q in params]
-        m2 = [np.zeros_like(q) for q in params]
-        for t in range(1, self.epochs + 1):
-            idx = rng.choice(n, 512, replace=False)
-            x, z = B0[idx], Z[idx]
-            h1 = np.maximum(x @ W1 + b1, 0)
-            phi = np.maximum(h1 @ W2 + b2, 0)
-            Bb = np.column_stack([np.ones(len(idx)), x, phi])
-            r = (Bb @ H - z) / z
-            g = 2 * r / z / r.size
-            gphi = (g @ H.T)[:, 1 + d:] * (phi > 0)
-            gh1 = gphi @ W2.T * (h1 > 0)
-            grads = [x.T @ gh1, gh1.sum(0), h1.T @ gphi, gphi.sum(0), Bb.T @ g]
-            for q, gq, a, v in zip(params, grads, m1, m2):
-                a *= 0.9
-                a += 0.1 * gq
-                v *= 0.999
-                v += 0.001 * gq * gq
-                q -= self.lr * (a / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-        phi = np.maximum(np.maximum(B0 @ W1 + b1, 0) @ W2 + b2, 0)
-        F = np.column_stack([B0, phi / (phi.max(0) + 1e-9)])
-        A = np.column_stack([np.ones(n), F])
-        C, *_ = np.linalg.lstsq(A, Z, rcond=None)
-        mu = C.mean(1)
-        S = np.cov(C)
-        S = S + self.shrink * (np.trace(S) / len(mu) + 1e-12) * np.eye(len(mu))
-        self.cols = np.arange(F.shape[1])
-        self.A, self.m, self.L = A, A @ mu, A @ np.linalg.cholesky(S)
-        return self
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", action="append", required=True)
@@ -123,13 +72,17 @@ def main(argv=None):
         "prior shrinkage 0.1 instead of 0.3": lambda: BayesLinear(shrink=0.1),
     }
     if args.mlp:
-        methods["+ MLP trunk features (Adam, 1,000 steps)"] = lambda: MLPBasis(epochs=1000)
-        methods["+ MLP trunk features (Adam, 3,000 steps)"] = lambda: MLPBasis(epochs=3000)
+        methods["mlp, float"] = MLP
+        methods["mlp, int8 through the core (quantization-aware finishing)"] = MLPInt8
+        methods["mlp, int8 through the core, no quantization-aware epochs"] = lambda: MLPInt8(qat_epochs=0)
     facs = {label: f for label, f in methods.items()}
     r = leave_one_out(table, None, facs, shots=10, seeds=args.seeds)
-    print("\nLeave-one-group-out, 10 measurements (group-mean ±10% accuracy / Spearman):")
+    print("\nLeave-one-group-out, 10 measurements (group-mean ±10% accuracy / Spearman; "
+          "paired difference to the first, ± its standard error over groups):")
     for label, v in r["methods"].items():
-        print(f"  {label:<48} {v['mean']['acc10']:.3f} / {v['mean']['spearman']:.3f}")
+        d = r["paired"]["vs"].get(label, {}).get("acc10")
+        diff = f"   {d['mean']:+.3f} ± {d['se']:.3f}" if d else ""
+        print(f"  {label:<60} {v['mean']['acc10']:.3f} / {v['mean']['spearman']:.3f}{diff}")
     print(f"\n{time.perf_counter() - t0:.0f} s")
     return 0
 

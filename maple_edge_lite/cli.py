@@ -100,7 +100,15 @@ def _train(args) -> int:
         table = table.select([d for d in table.devices if d not in set(split(args.exclude))])
     X = enc.encode(args.space, table.archs)
     names = enc.feature_names(args.space)
-    method = BayesLinear().fit(X, np.log(table.latency_ms), table.devices, names)
+    if args.method == "mlp":
+        from .mlp import MLP
+
+        method = MLP(seed=args.seed).fit(X, np.log(table.latency_ms), table.devices, names)
+        how = (f"mlp (seed {args.seed}; {method.epochs_run} epochs, early stopping on "
+               f"{', '.join(method.val_devices) or 'the training devices'})")
+    else:
+        method = BayesLinear().fit(X, np.log(table.latency_ms), table.devices, names)
+        how = "bayes_linear (deterministic: no seed)"
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
@@ -120,15 +128,20 @@ def _train(args) -> int:
         "tables": [{"path": s, "sha256": sha256(s)} for s in table.sources],
         "devices": table.devices,
         "n_archs": len(table.archs),
-        "method": "bayes_linear (deterministic: no seed)",
+        "method": how,
         "trained_by": f"maple_edge_lite {__version__}",
         "commit": commit,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    pack_base(method, args.output, feature_names=names, absmax=feature_absmax(X), search_space=args.space,
-              provenance=provenance)
+    if args.method == "mlp":
+        from .mlp import pack_base as pack_mlp
+
+        pack_mlp(method, args.output, archs=table.archs, search_space=args.space, provenance=provenance)
+    else:
+        pack_base(method, args.output, feature_names=names, absmax=feature_absmax(X), search_space=args.space,
+                  provenance=provenance)
     secs = time.perf_counter() - t0
-    print(f"trained the {args.space} prior on {len(table.devices)} devices x {len(table.archs)} archs "
+    print(f"trained the {args.space} {args.method} base model on {len(table.devices)} devices x {len(table.archs)} archs "
           f"in {secs:.1f} s -> {args.output} ({Path(args.output).stat().st_size} bytes)")
     return 0
 
@@ -253,12 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--events", help="comma-separated event names (default: all known events)")
     c.add_argument("--json", action="store_true", help="print a JSON report")
     c.set_defaults(func=_counters)
-    tr = sub.add_parser("train", help="fit the few-shot predictor's prior on latency tables -> base .melw")
+    tr = sub.add_parser("train", help="train the few-shot predictor on latency tables -> base .melw")
     tr.add_argument("--data", action="append", required=True, metavar="DIR",
                     help="folder of latency tables in the shared format (repeatable)")
     tr.add_argument("--space", default="nb201", choices=["nb201", "fbnet"])
     tr.add_argument("--devices", metavar="A,B,...", help="train on these devices (default: all in the tables)")
     tr.add_argument("--exclude", metavar="A,B,...", help="leave these devices out")
+    tr.add_argument("--method", choices=("bayes_linear", "mlp"), default="bayes_linear",
+                    help="bayes_linear (default: the more accurate here, see the README) or mlp (numpy MLP on "
+                    "log-latency with a reference-latency descriptor, Adam, early stopping, quantization-aware)")
+    tr.add_argument("--seed", type=int, default=0, help="training seed (mlp)")
     tr.add_argument("-o", "--output", required=True, help="where to write the base model (.melw)")
     tr.set_defaults(func=_train)
     ins = sub.add_parser("inspect", help="what a .melw weights file holds: shape, features, provenance")

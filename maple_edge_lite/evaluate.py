@@ -641,8 +641,9 @@ BASELINES: Dict[str, Callable[[], Method]] = {
 def all_methods() -> Dict[str, Callable[[], Method]]:
     """The predictor's own methods (maple_edge_lite.fewshot) first, then the baselines."""
     from .fewshot import METHODS
+    from .mlp import METHODS as MLP_METHODS
 
-    return {**METHODS, **BASELINES}
+    return {**METHODS, **MLP_METHODS, **BASELINES}
 
 
 # --------------------------------------------------------------------------------------------

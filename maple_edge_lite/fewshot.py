@@ -340,11 +340,12 @@ def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax
                         search_space=search_space, metadata=meta)
 
 
-def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None) -> BayesLinear:
-    """Adapt a base model (path or Model) to a device from measured architectures (closed form,
-    about a millisecond). With ``out``, also write the device-specialised ``.melw`` there.
-    ``descriptor``: {feature name: value} of the device's descriptor, for a base trained with
-    descriptors; a feature absent or None/NaN is masked."""
+def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
+    """Adapt a base model (path or Model; a bayes_linear or an mlp base) to a device from measured
+    architectures (closed form, about a millisecond); returns the adapted method. With ``out``,
+    also write the device-specialised ``.melw`` there. ``descriptor``: {feature name: value} of
+    the device's descriptor, for a base trained with descriptors; a feature absent or None/NaN is
+    masked."""
     from . import encode as enc
     from ._model import Model
 
@@ -357,7 +358,8 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     if space not in enc.SPACES:
         raise InputError(f"the base model's search space {space!r} has no encoder")
     names = enc.feature_names(space)
-    if list(model.feature_names) != list(names):
+    extra = meta.get("descriptor_features", []) if meta["fewshot"].get("method") == "mlp" else []
+    if list(model.feature_names) != list(names) + list(extra):
         raise InputError("the base model's features differ from this encoder's: re-train it with this version")
     y = np.asarray(latency_ms, dtype=np.float64)
     archs = list(archs)
@@ -365,6 +367,13 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         raise InputError(f"need one latency per architecture and at least 2 (got {len(archs)} archs, {y.shape} values)")
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("latencies must be finite and positive milliseconds")
+    if meta["fewshot"].get("method") == "mlp":
+        if descriptor:
+            raise InputError("this mlp base model was trained without counter features; "
+                             "adapt it from measurements alone (no descriptor)")
+        from .mlp import adapt_base_mlp
+
+        return adapt_base_mlp(model, archs, y, out, provenance=provenance)
     m = BayesLinear.from_prior(meta["fewshot"], names).use_archs(enc.encode(space, archs))
     d = None
     if descriptor is not None and m.desc is not None:

@@ -23,3 +23,36 @@ def feature_names(d):
 def kernels_here():
     """Every int8 kernel this build has and this CPU runs."""
     return [k for k in ("scalar", "avx2", "avx512vnni", "neon") if mel._core.kernel_available(k)]
+
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def nb201_string(ops):
+    e = [f"{OPS[o]}~{j}" for o, j in zip(ops, (0, 0, 1, 0, 1, 2))]
+    return f"|{e[0]}|+|{e[1]}|{e[2]}|+|{e[3]}|{e[4]}|{e[5]}|"
+
+
+def write_table(folder, n_archs=400, n_devices=6, seed=0):
+    """A small table in the shared format: devices whose latency is additive in the edge ops."""
+    import gzip
+
+    from maple_edge_lite import encode as enc
+
+    rng = np.random.default_rng(seed)
+    archs = sorted({nb201_string(rng.integers(0, 5, 6)) for _ in range(n_archs)})
+    X = enc.encode("nb201", archs)
+    names = enc.feature_names("nb201")
+    cols = [i for i, n in enumerate(names) if n.startswith(("edge", "live_edge"))]
+    base = rng.random(len(cols)) + 0.1
+    lat = {}
+    for d in range(n_devices + 1):
+        c = base * rng.uniform(0.8, 1.2, len(cols)) * rng.uniform(1, 20)
+        lat[f"dev{d}"] = 0.5 + X[:, cols] @ c
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "nb201_latency.csv.gz", "wt") as f:
+        f.write("nb201_index,arch_str,device,latency_ms\n")
+        for d in range(n_devices):
+            for i, a in enumerate(archs):
+                f.write(f"{i},{a},dev{d},{lat[f'dev{d}'][i]:.6f}\n")
+    return archs, lat[f"dev{n_devices}"]
