@@ -157,8 +157,14 @@ def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except PermissionError as e:
         raise MapleEdgePermissionError(f"cannot write {path}: permission denied in {parent}") from e
-    except FileNotFoundError as e:
-        raise MapleEdgeError(f"cannot write {path}: directory {parent} does not exist") from e
+    except OSError as e:
+        if parent.is_dir():
+            why = f"cannot create a file in {parent} ({e.strerror or e})"
+        elif parent.exists() or any(p.exists() and not p.is_dir() for p in parent.parents):
+            why = f"{parent} is not a directory"
+        else:
+            why = f"directory {parent} does not exist"
+        raise MapleEdgeError(f"cannot write {path}: {why}") from e
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask),
         # so the services and users that read models can read this one.
