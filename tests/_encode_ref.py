@@ -62,7 +62,7 @@ def mega(v: int) -> np.float32:
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in string order
-NB201_VERSION = 1
+NB201_VERSION = 2
 
 
 def nb201_feature_names() -> List[str]:
@@ -73,6 +73,7 @@ def nb201_feature_names() -> List[str]:
     names += ["longest_path_convs", "longest_path_ops", "adds"]
     names += ["flops_32", "flops_live_32", "flops_224", "params", "act_32"]
     names += [f"live_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
+    names += [f"exec_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
     return names
 
 
@@ -145,6 +146,14 @@ def wtotal(mods: List[tuple], field: str) -> int:
     return sum(k * getattr(m, field) for k, m in mods)
 
 
+def _paths_between(a: int, b: int) -> List[List[int]]:
+    """Every path of edges (indices into NB201_EDGES) from node a to node b."""
+    if a == b:
+        return [[]]
+    return [[e] + rest for e, (to, frm) in enumerate(NB201_EDGES) if frm == a and to <= b
+            for rest in _paths_between(to, b)]
+
+
 def nb201_encode(s: str) -> np.ndarray:
     ops = nb201_parse(s)
     f: Dict[str, float] = {}
@@ -178,6 +187,11 @@ def nb201_encode(s: str) -> np.ndarray:
     for e, op in enumerate(ops):
         for o in NB201_OPS[1:]:
             f[f"live_edge{e}:{o}"] = float(e in live and op == o)
+    # executed: a non-none edge whose destination node reaches node 3 along non-none edges
+    coreach = {3} | {j for j in (1, 2) if any(nonzero(p) for p in _paths_between(j, 3))}
+    for e, op in enumerate(ops):
+        for o in NB201_OPS[1:]:
+            f[f"exec_edge{e}:{o}"] = float(op == o and NB201_EDGES[e][0] in coreach)
     return np.array([f[n] for n in nb201_feature_names()], dtype=np.float32)
 
 

@@ -81,7 +81,7 @@ constexpr Costs kCost224 = costs_at(224);
 
 // --- the feature schema -------------------------------------------------------------------------
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr size_t kFOneHot = 0;                         // edge{e}:{op}, 6 x 5
 constexpr size_t kFCount = kFOneHot + kEdges * kNumOps;  // count:{op}
 constexpr size_t kFConnected = kFCount + kNumOps;
@@ -98,7 +98,8 @@ constexpr size_t kFFlops224 = kFFlopsLive32 + 1;
 constexpr size_t kFParams = kFFlops224 + 1;
 constexpr size_t kFAct32 = kFParams + 1;
 constexpr size_t kFLiveEdge = kFAct32 + 1;  // live_edge{e}:{op}: the edge's op when it is live, 6 x 4
-constexpr size_t kDim = kFLiveEdge + kEdges * (kNumOps - 1);
+constexpr size_t kFExecEdge = kFLiveEdge + kEdges * (kNumOps - 1);  // exec_edge{e}:{op}, 6 x 4
+constexpr size_t kDim = kFExecEdge + kEdges * (kNumOps - 1);
 
 const std::vector<std::string>& names() {
     static const std::vector<std::string> v = [] {
@@ -123,6 +124,11 @@ const std::vector<std::string>& names() {
         // mobile converters) pay only for these; the plain one-hot describes runtimes that do not.
         for (int e = 0; e < kEdges; ++e)
             for (int o = 1; o < kNumOps; ++o) n.push_back("live_edge" + std::to_string(e) + ":" + kOpNames[o]);
+        // Per-edge one-hot of the edges whose result reaches the output, whether or not their
+        // input is zero: what a runtime executes when it drops dead ends but cannot know that a
+        // zero node is zero (an exported `none` is x * 0, which is not 0 for inf or NaN).
+        for (int e = 0; e < kEdges; ++e)
+            for (int o = 1; o < kNumOps; ++o) n.push_back("exec_edge" + std::to_string(e) + ":" + kOpNames[o]);
         return n;
     }();
     return v;
@@ -247,6 +253,7 @@ void encode(const char* s, size_t len, float* out) {
         params += kCost32.edge_params[o];
         act32 += kCost32.edge_act[o];
         if (reach[from]) ++reachable;
+        if (coreach[to]) out[kFExecEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
         if (reach[from] && coreach[to]) {
             ++live;
             out[kFLive + size_t(o) - 1] += 1.0f;
