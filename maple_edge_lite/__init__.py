@@ -34,8 +34,9 @@ __version__ = _core.version()
 # Host-side tooling (packing, quantizing) is imported on first use: `import maple_edge_lite`
 # on a board costs numpy and the core, nothing else. (The quantizer itself is
 # maple_edge_lite.quantize.quantize: a top-level function of that name would be shadowed by
-# the submodule as soon as it is imported.)
-_LAZY = {"pack": "format", "QuantizedMLP": "quantize"}
+# the submodule as soon as it is imported.) ``load`` (the shipped predictors, or a file) and
+# ``device_model`` (this device's adapted predictor, cached) also load on first use.
+_LAZY = {"pack": "format", "QuantizedMLP": "quantize", "load": "registry", "device_model": "_cache"}
 
 
 def __getattr__(name):
@@ -53,6 +54,8 @@ def __dir__():
 
 __all__ = [
     "Model",
+    "load",
+    "device_model",
     "pack",
     "QuantizedMLP",
     "MapleEdgeError",

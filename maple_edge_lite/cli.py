@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)
     from ._cli_evaluate import add_parser as _add_eval; _add_eval(sub)  # noqa: E702
+    from ._cli_device import add_parser as _add_dev; _add_dev(sub)  # noqa: E702
+    from ._cli_predict import add_parser as _add_pred; _add_pred(sub)  # noqa: E702
     return p
 
 

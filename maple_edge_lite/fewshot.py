@@ -292,7 +292,10 @@ class BayesLinearInt8(BayesLinear):
         return self
 
     def predict(self, idx):
-        return np.log(self.device.predict(np.ascontiguousarray(self.X[np.asarray(idx)])).astype(np.float64))
+        # The same floor as the float method: a linear device model can go below zero for an
+        # architecture far from every measured one.
+        ms = self.device.predict(np.ascontiguousarray(self.X[np.asarray(idx)])).astype(np.float64)
+        return np.log(np.maximum(ms, self.floor))
 
 
 METHODS = {
@@ -331,10 +334,44 @@ def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], abs
 
 
 def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
-              provenance=None):
+              provenance=None, reference_archs: Optional[Sequence[str]] = None,
+              descriptor_feature_schema: Optional[str] = None):
     """Write a trained prior as a base ``.melw``: its layer predicts the average training device
-    on a unit latency scale, and its metadata holds the prior that ``adapt_base`` needs."""
-    meta = {"model_kind": "base", "fewshot": method.to_prior(feature_names),
+    on a unit latency scale, and its metadata holds the prior that ``adapt_base`` needs.
+
+    ``reference_archs``: the architectures to measure on a new device (e.g. ``method.select``
+    over the whole space), stored as ``metadata["fewshot"]["reference_archs"]`` (where an mlp base
+    keeps its own). ``descriptor_feature_schema``: the descriptor feature schema the prior's
+    descriptor features follow (default ``profile.FEATURE_SCHEMA``), stored as
+    ``metadata["descriptor_feature_schema"]``; ``adapt_base`` refuses a descriptor of another one.
+
+    The prior's covariance factors are stored as float32 little-endian base64 (the lower triangle
+    of the Cholesky factor): as JSON lists an FBNet prior (201 x 201) would be ~800 KB."""
+    import base64
+
+    from . import encode as enc
+
+    def packed(a, tril=False):
+        a = np.asarray(a, dtype=np.float64)
+        flat = a[np.tril_indices(a.shape[0])] if tril else a.ravel()
+        return {"shape": list(a.shape), "tril": bool(tril),
+                "f32le_base64": base64.b64encode(np.ascontiguousarray(flat, dtype="<f4").tobytes()).decode("ascii")}
+
+    prior = method.to_prior(feature_names)
+    prior["prior_factor"] = packed(method.Lc, tril=True)
+    if prior.get("descriptor"):
+        prior["descriptor"]["B"] = packed(method.desc["B"])
+        prior["descriptor"]["prior_factor"] = packed(method.desc["Lc"], tril=True)
+    if reference_archs is not None:
+        refs = [str(a) for a in reference_archs]
+        if len(set(refs)) != len(refs) or not refs:
+            raise InputError("reference_archs must be distinct architecture strings (at least one)")
+        if search_space is not None:
+            enc.encode(search_space, refs)  # InputError naming a bad string
+        prior["reference_archs"] = refs
+    if descriptor_feature_schema is None:
+        from .profile import FEATURE_SCHEMA as descriptor_feature_schema
+    meta = {"model_kind": "base", "fewshot": prior, "descriptor_feature_schema": str(descriptor_feature_schema),
             "feature_absmax": [float(v) for v in absmax], "provenance": provenance or {}}
     return _pack_linear(path, method.mu, method.cols, feature_names=feature_names, absmax=absmax,
                         search_space=search_space, metadata=meta)
@@ -343,11 +380,35 @@ def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
     """Adapt a base model (path or Model; a bayes_linear or an mlp base) to a device from measured
     architectures (closed form, about a millisecond); returns the adapted method. With ``out``,
-    also write the device-specialised ``.melw`` there. ``descriptor``: {feature name: value} of
-    the device's descriptor, for a base trained with descriptors; a feature absent or None/NaN is
-    masked."""
+    also write the device-specialised ``.melw`` there.
+
+    ``descriptor``: either a descriptor document (the dict ``profile.load_descriptor`` returns)
+    or {feature name: value}. A document is checked against the model first: its
+    ``feature_schema`` must be the model's ``descriptor_feature_schema`` and every descriptor
+    feature the model uses must be listed in it, else ``InputError`` names the missing features
+    and both schemas; the features the model uses are folded into the prior (an unmeasured one,
+    state not counted/scaled, is masked) and the document's device and runtime go into the
+    device file's provenance. With {name: value}, a feature absent or None/NaN is masked."""
+    import base64
+
     from . import encode as enc
     from ._model import Model
+
+    def dense(v, what):
+        if not isinstance(v, dict):
+            return v  # a JSON list (files written before the packed form)
+        try:
+            shape = [int(x) for x in v["shape"]]
+            flat = np.frombuffer(base64.b64decode(v["f32le_base64"], validate=True), dtype="<f4").astype(np.float64)
+            if v.get("tril"):
+                if len(shape) != 2 or shape[0] != shape[1] or flat.size != shape[0] * (shape[0] + 1) // 2:
+                    raise ValueError(f"{flat.size} values for a lower triangle of {shape}")
+                a = np.zeros(shape)
+                a[np.tril_indices(shape[0])] = flat
+                return a
+            return flat.reshape(shape)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"corrupt base model: {what} does not decode ({e})") from None
 
     model = base if isinstance(base, Model) else Model.load(base)
     meta = model.metadata
@@ -358,7 +419,8 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     if space not in enc.SPACES:
         raise InputError(f"the base model's search space {space!r} has no encoder")
     names = enc.feature_names(space)
-    extra = meta.get("descriptor_features", []) if meta["fewshot"].get("method") == "mlp" else []
+    kind = meta["fewshot"].get("method")
+    extra = meta.get("descriptor_features", []) if kind == "mlp" else []
     if list(model.feature_names) != list(names) + list(extra):
         raise InputError("the base model's features differ from this encoder's: re-train it with this version")
     y = np.asarray(latency_ms, dtype=np.float64)
@@ -367,14 +429,50 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         raise InputError(f"need one latency per architecture and at least 2 (got {len(archs)} archs, {y.shape} values)")
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("latencies must be finite and positive milliseconds")
-    if meta["fewshot"].get("method") == "mlp":
-        if descriptor:
+    prior = dict(meta["fewshot"])
+    if kind != "mlp":
+        prior["prior_factor"] = dense(prior.get("prior_factor"), "prior_factor")
+        if prior.get("descriptor"):
+            d = dict(prior["descriptor"])
+            d["B"] = dense(d.get("B"), "descriptor.B")
+            d["prior_factor"] = dense(d.get("prior_factor"), "descriptor.prior_factor")
+            prior["descriptor"] = d
+    used = list(prior["descriptor"]["names"]) if kind != "mlp" and prior.get("descriptor") else []
+    prov_desc = None
+    if isinstance(descriptor, dict) and "schema" in descriptor and isinstance(descriptor.get("features"), list):
+        doc = descriptor
+        model_fs = meta.get("descriptor_feature_schema")
+        doc_fs = doc.get("feature_schema")
+        listed = {f.get("name") for f in doc["features"] if isinstance(f, dict)}
+        missing = [n for n in used if n not in listed]
+        if missing or (model_fs is not None and doc_fs != model_fs):
+            what = (f"model expects features {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''} "
+                    f"({len(missing)} of {len(used)}) missing from the descriptor" if missing
+                    else f"model expects {len(used)} descriptor features ({', '.join(used[:5]) or 'none'})")
+            raise InputError(f"descriptor does not match the model: {what}; descriptor feature schema "
+                             f"{doc_fs!r}, model feature schema {model_fs!r}. Profile the device with this "
+                             f"maple_edge_lite version (`maple-edge-lite profile`) or use a model trained on "
+                             f"that schema")
+        by_name = {f["name"]: f for f in doc["features"] if isinstance(f, dict)}
+        descriptor = {n: (by_name[n]["value"] if by_name[n].get("state") in ("counted", "scaled") else None)
+                      for n in used}
+        dev, rt = doc.get("device") or {}, doc.get("runtime") or {}
+        prov_desc = {"schema": doc.get("schema"), "feature_schema": doc_fs, "created": doc.get("created"),
+                     "features_used": used,
+                     "device": {k: dev.get(k) for k in ("hostname", "cpu_model", "cores", "arch", "kernel", "pmus",
+                                                        "perf_event_paranoid") if k in dev},
+                     "runtime": rt}
+    if kind == "mlp":
+        if descriptor and prov_desc is None:
             raise InputError("this mlp base model was trained without counter features; "
                              "adapt it from measurements alone (no descriptor)")
         from .mlp import adapt_base_mlp
 
-        return adapt_base_mlp(model, archs, y, out, provenance=provenance)
-    m = BayesLinear.from_prior(meta["fewshot"], names).use_archs(enc.encode(space, archs))
+        prov = dict(provenance or {})
+        if prov_desc is not None:
+            prov.setdefault("descriptor", prov_desc)
+        return adapt_base_mlp(model, archs, y, out, provenance=prov)
+    m = BayesLinear.from_prior(prior, names).use_archs(enc.encode(space, archs))
     d = None
     if descriptor is not None and m.desc is not None:
         unknown = sorted(set(descriptor) - set(m.desc["names"]))
@@ -384,6 +482,8 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     m.adapt(np.arange(len(archs)), np.log(y), descriptor=d)
     if out is not None:
         prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
+        if prov_desc is not None:
+            prov.setdefault("descriptor", prov_desc)
         pack_adapted(m, out, feature_names=names, absmax=meta["feature_absmax"], search_space=space,
                      metadata={"model_kind": "device", "provenance": prov})
     return m

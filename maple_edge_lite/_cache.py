@@ -1,0 +1,297 @@
+"""This device's predictor, built on first use and cached: profile the device, measure the base
+predictor's reference architectures, adapt, keep the result.
+
+    import maple_edge_lite as mel
+    model = mel.device_model()                     # onnxruntime, one thread; first call ~40 s
+    model.predict_archs(["|nor_conv_3x3~0|+|...", ...])    # ms
+
+The cache lives in ``$MAPLE_EDGE_LITE_CACHE``, else ``$XDG_CACHE_HOME/maple_edge_lite``, else
+``~/.cache/maple_edge_lite``; one entry per key under ``devices/``::
+
+    devices/<runtime>-<threads>t-<digest>/
+        manifest.json             schema, key, created, versions, files, build times
+        descriptor.json           the profile (maple_edge_lite.descriptor/1)
+        measurements.csv          the reference architectures, shared table format
+        measurements.csv.json     its sidecar: the measuring conditions
+        device.melw               the adapted predictor (architecture -> ms)
+
+The key (``cache_key``) is the device (CPU model, core count, machine, kernel release, the PMUs
+the kernel lists and ``perf_event_paranoid``), the runtime (name, version, threads) and the base
+predictor (name, version, sha256); ``<digest>`` is the first 16 hex digits of the sha256 of its
+canonical JSON. A change to any of them selects another entry, which is built on first use; an
+entry that fails to load is rebuilt. Computing the key imports no runtime: a built-in runtime's
+version comes from the installed package metadata. Entries are built in a temporary folder
+and renamed into place, so a reader never sees half of one. docs/predict.md has the details."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from ._errors import FormatError, InputError, MapleEdgeError
+
+#: Schema of an entry's manifest.json (and of the key inside it).
+MANIFEST_SCHEMA = "maple_edge_lite.device_cache/1"
+DEFAULT_RUNTIME = "onnxruntime"
+FILES = {"manifest": "manifest.json", "descriptor": "descriptor.json", "measurements": "measurements.csv",
+         "sidecar": "measurements.csv.json", "model": "device.melw"}
+
+#: progress(stage, i, n, item): stage is "profile", "measure" or "adapt"; i of n steps are done
+#: and ``item`` (an op or an architecture) runs next; i == n once the stage is finished.
+Progress = Callable[[str, int, int, str], None]
+
+
+class CacheError(MapleEdgeError, OSError):
+    """The cache folder cannot be created or written."""
+
+
+def cache_root() -> Path:
+    """``$MAPLE_EDGE_LITE_CACHE``, else ``$XDG_CACHE_HOME/maple_edge_lite`` (an absolute
+    ``XDG_CACHE_HOME`` only, as the XDG spec says), else ``~/.cache/maple_edge_lite``."""
+    env = os.environ.get("MAPLE_EDGE_LITE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "maple_edge_lite"
+    return Path.home() / ".cache" / "maple_edge_lite"
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def device_facts() -> Dict[str, Any]:
+    """What identifies this device for the cache: CPU model, core count, machine, kernel
+    release, PMUs (name -> perf type) and ``perf_event_paranoid`` (which counters a profile
+    can read). Reads /proc and /sys only; cheap."""
+    from .counters import pmus
+    from .measure import cpu_model
+
+    paranoid = _read("/proc/sys/kernel/perf_event_paranoid")
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "pmus": {name: (None if t is None else int(t)) for name, t in pmus().items()},
+        "perf_event_paranoid": int(paranoid) if paranoid and paranoid.lstrip("-").isdigit() else None,
+    }
+
+
+def runtime_identity(name: str, threads: int) -> Dict[str, Any]:
+    """``{"name", "version", "threads"}`` of a runtime without importing it when it is a built-in
+    one (its version is the installed distribution's). A registered runtime is constructed (its
+    factory is the only source of its version). Raises ``RuntimeNotInstalledError`` for a
+    built-in runtime that is not installed, ``InputError`` for an unknown name or bad threads."""
+    from importlib import metadata
+
+    from . import runtimes
+    from .runtimes import RuntimeNotInstalledError, check_threads
+
+    check_threads(threads)
+    # runtimes keeps its tables private; reading them here avoids importing the runtime itself
+    # (onnxruntime alone costs ~150 ms, too much for the cached path of `predict`).
+    if name in runtimes._USER or name not in runtimes._BUILTIN:
+        rt = runtimes.get(name, threads=threads)
+        return {"name": name, "version": str(rt.version), "threads": int(rt.threads)}
+    _, _, dists, hint = runtimes._BUILTIN[name]
+    try:
+        version = metadata.version(dists[0])
+    except metadata.PackageNotFoundError:
+        raise RuntimeNotInstalledError(f"runtime {name!r} is not installed: {hint}") from None
+    return {"name": name, "version": version, "threads": int(threads)}
+
+
+def _file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _base_identity(base) -> Dict[str, Any]:
+    from . import registry
+
+    if base is not None and registry.is_path(base):
+        p = os.path.abspath(os.fspath(base))
+        try:
+            return {"name": p, "version": None, "sha256": _file_sha256(p)}
+        except FileNotFoundError:
+            from ._errors import ModelNotFoundError
+
+            raise ModelNotFoundError(f"base predictor not found: {p}") from None
+    e = registry.resolve(base)
+    return {"name": e.name, "version": e.version, "sha256": e.sha256}
+
+
+def cache_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1, base=None) -> Dict[str, Any]:
+    """The key of this device's entry for ``runtime`` at ``threads`` threads and ``base`` (a
+    registry name or path; default the registry's default)."""
+    return {"schema": MANIFEST_SCHEMA, "device": device_facts(), "runtime": runtime_identity(runtime, threads),
+            "base": _base_identity(base)}
+
+
+def digest(key: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def entry_dir(key: Dict[str, Any], root: Optional[Path] = None) -> Path:
+    rt = key["runtime"]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(rt["name"]))[:40]
+    return Path(root if root is not None else cache_root()) / "devices" / f"{safe}-{rt['threads']}t-{digest(key)}"
+
+
+def _load_entry(d: Path, key: Dict[str, Any]):
+    """The cached Model if ``d`` holds a complete entry for exactly ``key``, else None."""
+    from ._model import Model
+
+    try:
+        with open(d / FILES["manifest"], "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA or manifest.get("key") != key:
+        return None
+    try:
+        model = Model.load(d / FILES["model"])
+    except (MapleEdgeError, OSError):
+        return None
+    if model.metadata.get("model_kind") != "device":
+        return None
+    return model
+
+
+def device_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None, refresh: bool = False,
+                 cache_dir: Union[str, os.PathLike, None] = None, progress: Optional[Progress] = None,
+                 profile_options: Optional[Dict[str, Any]] = None, measure_options: Optional[Dict[str, Any]] = None):
+    """This device's adapted predictor for ``runtime`` at ``threads`` threads, as a ``Model``
+    (architecture strings -> ms): from the cache when an entry for the current key exists (a few
+    milliseconds), else built now and cached (profile + measure the base's reference
+    architectures + adapt: about 40 s under onnxruntime on a small CPU). ``refresh`` rebuilds
+    it. ``base``: a registry name or path (default: the registry's default). ``cache_dir``:
+    instead of :func:`cache_root`. ``progress``: see :data:`Progress`. ``profile_options`` /
+    ``measure_options``: keyword arguments for ``profile.profile`` / ``measure.measure`` (e.g.
+    cheaper, noisier timing settings for tests: ``passes``, ``budget_s``, ``min_time_s``); they
+    are not part of the key."""
+    return _device_model(runtime, threads, base=base, refresh=refresh, cache_dir=cache_dir, progress=progress,
+                         profile_options=profile_options, measure_options=measure_options)[0]
+
+
+def _device_model(runtime=DEFAULT_RUNTIME, threads=1, *, base=None, refresh=False, cache_dir=None, progress=None,
+                  profile_options=None, measure_options=None) -> Tuple[Any, Path, bool]:
+    """(model, entry folder, whether it was built by this call)."""
+    key = cache_key(runtime, threads, base)
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    d = entry_dir(key, root)
+    if not refresh:
+        model = _load_entry(d, key)
+        if model is not None:
+            return model, d, False
+    _build(d, key, runtime, threads, base, progress, profile_options or {}, measure_options or {})
+    model = _load_entry(d, key)
+    if model is None:  # pragma: no cover - only if another process broke the entry meanwhile
+        raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
+    return model, d, True
+
+
+def _build(d: Path, key, runtime, threads, base, progress, profile_options, measure_options) -> None:
+    import shutil
+    import tempfile
+
+    from . import __version__, measure, profile, registry
+    from .fewshot import adapt_base
+    from .format import write_atomic
+
+    note = progress or (lambda *a: None)
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tmp", dir=d.parent))
+    except OSError as e:
+        raise CacheError(f"cannot create the cache folder {d.parent}: {e.strerror or e} (set MAPLE_EDGE_LITE_CACHE "
+                         "to a writable folder)") from None
+    try:
+        model = registry.load(base)
+        refs = registry.reference_archs(model)
+        times = {}
+        t = time.perf_counter()
+        # Both report before each step (result None: i steps done) and, on the last pass, after
+        # each item: pass on the steps and the end.
+        desc = profile.profile(runtime, threads,
+                               progress=lambda i, n, op, r: (r is None or i == n) and note("profile", i, n, op),
+                               **profile_options)
+        times["profile_s"] = round(time.perf_counter() - t, 3)
+        profile.save_descriptor(desc, tmp / FILES["descriptor"])
+        t = time.perf_counter()
+        rows = measure.measure(refs, runtime, threads, device=measure.default_device(runtime, threads),
+                               progress=lambda i, n, a, r: (r is None or i == n) and note("measure", i, n, a),
+                               **measure_options)
+        times["measure_s"] = round(time.perf_counter() - t, 3)
+        measure.write_csv(rows, tmp / FILES["measurements"])
+        note("adapt", 0, 1, key["base"]["name"])
+        t = time.perf_counter()
+        adapt_base(model, [r.arch_str for r in rows], [r.latency_ms for r in rows], out=tmp / FILES["model"],
+                   descriptor=desc, provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]})
+        times["adapt_s"] = round(time.perf_counter() - t, 4)
+        note("adapt", 1, 1, key["base"]["name"])
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "key": key,
+            "digest": digest(key),
+            "created": measure._now(),
+            "versions": {"maple_edge_lite": __version__, "runtime": desc["runtime"].get("version"),
+                         "base": key["base"], "descriptor_schema": desc.get("schema"),
+                         "feature_schema": desc.get("feature_schema"),
+                         "measurements_schema": measure.SIDECAR_SCHEMA},
+            "files": {k: v for k, v in FILES.items() if k != "manifest"},
+            "reference_archs": refs,
+            "build": times,
+        }
+        write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+        _install(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _install(tmp: Path, d: Path) -> None:
+    """Rename the finished entry into place (replacing an old one at the same key)."""
+    import shutil
+
+    old = None
+    if d.exists():
+        old = d.with_name(f".{d.name}.old-{os.getpid()}")
+        os.rename(d, old)
+    try:
+        os.rename(tmp, d)
+    except OSError:
+        if not d.exists():  # another process did not win the race: something else is wrong
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process installed the same key meanwhile
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
+    p = Path(d) / FILES["manifest"]
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no cache entry at {d} (missing {p.name})") from None
+    except ValueError as e:
+        raise FormatError(f"{p}: not valid JSON ({e})") from None
+
+
+__all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
+           "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES"]

@@ -1,0 +1,324 @@
+"""adapt and predict: the device-specialised predictor from a descriptor and ten measurements,
+and the per-device cache that `predict` builds on first use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from maple_edge_lite import _cache, encode as enc, measure as M, profile as P, registry, runtimes
+from maple_edge_lite.cli import main
+
+from _util import write_table
+
+ARCH_A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+ARCH_B = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+
+
+def synthetic_ms(archs, seed=0):
+    """An additive device: a fixed cost plus a cost per op on each edge (ms)."""
+    X = enc.encode("nb201", archs)
+    names = enc.feature_names("nb201")
+    cost = {"none": 0.0, "skip_connect": 0.01, "nor_conv_1x1": 0.08, "nor_conv_3x3": 0.45, "avg_pool_3x3": 0.05}
+    cols = [i for i, n in enumerate(names) if n.startswith("edge")]
+    w = np.array([cost[names[i].split(":")[1]] for i in cols])
+    return 0.3 + X[:, cols] @ (w * np.random.default_rng(seed).uniform(0.9, 1.1, len(w)))
+
+
+def fake_descriptor(runtime="fake-rt", version="1.0", threads=1, feature_schema=P.FEATURE_SCHEMA, features=()):
+    """A descriptor that passes profile.validate: what `maple-edge-lite profile` writes, minus the work."""
+    return {"schema": P.SCHEMA, "feature_schema": feature_schema, "created": "2025-01-01T00:00:00+00:00",
+            "device": {"hostname": "board", "cpu_model": "Test CPU", "cores": 4, "kernel": "6.0", "pmus": {}},
+            "runtime": {"name": runtime, "version": version, "threads": threads},
+            "suite": {}, "timing": {}, "features": [dict(f) for f in features]}
+
+
+def fake_rows(archs, device="board", runtime="fake-rt", version="1.0", threads=1):
+    ms = synthetic_ms(archs)
+    return M.Measurements([M.Row(None, a, device, float(v), None) for a, v in zip(archs, ms)],
+                          conditions={"runtime": {"name": runtime, "version": version, "threads": threads}})
+
+
+def run(args, capsys):
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# --- adapt -------------------------------------------------------------------------------------
+
+
+def test_adapt_folds_descriptor_and_measurements_into_a_device_model(tmp_path, capsys):
+    rc, out, _ = run(["adapt", "--reference-archs"], capsys)
+    refs = out.split()
+    assert rc == 0 and refs == registry.reference_archs(mel.load())
+    M.write_csv(fake_rows(refs), tmp_path / "m.csv")
+    P.save_descriptor(fake_descriptor(), tmp_path / "desc.json")
+    rc, out, err = run(["adapt", "--descriptor", tmp_path / "desc.json", "--measurements", tmp_path / "m.csv",
+                        "-o", tmp_path / "dev.melw", "--json"], capsys)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["measurements"] == 10 and report["base"].startswith("nb201@")
+    dev = mel.Model.load(tmp_path / "dev.melw")
+    meta = dev.metadata
+    assert meta["model_kind"] == "device" and dev.feature_names == enc.feature_names("nb201")
+    prov = meta["provenance"]
+    assert prov["descriptor"]["device"]["cpu_model"] == "Test CPU"
+    assert prov["descriptor"]["runtime"]["name"] == "fake-rt" and prov["descriptor"]["features_used"] == []
+    assert prov["measurements"]["rows"] == 10 and prov["base_predictor"]["name"] == "nb201"
+    # the device model answers from architectures alone, near the device it was adapted to
+    query = M.sample_archs(200, seed=5)
+    got, want = dev.predict_archs(query), synthetic_ms(query)
+    assert np.corrcoef(got, want)[0, 1] > 0.9
+    rc, out, _ = run(["predict", "--model", tmp_path / "dev.melw", "--arch", ARCH_A, "--arch", ARCH_B], capsys)
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert rc == 0 and [a for _, a in lines] == [ARCH_A, ARCH_B]
+    np.testing.assert_allclose([float(v) for v, _ in lines], dev.predict_archs([ARCH_A, ARCH_B]), rtol=1e-4)
+
+
+def test_adapt_refuses_a_descriptor_of_another_feature_schema(tmp_path, capsys):
+    refs = registry.reference_archs(mel.load())
+    M.write_csv(fake_rows(refs), tmp_path / "m.csv")
+    P.save_descriptor(fake_descriptor(feature_schema="maple_edge_lite.descriptor_features/99"), tmp_path / "d.json")
+    rc, _, err = run(["adapt", "--descriptor", tmp_path / "d.json", "--measurements", tmp_path / "m.csv",
+                      "-o", tmp_path / "dev.melw"], capsys)
+    assert rc == 1 and not (tmp_path / "dev.melw").exists()
+    assert "descriptor_features/99" in err and repr(P.FEATURE_SCHEMA) in err and "does not match" in err
+
+
+def _base_with_descriptor(tmp_path):
+    """A small base whose prior depends on two descriptor features (synthetic devices)."""
+    from maple_edge_lite.data import load_table
+    from maple_edge_lite.fewshot import BayesLinear, feature_absmax, pack_base
+
+    write_table(tmp_path / "data", n_devices=8)
+    t = load_table(tmp_path / "data", "nb201")
+    X, names = enc.encode("nb201", t.archs), enc.feature_names("nb201")
+    scale = np.nanmean(t.latency_ms, 0)
+    D = np.c_[np.log(scale), np.where(np.arange(len(scale)) % 3 == 0, np.nan, scale / scale.max())]
+    m = BayesLinear().fit(X, np.log(t.latency_ms), t.devices, names, descriptors=D,
+                          descriptor_names=["lat:stem@16x32x32", "rate:cycles@stem@16x32x32"])
+    path = tmp_path / "base.melw"
+    pack_base(m, path, feature_names=names, absmax=feature_absmax(X), search_space="nb201",
+              reference_archs=t.archs[:10])
+    return path, t.archs
+
+
+def test_adapt_names_the_features_the_descriptor_lacks(tmp_path):
+    from maple_edge_lite.fewshot import adapt_base
+
+    base, archs = _base_with_descriptor(tmp_path)
+    assert mel.Model.load(base).metadata["fewshot"]["reference_archs"] == archs[:10]
+    y = synthetic_ms(archs[:10])
+    doc = fake_descriptor(features=[{"name": "lat:stem@16x32x32", "value": 0.5, "state": "counted"}])
+    with pytest.raises(mel.InputError) as e:
+        adapt_base(base, archs[:10], y, descriptor=doc)
+    msg = str(e.value)
+    assert "rate:cycles@stem@16x32x32" in msg and "missing from the descriptor" in msg
+    assert "lat:stem@16x32x32 " not in msg.split("missing")[0]  # only the missing one is named
+    assert P.FEATURE_SCHEMA in msg
+    # with both listed it adapts; a feature that is listed but not counted is masked, not an error
+    doc["features"].append({"name": "rate:cycles@stem@16x32x32", "value": None, "state": "unsupported"})
+    masked = adapt_base(base, archs[:10], y, descriptor=doc).coef
+    doc["features"][1] = {"name": "rate:cycles@stem@16x32x32", "value": 0.9, "state": "counted"}
+    counted = adapt_base(base, archs[:10], y, descriptor=doc, out=tmp_path / "dev.melw").coef
+    assert not np.allclose(masked, counted)  # the counted value is folded into the prior
+    prov = mel.Model.load(tmp_path / "dev.melw").metadata["provenance"]["descriptor"]
+    assert prov["features_used"] == ["lat:stem@16x32x32", "rate:cycles@stem@16x32x32"]
+
+
+def test_adapt_refuses_too_few_mixed_or_mismatched_measurements(tmp_path, capsys):
+    refs = registry.reference_archs(mel.load())
+    P.save_descriptor(fake_descriptor(), tmp_path / "d.json")
+    common = ["adapt", "--descriptor", tmp_path / "d.json", "-o", tmp_path / "dev.melw", "--measurements"]
+    M.write_csv(fake_rows(refs[:9]), tmp_path / "few.csv")
+    rc, _, err = run(common + [tmp_path / "few.csv"], capsys)
+    assert rc == 1 and "9 measured architectures" in err and "at least 10" in err
+    rows = fake_rows(refs)
+    rows[3].device = "another-board"
+    M.write_csv(rows, tmp_path / "mixed.csv")
+    rc, _, err = run(common + [tmp_path / "mixed.csv"], capsys)
+    assert rc == 1 and "mixes devices" in err
+    M.write_csv(fake_rows(refs, threads=4), tmp_path / "t4.csv")
+    rc, _, err = run(common + [tmp_path / "t4.csv"], capsys)
+    assert rc == 1 and "different runtimes" in err and "threads" in err
+    rc, _, err = run(["adapt", "--descriptor", tmp_path / "d.json", "--measurements", tmp_path / "t4.csv"], capsys)
+    assert rc == 1 and "-o/--output" in err
+    assert not (tmp_path / "dev.melw").exists()
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_device(tmp_path, monkeypatch):
+    """A registered CallableRuntime ("fake-rt") and profile/measure replaced by cheap fakes that
+    count their calls; the cache in a temporary folder via MAPLE_EDGE_LITE_CACHE."""
+    state = {"version": "1.0", "profile": 0, "measure": 0}
+
+    def factory(threads=1):
+        return runtimes.CallableRuntime("fake-rt", state["version"], lambda model, threads: (lambda: None),
+                                        threads=threads)
+
+    def fake_profile(runtime="onnxruntime", threads=1, progress=None, **kw):
+        state["profile"] += 1
+        if progress:
+            progress(0, 1, "op", None)
+            progress(1, 1, "op", {})
+        return fake_descriptor(runtime, state["version"], threads)
+
+    def fake_measure(archs, runtime="onnxruntime", threads=1, device=None, progress=None, **kw):
+        state["measure"] += 1
+        for i, a in enumerate(archs):  # as measure reports it with one pass
+            if progress:
+                progress(i, len(archs), a, None)
+                progress(i + 1, len(archs), a, object())
+        return fake_rows(archs, device or "board", runtime, state["version"], threads)
+
+    runtimes.register("fake-rt", factory)
+    monkeypatch.setattr(P, "profile", fake_profile)
+    monkeypatch.setattr(M, "measure", fake_measure)
+    monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
+    yield state
+    runtimes.unregister("fake-rt")
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("MAPLE_EDGE_LITE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache.cache_root() == tmp_path / "xdg" / "maple_edge_lite"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # not absolute: ignored, as the XDG spec says
+    assert _cache.cache_root() == Path.home() / ".cache" / "maple_edge_lite"
+    monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "mine"))
+    assert _cache.cache_root() == tmp_path / "mine"
+
+
+def test_cache_is_keyed_by_runtime_threads_and_device(fake_device, tmp_path, monkeypatch):
+    built = lambda **kw: _cache._device_model("fake-rt", **kw)[2]  # noqa: E731
+    assert built(threads=1) and fake_device["profile"] == fake_device["measure"] == 1
+    model, entry, again = _cache._device_model("fake-rt", threads=1)
+    assert not again and fake_device["measure"] == 1  # answered from the cache
+    assert entry.parent == tmp_path / "cache" / "devices" and entry.name.startswith("fake-rt-1t-")
+    assert sorted(p.name for p in entry.iterdir()) == sorted(_cache.FILES.values())
+    manifest = _cache.read_manifest(entry)
+    assert manifest["key"]["runtime"] == {"name": "fake-rt", "version": "1.0", "threads": 1}
+    assert manifest["key"]["base"]["name"] == "nb201" and manifest["versions"]["maple_edge_lite"] == mel.__version__
+    assert manifest["key"]["device"]["cores"] == os.cpu_count()
+    assert model.predict_archs([ARCH_A])[0] > 0
+
+    assert built(threads=2) and fake_device["measure"] == 2  # thread count changed: rebuilt
+    assert not built(threads=1) and not built(threads=2)  # both kept
+    fake_device["version"] = "2.0"  # the runtime was upgraded
+    assert built(threads=1) and fake_device["measure"] == 3
+    assert not built(threads=1)
+    monkeypatch.setattr(M, "cpu_model", lambda: "Another CPU")  # moved to another device (same folder)
+    assert built(threads=1) and fake_device["measure"] == 4
+    assert built(threads=1, refresh=True) and fake_device["measure"] == 5  # --refresh
+    assert fake_device["profile"] == 5
+
+
+def test_a_broken_cache_entry_is_rebuilt(fake_device):
+    model, entry, _ = _cache._device_model("fake-rt", 1)
+    (entry / "device.melw").write_bytes(b"not a model")
+    model, entry2, built = _cache._device_model("fake-rt", 1)
+    assert built and entry2 == entry and model.predict_archs([ARCH_B])[0] > 0
+    (entry / "manifest.json").write_text("{}")
+    assert _cache._device_model("fake-rt", 1)[2]
+
+
+def test_predict_cli_builds_once_then_answers_from_the_cache(fake_device, capsys):
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", ARCH_B], capsys)
+    assert rc == 0, err
+    assert "profiling" in err and "measuring reference architectures" in err and "cached this device" in err
+    first = [line.split("\t") for line in out.splitlines()]
+    assert [a for _, a in first] == [ARCH_A, ARCH_B] and all(float(v) > 0 for v, _ in first)
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", ARCH_B, "--json"], capsys)
+    report = json.loads(out)
+    assert rc == 0 and err == "" and report["cache"]["built"] is False
+    assert [p["arch"] for p in report["predictions"]] == [ARCH_A, ARCH_B]
+    np.testing.assert_allclose([p["latency_ms"] for p in report["predictions"]], [float(v) for v, _ in first],
+                               rtol=1e-4)
+    assert fake_device["measure"] == 1
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--threads", "2", "--arch", ARCH_A], capsys)
+    assert rc == 0 and "cached this device" in err and fake_device["measure"] == 2
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--refresh", "--arch", ARCH_A], capsys)
+    assert rc == 0 and "cached this device" in err and fake_device["measure"] == 3
+
+
+def test_predict_cli_errors_are_one_actionable_line(fake_device, tmp_path, capsys):
+    rc, _, err = run(["predict"], capsys)
+    assert rc == 1 and "--arch" in err
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", "|nor_conv_3x3~0|+|bogus~0|"],
+                     capsys)
+    assert rc == 1 and "nb201" in err and len(err.strip().splitlines()) == 1
+    assert fake_device["profile"] == 0  # refused before a first use spends a minute building
+    rc, _, err = run(["predict", "--model", "nb201", "--arch", ARCH_A], capsys)
+    assert rc == 1 and "base predictor" in err and "adapt" in err
+    rc, _, err = run(["predict", "--model", tmp_path / "x.melw", "--threads", "2", "--arch", ARCH_A], capsys)
+    assert rc == 1 and "do not apply with --model" in err
+    rc, _, err = run(["predict", "--runtime", "no-such-runtime", "--arch", ARCH_A], capsys)
+    assert rc == 1 and "unknown runtime" in err
+    (tmp_path / "archs.txt").write_text(f"# two archs\n{ARCH_A}\n\n{ARCH_B}\n")
+    rc, out, _ = run(["predict", "--runtime", "fake-rt", "--archs", tmp_path / "archs.txt"], capsys)
+    assert rc == 0 and len(out.splitlines()) == 2
+
+
+def test_cached_predict_imports_no_runtime(fake_device, tmp_path, monkeypatch):
+    """The cached path of `predict` under the default runtime loads neither onnx nor onnxruntime
+    (its version comes from the package metadata)."""
+    try:
+        _cache.runtime_identity("onnxruntime", 1)
+    except runtimes.RuntimeNotInstalledError:
+        pytest.skip("onnxruntime is not installed: the default runtime has no cache key here")
+    _cache._device_model("onnxruntime", 1)  # built through the fakes
+    code = ("import sys\nfrom maple_edge_lite.cli import main\nrc = main(['predict', '--arch', sys.argv[1]])\n"
+            "print(rc, sorted(m for m in ('onnx', 'onnxruntime') if m in sys.modules), file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-P", "-c", code, ARCH_A], capture_output=True, text=True,
+                       env=dict(os.environ, MAPLE_EDGE_LITE_CACHE=str(tmp_path / "cache")), cwd=tmp_path)
+    assert r.stderr.strip() == "0 []", r.stderr  # no progress: the cache answered; no runtime imported
+    ms, arch = r.stdout.strip().split("\t")
+    assert arch == ARCH_A and float(ms) > 0
+
+
+# --- on this machine -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_end_to_end_on_this_machine(tmp_path, capsys):
+    """profile + measure the reference archs under ONNX Runtime at one thread + adapt the default
+    predictor, then measure 20 random architectures and score the predictions. Cheap timing
+    settings (this is a test, not the benchmark); the accuracy is printed, not asserted as a
+    target, since a loaded shared machine moves measured latencies by tens of percent."""
+    try:
+        runtimes.get("onnxruntime", threads=1)
+    except runtimes.RuntimeNotInstalledError:
+        pytest.skip("onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="the builders need onnx")
+    cheap = dict(passes=1, warmup=5, warmup_s=0.02, min_runs=20, min_time_s=0.3, budget_s=1.0)
+    model, entry, built = _cache._device_model(
+        "onnxruntime", 1, cache_dir=tmp_path, profile_options=dict(passes=1, budget_s=0.05), measure_options=cheap)
+    assert built and (entry / "descriptor.json").is_file() and (entry / "measurements.csv").is_file()
+    assert _cache._device_model("onnxruntime", 1, cache_dir=tmp_path)[2] is False
+    query = M.sample_archs(20, seed=2024)
+    pred = model.predict_archs(query).astype(np.float64)
+    rows = M.measure(query, "onnxruntime", 1, **cheap)
+    true = np.array([r.latency_ms for r in rows])
+    err = pred / true - 1
+    acc10 = float(np.mean(np.abs(err) <= 0.10))
+    rho = float(np.corrcoef(np.argsort(np.argsort(pred)), np.argsort(np.argsort(true)))[0, 1])
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    with capsys.disabled():  # shown in a plain `pytest` run too
+        print(f"\nthis machine, onnxruntime 1 thread, 20 random archs: +-10% accuracy {acc10:.2f}, "
+              f"median |error| {np.median(np.abs(err)):.1%}, Spearman {rho:.2f} (load {load:.1f})")
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    assert rho > 0.5  # the predictor orders architectures far better than chance, even on a busy machine
