@@ -1,0 +1,182 @@
+"""tools/collect_pool.py (resume after an interruption, without any real runtime) and BayesLinear
+trained on devices with and without a descriptor."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maple_edge_lite import measure as M
+from maple_edge_lite import profile as P
+from maple_edge_lite.fewshot import BayesLinear
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("collect_pool", TOOLS / "collect_pool.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _fake_timing(ms):
+    return M.Timing(median_ms=ms, trimmed_mean_ms=ms, p10_ms=ms, p90_ms=ms, mad_ms=0.0, cv=0.0, runs=5,
+                    warmup_runs=1, stable=True, wall_s=0.0, window_ms=5 * ms, thread_cpu_ms=5 * ms)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Replace measure.measure and profile.profile/save_descriptor; record every call; raise
+    KeyboardInterrupt-like _Interrupt on the call numbered ``state['fail_at']``."""
+    state = {"calls": [], "profiles": [], "fail_at": None}
+
+    def measure(archs, runtime="onnxruntime", threads=1, resolution=32, *, device=None, index=None, passes=None,
+                **timing):
+        state["calls"].append((device, tuple(archs)))
+        if state["fail_at"] is not None and len(state["calls"]) == state["fail_at"]:
+            raise _Interrupt("interrupted")
+        rows = M.Measurements()
+        for a in archs:
+            ms = 1.0 + 0.01 * len(a) * threads
+            rows.append(M.Row((index or {}).get(a), a, device, ms, _fake_timing(ms), [ms]))
+        rows.conditions = {"runtime": {"name": runtime, "version": "0-fake", "threads": threads}}
+        return rows
+
+    def profile(runtime, threads=1, **kw):
+        state["profiles"].append((runtime, threads))
+        return {"schema": P.SCHEMA, "fake": True, "runtime": runtime, "threads": threads}
+
+    def save_descriptor(desc, path):
+        Path(path).write_text(json.dumps(desc))
+        return str(path)
+
+    monkeypatch.setattr(M, "measure", measure)
+    monkeypatch.setattr(P, "profile", profile)
+    monkeypatch.setattr(P, "save_descriptor", save_descriptor)
+    return state
+
+
+def test_resume_measures_only_what_is_missing(tmp_path, fake):
+    tool = _load_tool()
+    out = tmp_path / "pool"
+    pairs = [("rtA", 1), ("rtB", 2)]
+    archs = M.sample_archs(12, 0)
+    idx_csv = tmp_path / "archs.csv"
+    idx_csv.write_text("nb201_index,arch_str\n" + "".join(f"{100 + i},{a}\n" for i, a in enumerate(archs)))
+    kw = dict(n=12, seed=0, chunk=5, prefix="vm", archs_csv=idx_csv, log=lambda s: None)
+
+    # Chunk 0 of both pairs, then chunk 1 of rtA is interrupted (the 3rd measure call).
+    fake["fail_at"] = 3
+    with pytest.raises(_Interrupt):
+        tool.collect(out, pairs, **kw)
+    assert fake["profiles"] == [("rtA", 1), ("rtB", 2)]
+    a_rows = M.read_csv(out / "vm-rtA-1t.csv")
+    assert [r["arch_str"] for r in a_rows] == archs[:5]
+    assert [r["nb201_index"] for r in a_rows] == list(range(100, 105))
+    assert len(M.read_csv(out / "vm-rtB-2t.csv")) == 5
+    man = json.loads((out / "manifest.json").read_text())
+    assert [c["device"] for c in man["chunks"]] == ["vm-rtA-1t", "vm-rtB-2t"]
+    assert all(c["loadavg_before"] is None or len(c["loadavg_before"]) == 3 for c in man["chunks"])
+
+    # Lose the tail of rtB's CSV as well: the rerun must refill exactly that.
+    lines = (out / "vm-rtB-2t.csv").read_text().splitlines(keepends=True)
+    (out / "vm-rtB-2t.csv").write_text("".join(lines[:4]))  # header + 3 rows
+
+    fake["calls"].clear()
+    fake["fail_at"] = None
+    man = tool.collect(out, pairs, **kw)
+    assert fake["profiles"] == [("rtA", 1), ("rtB", 2)], "descriptors already on disk were profiled again"
+    assert fake["calls"] == [
+        ("vm-rtB-2t", tuple(archs[3:5])),
+        ("vm-rtA-1t", tuple(archs[5:10])), ("vm-rtB-2t", tuple(archs[5:10])),
+        ("vm-rtA-1t", tuple(archs[10:])), ("vm-rtB-2t", tuple(archs[10:])),
+    ]
+    for dev in ("vm-rtA-1t", "vm-rtB-2t"):
+        rows = M.read_csv(out / f"{dev}.csv")
+        assert sorted(r["arch_str"] for r in rows) == sorted(archs)
+        assert {r["device"] for r in rows} == {dev}
+    assert man["counts"] == {"vm-rtA-1t": 12, "vm-rtB-2t": 12}
+    assert len(man["runs"]) == 2 and all(r["started"] for r in man["runs"])
+    assert man["runs"][0]["finished"] is None and man["runs"][1]["finished"]
+
+    # A third run has nothing left to do.
+    fake["calls"].clear()
+    tool.collect(out, pairs, **kw)
+    assert fake["calls"] == []
+
+
+def test_pair_spec_parsing():
+    tool = _load_tool()
+    assert tool.parse_pair("openvino:2") == ("openvino", 2)
+    for bad in ("openvino", "openvino:0", ":1", "ort:x"):
+        with pytest.raises(SystemExit):
+            tool.parse_pair(bad)
+
+
+def _synthetic(seed=0, m=24, n=400):
+    """Devices whose coefficients are a linear function of a 2-feature descriptor plus small noise."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, 6))
+    X[np.arange(n), rng.integers(0, 3, n)] = 1
+    X[np.arange(n), 3 + rng.integers(0, 3, n)] = 1
+    A = np.column_stack([np.ones(n), X])
+    base = np.array([1.0, 0.2, 0.5, 1.0, 0.1, 0.4, 0.9])
+    dirs = np.array([[0, 0.6, -0.3, 0, 0, 0.5, -0.4], [0, -0.2, 0, 0.7, 0.3, 0, 0]])
+
+    def device(phi):
+        c = base + phi @ dirs + 0.01 * rng.standard_normal(7)
+        return A @ c
+
+    phis = rng.uniform(-0.5, 0.5, size=(m, 2))
+    Y = np.log(np.column_stack([device(p) for p in phis]))
+    return X, A, phis, Y, device
+
+
+def test_bayes_linear_with_masked_and_unmasked_descriptors():
+    X, A, phis, Y, device = _synthetic()
+    m = Y.shape[1]
+    D = phis.copy()
+    D[m // 2:] = np.nan  # half the training devices carry no descriptor (public tables, no PMU)
+    D[3, 1] = np.nan  # and one is partly masked
+    names = [f"x{i}" for i in range(X.shape[1])]
+    model = BayesLinear(select="random").fit(X, Y, [f"d{i}" for i in range(m)], names, descriptors=D,
+                                             descriptor_names=["f0", "f1"])
+    plain = BayesLinear(select="random").fit(X, Y, [f"d{i}" for i in range(m)], names)
+    rng = np.random.default_rng(1)
+    gains = []
+    for _ in range(8):
+        phi = rng.uniform(-0.5, 0.5, 2)
+        truth = device(phi)
+        idx = rng.choice(len(X), 2, replace=False)  # too few shots to learn 7 coefficients
+        y = np.log(truth[idx])
+        err_desc = np.abs(np.exp(model.adapt(idx, y, descriptor=phi).predict(np.arange(len(X)))) / truth - 1).mean()
+        err_none = np.abs(np.exp(model.adapt(idx, y).predict(np.arange(len(X)))) / truth - 1).mean()
+        # A device whose descriptor is entirely masked gets exactly the unconditioned prior.
+        c_none = model.adapt(idx, y).coef.copy()
+        c_nan = model.adapt(idx, y, descriptor=np.array([np.nan, np.nan])).coef
+        np.testing.assert_allclose(c_nan, c_none, rtol=0, atol=0)
+        # ... which is the prior of the model trained without descriptors.
+        np.testing.assert_allclose(plain.adapt(idx, y).coef, c_none, rtol=1e-10)
+        # A partly masked descriptor still yields a usable, finite model.
+        assert np.isfinite(model.adapt(idx, y, descriptor=np.array([phi[0], np.nan])).coef).all()
+        gains.append(err_none - err_desc)
+    assert np.mean(gains) > 0.01, gains  # the descriptor carries the device's coefficients
+    assert sum(g > 0 for g in gains) >= 6
+
+
+def test_bayes_linear_descriptor_shape_is_checked():
+    X, A, phis, Y, _ = _synthetic(m=10)
+    model = BayesLinear().fit(X, Y, [f"d{i}" for i in range(10)], descriptors=phis, descriptor_names=["a", "b"])
+    with pytest.raises(ValueError):
+        model.adapt(np.arange(3), Y[:3, 0], descriptor=np.zeros(3))
+    with pytest.raises(ValueError):
+        BayesLinear().fit(X, Y, [f"d{i}" for i in range(10)], descriptors=phis[:5])
