@@ -50,9 +50,9 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 #: Fraction cut from each end for the trimmed mean.
 TRIM = 0.10
 
-#: Defaults of ``measure``: tuned on this project's 2-core development VM (shared, load ~2) so
-#: that the median of a 32x32 NB201 network under onnxruntime at one thread is reproducible
-#: within 2% between separate runs (docs/profile.md).
+#: Defaults of ``measure`` (per window): tuned on this project's shared 2-core development VM,
+#: where separate runs of one 32x32 NB201 network under onnxruntime at one thread agree within
+#: about 2% while a CPU is free; more load moves every run (docs/profile.md, "Measured here").
 MEASURE_TIMING = dict(warmup=10, warmup_s=0.1, min_runs=30, min_time_s=0.6, max_runs=100_000, budget_s=2.0,
                       rel_tol=0.005)
 #: Windows per network (each a fresh session); the latency is the smallest window median.
