@@ -305,6 +305,68 @@ METHODS = {
 }
 
 
+NB201_STAGES = ("16x32x32", "32x16x16", "64x8x8")
+NB201_CELLS_PER_STAGE = 5
+_NB201_SPACE_MEAN: dict = {}
+
+
+def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int = 8):
+    """The NAS-Bench-201 network latency implied by a descriptor's operator latencies, as
+    ``(intercept_ms, weights_ms over feature_names)`` of ``latency ~ intercept + x @ weights``:
+    stem, both reduction blocks and head once; each executed cell edge (``exec_edge{e}:{op}``
+    one-hots, schema 2) costs its op's per-op latency at every stage times the cells per stage.
+    ``lat_ms``: ``{"nor_conv_3x3@16x32x32": ms, ...}`` for chains of ``repeat`` ops (the
+    profile's suite); the skip_connect chain, which runtimes reduce to a call, is subtracted as the
+    per-call cost. Returns None when an operator is missing (e.g. a runtime rejected it)."""
+    names = list(feature_names)
+    need = [f"{o}@{st}" for st in NB201_STAGES for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
+    fixed = ["stem@16x32x32", "reduction@16x32x32", "reduction@32x16x16", "head@64x8x8"]
+    vals = {k: lat_ms.get(k) for k in need + fixed}
+    if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()):
+        return None
+    w = np.zeros(len(names))
+    for e in range(6):
+        for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
+            col = f"exec_edge{e}:{o}"
+            if col not in names:
+                return None
+            w[names.index(col)] = NB201_CELLS_PER_STAGE * sum(
+                max(vals[f"{o}@{st}"] - vals[f"skip_connect@{st}"], 0.0) / repeat for st in NB201_STAGES)
+    return float(sum(vals[k] for k in fixed)), w
+
+
+def _nb201_space():
+    """Encoded features of all 15,625 NAS-Bench-201 cells (cached)."""
+    X = _NB201_SPACE_MEAN.get("X")
+    if X is None:
+        import itertools
+
+        from . import encode as enc
+
+        ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+        archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+                 for o in itertools.product(ops, repeat=6)]
+        X = _NB201_SPACE_MEAN["X"] = enc.encode("nb201", archs)
+    return X
+
+
+def _use_operator_sum_prior(m: BayesLinear, lat_ms: dict, names: Sequence[str], repeat: int) -> bool:
+    """Centre the prior of ``m`` on the operator-sum model of a device's descriptor (scale-
+    normalised like the training devices: mean 1 over the space), keeping the learned
+    covariance. On this VM under ONNX Runtime, 50 random architectures: ±10% accuracy 0.86 with
+    it against 0.58 with the training devices' mean (docs/predict.md)."""
+    got = operator_sum_prior(lat_ms, names, repeat)
+    if got is None:
+        return False
+    c0, w = got
+    mu = np.concatenate([[c0], w[m.cols]])
+    mean = float(np.mean(m.design(_nb201_space()) @ mu))
+    if not mean > 0:
+        return False
+    m._set_prior(m.cols, mu / mean, m.Lc, m.A)
+    return True
+
+
 def feature_absmax(X) -> np.ndarray:
     """Per-feature scale for packing: max |x| over the space (at least 1)."""
     return np.maximum(np.abs(np.asarray(X, dtype=np.float64)).max(0), 1.0)
@@ -473,6 +535,13 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
             prov.setdefault("descriptor", prov_desc)
         return adapt_base_mlp(model, archs, y, out, provenance=prov)
     m = BayesLinear.from_prior(prior, names).use_archs(enc.encode(space, archs))
+    if prov_desc is not None and space == "nb201" and m.desc is None:
+        lat = {f["name"][4:]: f.get("value") for f in doc["features"]
+               if isinstance(f, dict) and str(f.get("name", "")).startswith("lat:")
+               and f.get("state") in ("counted", "scaled") and f.get("value") is not None}
+        repeat = int((doc.get("suite") or {}).get("repeat") or 8)
+        if _use_operator_sum_prior(m, lat, names, repeat):
+            prov_desc["prior_mean"] = "operator sum of the descriptor's latencies"
     d = None
     if descriptor is not None and m.desc is not None:
         unknown = sorted(set(descriptor) - set(m.desc["names"]))

@@ -322,3 +322,35 @@ def test_end_to_end_on_this_machine(tmp_path, capsys):
               f"median |error| {np.median(np.abs(err)):.1%}, Spearman {rho:.2f} (load {load:.1f})")
     assert np.all(np.isfinite(pred)) and np.all(pred > 0)
     assert rho > 0.5  # the predictor orders architectures far better than chance, even on a busy machine
+
+
+def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
+    """A device whose networks cost what its operator suite says: with the descriptor's operator
+    latencies the ten measurements land it almost exactly; without them, the prior is the public
+    devices' average and the same ten measurements leave larger errors."""
+    from maple_edge_lite.fewshot import adapt_base, operator_sum_prior
+
+    stages = ("16x32x32", "32x16x16", "64x8x8")
+    per_op = {"skip_connect": 0.0, "nor_conv_1x1": 0.02, "nor_conv_3x3": 0.3, "avg_pool_3x3": 0.01}
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01}
+    for i, st in enumerate(stages):
+        for o, c in per_op.items():
+            lat[f"{o}@{st}"] = 0.004 + 8 * c * (1.0 - 0.1 * i)  # a chain of 8 plus the call
+    names = enc.feature_names("nb201")
+    c0, w = operator_sum_prior(lat, names)
+    assert operator_sum_prior({k: v for k, v in lat.items() if k != "head@64x8x8"}, names) is None
+    archs = M.sample_archs(300, seed=3)
+    true = c0 + enc.encode("nb201", archs) @ w
+    base = mel.load()
+    refs = base.metadata["fewshot"]["reference_archs"]
+    y = c0 + enc.encode("nb201", refs) @ w
+    doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
+    doc["suite"] = {"repeat": 8}
+    with_ops = adapt_base(base, refs, y, out=tmp_path / "dev.melw", descriptor=doc)
+    without = adapt_base(base, refs, y)
+    X = enc.encode("nb201", archs)
+    err_ops = np.abs(with_ops.predict_features(X) / true - 1)
+    err_mean = np.abs(without.predict_features(X) / true - 1)
+    assert np.median(err_ops) < 0.02 and np.median(err_ops) < np.median(err_mean)
+    meta = mel.Model.load(tmp_path / "dev.melw").metadata
+    assert meta["provenance"]["descriptor"]["prior_mean"] == "operator sum of the descriptor's latencies"
