@@ -63,20 +63,12 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "maple_edge_lite"
 
 
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def device_facts() -> Dict[str, Any]:
     """What identifies this device for the cache: CPU model, core count, machine, kernel
     release, PMUs (name -> perf type) and ``perf_event_paranoid`` (which counters a profile
     can read). Reads /proc and /sys only; cheap."""
     from .counters import pmus
-    from .measure import cpu_model
+    from .measure import _read, cpu_model
 
     paranoid = _read("/proc/sys/kernel/perf_event_paranoid")
     return {
