@@ -51,6 +51,12 @@ SOFTWARE_EVENTS = (
 )
 STATES = ("counted", "scaled", "not_counted", "unsupported", "denied")
 
+# mel_counter_value.flags beyond those _core exports (maple_edge_lite.h).
+_FLAG_PER_PMU = 4
+_FLAG_CORE_TYPE = 8
+#: Where the kernel lists its PMUs.
+PMU_ROOT = "/sys/bus/event_source/devices"
+
 
 def _require():
     if not hasattr(_core, "_Counters"):
@@ -88,6 +94,19 @@ class CounterResult:
         return bool(self.flags & _core.COUNTER_FLAG_KERNEL_EXCLUDED)
 
     @property
+    def per_pmu(self) -> bool:
+        """True on heterogeneous CPUs (big.LITTLE, hybrid) for a generic hardware event: it was
+        opened on every core type's PMU and ``value`` is the sum over the core types."""
+        return bool(self.flags & _FLAG_PER_PMU)
+
+    @property
+    def core_type(self) -> bool:
+        """True for a ``"<pmu>/<event>/"`` event on a heterogeneous system: it counts only while
+        the task runs on that PMU's CPUs, and ``value`` is that count, not scaled for the time the
+        task spent on other core types (``enabled_ns - running_ns``)."""
+        return bool(self.flags & _FLAG_CORE_TYPE)
+
+    @property
     def inherited(self) -> bool:
         """False when the kernel refused inherit and only the calling thread was counted."""
         return not self.flags & _core.COUNTER_FLAG_NO_INHERIT
@@ -102,6 +121,7 @@ class CounterResult:
             "running_ns": self.running_ns,
             "errno": self.errno,
             "kernel_excluded": self.kernel_excluded,
+            "per_pmu": self.per_pmu,
             "reason": self.reason,
         }
 
@@ -212,22 +232,96 @@ def probe(events: Optional[Iterable[str]] = None) -> Dict[str, CounterResult]:
     return out
 
 
-def pmus() -> Dict[str, Optional[int]]:
-    """The PMUs the kernel exposes (``/sys/bus/event_source/devices``) and their perf types;
-    a machine with a hardware PMU lists one such as ``cpu``, ``armv8_pmuv3_0`` or ``cpu_core``."""
-    base = "/sys/bus/event_source/devices"
-    out: Dict[str, Optional[int]] = {}
+class Pmu(int):
+    """A PMU's perf type (an ``int``, so ``pmus()`` keeps its old meaning) with the rest of what
+    sysfs says about it: ``name``, ``cpus`` (the CPU numbers of a core PMU, ``None`` for others),
+    ``cpus_text`` (the ``cpus`` file as written, e.g. ``"0-3"``) and ``core`` (a CPU PMU: named
+    ``cpu`` or with a ``cpus`` file; perf's rule). On big.LITTLE boards each core type has its own
+    core PMU with its own type and CPUs, e.g. ``armv8_cortex_a53`` on CPUs 0-3 and
+    ``armv8_cortex_a72`` on 4-5."""
+
+    name: str
+    cpus: Optional[tuple]
+    cpus_text: Optional[str]
+    core: bool
+
+    def __new__(cls, type_: int, name: str = "", cpus_text: Optional[str] = None, core: bool = False):
+        self = super().__new__(cls, type_)
+        self.name = name
+        self.cpus_text = cpus_text
+        self.cpus = _cpu_list(cpus_text) if cpus_text is not None else None
+        self.core = core
+        return self
+
+    @property
+    def type(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        cpus = f", cpus={self.cpus_text!r}" if self.cpus_text is not None else ""
+        return f"Pmu({self.name!r}, type={int(self)}{cpus}{', core' if self.core else ''})"
+
+    __str__ = int.__repr__  # prints and formats as the type number, as before
+
+    def __reduce__(self):
+        return (Pmu, (int(self), self.name, self.cpus_text, self.core))
+
+
+def _cpu_list(text: str) -> tuple:
+    """ "0-3,8" -> (0, 1, 2, 3, 8); malformed parts are skipped."""
+    out = []
+    for part in text.replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def pmus(root: Optional[str] = None) -> Dict[str, Optional[Pmu]]:
+    """The PMUs the kernel exposes (``/sys/bus/event_source/devices``, or ``root``: a recorded
+    tree such as ``tests/data/sysfs/rk3399``), name -> perf type as a :class:`Pmu` (an ``int``
+    carrying ``cpus`` and ``core``), or ``None`` where the type is unreadable. A machine with a
+    hardware PMU lists a core PMU such as ``cpu``, ``armv8_pmuv3_0`` or ``armv8_cortex_a72``; a
+    big.LITTLE board one per core type, each with its CPUs."""
+    base = root or PMU_ROOT
+    out: Dict[str, Optional[Pmu]] = {}
     try:
         names = sorted(os.listdir(base))
     except OSError:
         return out
     for n in names:
+        t = _read(os.path.join(base, n, "type"))
         try:
-            with open(os.path.join(base, n, "type")) as f:
-                out[n] = int(f.read().strip())
-        except (OSError, ValueError):
+            type_ = int(t) if t is not None else None
+        except ValueError:
+            type_ = None
+        if type_ is None:
             out[n] = None
+            continue
+        cpus = _read(os.path.join(base, n, "cpus"))
+        out[n] = Pmu(type_, n, cpus, core=(n == "cpu" or cpus is not None))
     return out
+
+
+def core_pmus(root: Optional[str] = None) -> List[Pmu]:
+    """The CPU PMUs, by name: one on most machines, one per core type on big.LITTLE and hybrid
+    CPUs. With more than one, :class:`Counters` opens each generic hardware event once per core
+    PMU and sums them (``CounterResult.per_pmu``); name ``"<pmu>/<event>/"`` to count one core
+    type alone."""
+    return [p for p in pmus(root).values() if p is not None and p.core]
 
 
 @contextlib.contextmanager

@@ -137,6 +137,10 @@ typedef enum mel_counter_state {
 /* mel_counter_value.flags */
 #define MEL_COUNTER_FLAG_KERNEL_EXCLUDED 1u /* user space only (asked for, or forced by the paranoid level) */
 #define MEL_COUNTER_FLAG_NO_INHERIT 2u      /* the kernel refused inherit: the calling thread only */
+/* Heterogeneous CPUs (big.LITTLE, hybrid: several core PMUs in /sys/bus/event_source/devices): */
+#define MEL_COUNTER_FLAG_PER_PMU 4u    /* a generic event opened on every core PMU; value is their sum */
+#define MEL_COUNTER_FLAG_CORE_TYPE 8u  /* "<pmu>/<event>/": counts only while the task runs on that
+                                          PMU's CPUs; value is not scaled for the time spent elsewhere */
 
 typedef struct mel_counter_value {
     uint32_t size;       /* in: the caller sets sizeof(mel_counter_value), so the struct can grow */

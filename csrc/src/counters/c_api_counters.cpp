@@ -59,16 +59,16 @@ int mel_counters_read(const mel_counters* c, mel_counter_value* out, size_t n) {
 
 void mel_counters_free(mel_counters* c) { delete c; }
 
-size_t mel_counters_count(const mel_counters* c) { return c ? c->set->events().size() : 0; }
+size_t mel_counters_count(const mel_counters* c) { return c ? c->set->views().size() : 0; }
 
 const char* mel_counters_name(const mel_counters* c, size_t i) {
-    if (!c || i >= c->set->events().size()) return "";
-    return c->set->events()[i].spec.name.c_str();
+    if (!c || i >= c->set->views().size()) return "";
+    return c->set->views()[i].name.c_str();
 }
 
 const char* mel_counters_reason(const mel_counters* c, size_t i) {
-    if (!c || i >= c->set->events().size()) return "";
-    return c->set->events()[i].reason.c_str();
+    if (!c || i >= c->set->views().size()) return "";
+    return c->set->views()[i].reason.c_str();
 }
 
 const char* mel_counter_state_name(int state) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -94,14 +95,43 @@ CounterSet::CounterSet(const std::vector<std::string>& names, unsigned flags)
     // Unprivileged processes may not count kernel mode at paranoid >= 2: ask for user space only
     // from the start rather than failing and retrying every event.
     exclude_kernel_ = (flags & MEL_COUNTERS_EXCLUDE_KERNEL) || (paranoid_ >= 2 && geteuid() != 0);
+    pmus_ = read_pmus(sys_.pmu_dir());
+    cores_ = core_pmus(pmus_);
+    const bool hetero = cores_.size() > 1;
     std::set<std::string> seen;
     for (const std::string& n : names) {
-        CounterEvent e;
-        e.spec = resolve_event(n);  // throws on an unknown name, before any fd is opened
-        if (!seen.insert(e.spec.name).second)
+        // Throws on an unknown name, before any fd is opened.
+        EventSpec spec = resolve_event(n, &pmus_);
+        if (!seen.insert(spec.name).second)
             fail(MEL_ERR_INVALID_ARGUMENT, "event '" + n + "' is requested twice");
-        e.spec.name = n;  // report under the caller's spelling (aliases stay aliases)
-        events_.push_back(std::move(e));
+        spec.name = n;  // report under the caller's spelling (aliases stay aliases)
+        CounterView v;
+        v.name = n;
+        if (hetero && spec.generic && spec.pmu.empty()) {
+            // Once per core type: PERF_TYPE_HARDWARE alone would count on one core type only.
+            v.per_pmu = true;
+            for (const Pmu& p : cores_) {
+                CounterEvent e;
+                e.spec = spec;
+                e.spec.config |= uint64_t(p.type) << 32;  // PERF_PMU_TYPE_SHIFT
+                e.pmu = p.name;
+                e.ext = true;
+                e.view = views_.size();
+                v.parts.push_back(events_.size());
+                events_.push_back(std::move(e));
+            }
+        } else {
+            CounterEvent e;
+            e.spec = spec;
+            e.pmu = spec.pmu;
+            e.ext = spec.generic && !spec.pmu.empty();
+            e.view = views_.size();
+            const Pmu* p = spec.pmu.empty() ? nullptr : pmu_named(spec.pmu);
+            v.core_bound = hetero && p && p->core;
+            v.parts.push_back(events_.size());
+            events_.push_back(std::move(e));
+        }
+        views_.push_back(std::move(v));
     }
     try {
         for (size_t i = 0; i < events_.size(); ++i) open_event(i);
@@ -109,6 +139,7 @@ CounterSet::CounterSet(const std::vector<std::string>& names, unsigned flags)
         close_all();
         throw;
     }
+    finish_views(false);
 }
 
 CounterSet::~CounterSet() { close_all(); }
@@ -162,15 +193,101 @@ long CounterSet::open_with_fallback(CounterEvent& e, int group_fd, bool leader) 
     return fd;
 }
 
+const Pmu* CounterSet::pmu_named(const std::string& name) const {
+    for (const Pmu& p : pmus_)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+// Hardware events share a group only when they are on the same PMU (the kernel refuses the rest).
+std::string CounterSet::group_key(const CounterEvent& e) const {
+    if (e.spec.software) return "";
+    if (!e.pmu.empty()) return e.pmu;
+    if (e.spec.type >= PERF_TYPE_MAX)
+        for (const Pmu& p : pmus_)
+            if (p.type == e.spec.type) return p.name;
+    return cores_.size() == 1 ? cores_[0].name : std::string();
+}
+
+// True unless an Arm core's sysfs listing shows it lacks every PMUv3 event behind this generic
+// event (then the kernel refuses it with ENOENT, extended type or not).
+bool CounterSet::arm_listed(const CounterEvent& e) const {
+    const Pmu* p = !e.pmu.empty() ? pmu_named(e.pmu) : (cores_.size() == 1 ? &cores_[0] : nullptr);
+    if (!e.spec.generic || !p || !p->arm) return true;
+    const std::vector<ArmEvent> cands = arm_events_for(e.spec.type, e.spec.config & 0xFFFFFFFFull);
+    if (cands.empty()) return false;
+    if (!p->has_events) return true;
+    for (const ArmEvent& a : cands)
+        if (p->event_text(a.sysfs_name)) return true;
+    return false;
+}
+
+void CounterSet::set_open_failure(CounterEvent& e, int err, const std::string& note) {
+    e.open_errno = err;
+    e.open_state = state_for_open_errno(err);
+    e.open_reason = reason_for_open_errno(err, paranoid_, seccomp_, exclude_kernel_) + e.note + note;
+    e.state = e.open_state;
+    e.reason = e.open_reason;
+}
+
+// Why an Arm core lacks a generic event, from the Arm PMUv3 event the kernel maps it to and the
+// events the PMU lists in sysfs (which, for PMUv3, are the common events the core implements).
+std::string CounterSet::arm_note(const CounterEvent& e) const {
+    if (!e.spec.generic) return "";
+    const Pmu* p = !e.pmu.empty() ? pmu_named(e.pmu) : (cores_.size() == 1 ? &cores_[0] : nullptr);
+    if (!p || !p->arm) return "";
+    const std::vector<ArmEvent> cands = arm_events_for(e.spec.type, e.spec.config & 0xFFFFFFFFull);
+    if (cands.empty())
+        return "; the kernel maps this generic event to no Arm PMUv3 event (there is none for last-level-cache "
+               "writes): it cannot be counted on " + p->name;
+    if (!p->has_events) return "";
+    for (const ArmEvent& a : cands)
+        if (p->event_text(a.sysfs_name)) return "";
+    char num[8];
+    std::snprintf(num, sizeof num, "0x%02X", unsigned(cands[0].number));
+    std::string r = "; " + p->name + " does not implement " + cands[0].sysfs_name + " (PMUv3 event " + num + ")";
+    if (cands.size() > 1) r += std::string(" nor ") + cands[1].sysfs_name;
+    if (*cands[0].note) {
+        std::string note = cands[0].note;
+        const size_t at = note.find("<pmu>");
+        if (at != std::string::npos) note.replace(at, 5, p->name);
+        r += ": " + note;
+    }
+    return r;
+}
+
+// The kernel refused the extended type for this Arm PMU (before Linux 6.6): open the PMUv3 event
+// the kernel would have used, as a raw event of the PMU's own type. The kernel accepts any raw
+// number there and counts zero for events the core lacks, so the event must be listed in sysfs.
+// Returns false (with the event's state set) when there is no such event on this core.
+bool CounterSet::to_pmu_raw(CounterEvent& e) {
+    const Pmu* p = pmu_named(e.pmu);
+    const std::vector<ArmEvent> cands = arm_events_for(e.spec.type, e.spec.config & 0xFFFFFFFFull);
+    const ArmEvent* pick = nullptr;
+    for (const ArmEvent& a : cands)
+        if (!pick && (!p || !p->has_events || p->event_text(a.sysfs_name))) pick = &a;
+    if (!p || !p->arm || !pick) {
+        set_open_failure(e, ENOENT, p && p->arm ? arm_note(e)
+                                                : "; the kernel refuses extended hardware types (Linux 5.13 and later "
+                                                  "have them) and " + e.pmu + " is not an Arm PMUv3 PMU");
+        return false;
+    }
+    e.spec.type = p->type;
+    e.spec.config = pick->number;
+    e.ext = false;
+    return true;
+}
+
 void CounterSet::open_event(size_t i) {
     CounterEvent& e = events_[i];
+    if (e.ext && std::find(no_ext_.begin(), no_ext_.end(), e.pmu) != no_ext_.end() && !to_pmu_raw(e)) return;
     long fd = -1;
     // Join the open group of the same kind (software events in one group, hardware ones in as
     // few as the PMU accepts); a group the PMU cannot schedule whole is refused with EINVAL
     // (or ENOSPC), and the event starts a new group.
     if (!(flags_ & MEL_COUNTERS_NO_GROUP)) {
         for (size_t g = groups_.size(); g-- > 0;) {
-            if (groups_[g].software != e.spec.software) continue;
+            if (groups_[g].software != e.spec.software || groups_[g].pmu != group_key(e)) continue;
             fd = open_with_fallback(e, groups_[g].leader_fd, false);
             if (fd >= 0) {
                 e.group = int(g);
@@ -194,16 +311,21 @@ void CounterSet::open_event(size_t i) {
                                        errno_name(int(-fd)) + "): raise the limit (`ulimit -n`) or count fewer events");
         if (fd < 0) {
             const int err = int(-fd);
-            e.open_errno = err;
-            e.open_state = state_for_open_errno(err);
-            e.open_reason = reason_for_open_errno(err, paranoid_, seccomp_, exclude_kernel_) + e.note;
-            e.state = e.open_state;
-            e.reason = e.open_reason;
+            const Pmu* p = e.ext ? pmu_named(e.pmu) : nullptr;
+            if ((err == ENOENT || err == EINVAL || err == EOPNOTSUPP) && p && p->arm && arm_listed(e)) {
+                // The core has the event, so the kernel refused the extended type (Arm before
+                // Linux 6.6: ENOENT; before 5.13: EINVAL): this PMU's events go by its own type.
+                no_ext_.push_back(e.pmu);
+                if (to_pmu_raw(e)) open_event(i);
+                return;
+            }
+            set_open_failure(e, err, err == ENOENT ? arm_note(e) : std::string());
             return;
         }
         CounterGroup g;
         g.leader_fd = int(fd);
         g.software = e.spec.software;
+        g.pmu = group_key(e);
         g.events.push_back(i);
         groups_.push_back(g);
         e.group = int(groups_.size() - 1);
@@ -332,12 +454,105 @@ void CounterSet::stop() {
             }
         }
     }
+    finish_views(true);
     state_ = 2;
 }
 
+void CounterSet::finish_views(bool window) {
+    for (CounterView& v : views_) {
+        v.flags = v.per_pmu ? MEL_COUNTER_FLAG_PER_PMU : v.core_bound ? MEL_COUNTER_FLAG_CORE_TYPE : 0u;
+        if (!v.per_pmu) {
+            const CounterEvent& e = events_[v.parts[0]];
+            v.state = e.state;
+            v.value = e.value;
+            v.raw = e.raw;
+            v.enabled_ns = e.enabled_ns;
+            v.running_ns = e.running_ns;
+            v.err = e.fd < 0 ? e.open_errno : e.read_errno;
+            v.flags |= e.flags;
+            v.reason = e.reason;
+            if (window && v.core_bound && e.fd >= 0 && e.read_errno == 0) {
+                const Pmu* p = pmu_named(e.pmu);
+                const std::string where = e.pmu + "'s CPUs (" + (p && !p->cpus.empty() ? p->cpus : "?") + ")";
+                if (v.state == MEL_COUNTER_SCALED) {
+                    // Time off the counter is (mostly) time on other core types, not multiplexing:
+                    // the count on this core type is the raw count.
+                    v.state = MEL_COUNTER_COUNTED;
+                    v.value = e.raw;
+                    v.reason.clear();
+                } else if (v.state == MEL_COUNTER_NOT_COUNTED) {
+                    v.reason = "never on a counter during the window (time_running = 0): the task did not run on " +
+                               where + ", or the PMU was busy";
+                }
+            }
+            continue;
+        }
+        // Generic event on every core type: the sum of the parts that opened.
+        std::vector<const CounterEvent*> open, closed;
+        for (size_t k : v.parts) (events_[k].fd >= 0 ? open : closed).push_back(&events_[k]);
+        v.value = v.raw = v.enabled_ns = v.running_ns = 0;
+        v.err = 0;
+        v.reason.clear();
+        std::string missing;
+        for (const CounterEvent* e : closed) missing += (missing.empty() ? "" : "; ") + e->pmu + ": " + e->reason;
+        if (open.empty()) {
+            const CounterEvent& e = *closed.front();
+            v.state = e.open_state;
+            v.err = e.open_errno;
+            bool same = true;
+            for (const CounterEvent* c : closed) same = same && c->reason == e.reason;
+            v.reason = same ? e.reason : "on no core type: " + missing;
+            continue;
+        }
+        if (!window) {
+            v.state = MEL_COUNTER_NOT_COUNTED;
+            v.reason = "no counting window yet: call start and stop";
+            continue;
+        }
+        const CounterEvent* bad = nullptr;
+        uint64_t raw = 0, run = 0, en_min = UINT64_MAX, en_max = 0;
+        for (const CounterEvent* e : open) {
+            v.flags |= e->flags;
+            if (e->read_errno != 0 && !bad) bad = e;
+            raw += e->raw;
+            run += e->running_ns;
+            en_min = std::min(en_min, e->enabled_ns);
+            en_max = std::max(en_max, e->enabled_ns);
+        }
+        if (bad) {
+            v.state = MEL_COUNTER_NOT_COUNTED;
+            v.err = bad->read_errno;
+            v.reason = bad->pmu + ": " + bad->reason;
+            continue;
+        }
+        v.raw = raw;
+        v.enabled_ns = en_max;
+        v.running_ns = std::min(run, en_max);
+        const std::string elsewhere =
+            missing.empty() ? std::string() : "; not countable on some core types, whose time is extrapolated (" + missing + ")";
+        if (run == 0) {
+            v.state = MEL_COUNTER_NOT_COUNTED;
+            v.raw = 0;
+            v.reason = "opened on every core type but never scheduled on a counter during the window (time_running = 0): "
+                       "more events than hardware counters, or the PMU was busy; count fewer events at once" + elsewhere;
+        } else if (run >= en_min) {
+            // The parts' running times add up to the window (each group is read a little later
+            // than the one before, so each enabled time differs by the reads' cost): exact.
+            v.state = MEL_COUNTER_COUNTED;
+            v.value = raw;
+        } else {
+            v.state = MEL_COUNTER_SCALED;
+            const long double x = (long double)raw * (long double)en_max / (long double)run;
+            v.value = x >= 1.8e19L ? UINT64_MAX : uint64_t(x + 0.5L);
+            v.reason = "multiplexed: counted " + std::to_string(run) + " of " + std::to_string(en_max) +
+                       " ns over the core types and scaled" + elsewhere;
+        }
+    }
+}
+
 void CounterSet::read(mel_counter_value* out, size_t n) const {
-    if (n != events_.size())
-        fail(MEL_ERR_INVALID_ARGUMENT, "mel_counters_read needs room for exactly " + std::to_string(events_.size()) +
+    if (n != views_.size())
+        fail(MEL_ERR_INVALID_ARGUMENT, "mel_counters_read needs room for exactly " + std::to_string(views_.size()) +
                                            " values (got " + std::to_string(n) + ")");
     if (state_ != 2) fail(MEL_ERR_INVALID_ARGUMENT, "no finished counting window: call mel_counters_start, then mel_counters_stop");
     for (size_t i = 0; i < n; ++i)
@@ -345,14 +560,14 @@ void CounterSet::read(mel_counter_value* out, size_t n) const {
             fail(MEL_ERR_INVALID_ARGUMENT, "mel_counter_value.size must be set to sizeof(mel_counter_value) (" +
                                                std::to_string(sizeof(mel_counter_value)) + ")");
     for (size_t i = 0; i < n; ++i) {
-        const CounterEvent& e = events_[i];
+        const CounterView& e = views_[i];
         mel_counter_value& v = out[i];
         v.state = e.state;
         v.value = (e.state == MEL_COUNTER_COUNTED || e.state == MEL_COUNTER_SCALED) ? e.value : 0;
         v.raw = v.state == MEL_COUNTER_NOT_COUNTED ? 0 : e.raw;
         v.enabled_ns = e.enabled_ns;
         v.running_ns = e.running_ns;
-        v.error = e.fd < 0 ? e.open_errno : e.read_errno;
+        v.error = e.err;
         v.flags = e.flags;
     }
 }

@@ -8,6 +8,8 @@
 #include <mutex>
 
 #include "../error.hpp"
+#include "pmu.hpp"
+#include "sys.hpp"
 
 namespace mel {
 namespace {
@@ -74,25 +76,114 @@ bool valid_name(const std::string& n) {
 
 }  // namespace
 
-EventSpec resolve_event(const std::string& name_in) {
+namespace {
+
+bool raw_code(const std::string& name, uint64_t& config) {
+    if (name.size() < 2 || name.size() > 17 || name[0] != 'r') return false;
+    for (size_t i = 1; i < name.size(); ++i)
+        if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+    config = std::strtoull(name.c_str() + 1, nullptr, 16);
+    return true;
+}
+
+// A built-in name (after aliases), or nullptr.
+const Builtin* builtin(const std::string& name_in) {
     std::string name = name_in;
     for (const auto& a : kAliases)
         if (name == a.first) name = a.second;
     for (const Builtin& b : kBuiltins)
-        if (name == b.name) return {b.name, b.type, b.config, b.type == PERF_TYPE_SOFTWARE};
+        if (name == b.name) return &b;
+    return nullptr;
+}
+
+// "<pmu>/<event>/" (the trailing slash optional, as perf writes them).
+EventSpec resolve_pmu_event(const std::string& name, const std::vector<Pmu>& pmus) {
+    const size_t slash = name.find('/');
+    const std::string pmu_name = name.substr(0, slash);
+    std::string ev = name.substr(slash + 1);
+    if (!ev.empty() && ev.back() == '/') ev.pop_back();
+    const Pmu* pmu = nullptr;
+    for (const Pmu& p : pmus)
+        if (p.name == pmu_name) pmu = &p;
+    if (!pmu) {
+        std::string have;
+        for (const Pmu& p : pmus)
+            if (p.core) have += (have.empty() ? "" : ", ") + p.name;
+        fail(MEL_ERR_INVALID_ARGUMENT, "unknown event '" + name + "': there is no PMU '" + pmu_name +
+                                           "' in /sys/bus/event_source/devices (core PMUs here: " +
+                                           (have.empty() ? std::string("none") : have) + ")");
+    }
+    if (ev.empty() || ev.find('/') != std::string::npos)
+        fail(MEL_ERR_INVALID_ARGUMENT, "unknown event '" + name + "': write a PMU event as <pmu>/<event>/");
+    EventSpec spec;
+    spec.name = pmu->name + "/" + ev + "/";  // one spelling, so duplicates are found
+    spec.pmu = pmu->name;
+    uint64_t config = 0;
+    if (const Builtin* b = builtin(ev)) {
+        if (b->type != PERF_TYPE_HARDWARE && b->type != PERF_TYPE_HW_CACHE)
+            fail(MEL_ERR_INVALID_ARGUMENT, "'" + name + "': '" + ev + "' is a software event; it belongs to no PMU");
+        if (!pmu->core)
+            fail(MEL_ERR_INVALID_ARGUMENT, "'" + name + "': generic hardware events exist only on CPU PMUs, and " +
+                                               pmu->name + " is not one");
+        spec.type = b->type;
+        spec.config = b->config | (uint64_t(pmu->type) << 32);  // PERF_PMU_TYPE_SHIFT
+        spec.generic = true;
+        return spec;
+    }
+    if (raw_code(ev, config)) {
+        spec.type = pmu->type;
+        spec.config = config;
+        return spec;
+    }
+    if (const std::string* text = pmu->event_text(ev)) {
+        std::string problem;
+        if (!event_config(*pmu, *text, config, problem)) fail(MEL_ERR_INVALID_ARGUMENT, "event '" + name + "': " + problem);
+        spec.type = pmu->type;
+        spec.config = config;
+        return spec;
+    }
+    fail(MEL_ERR_INVALID_ARGUMENT,
+         "unknown event '" + name + "': " + pmu->name +
+             (pmu->has_events ? " lists no event '" + ev + "' in its events/ folder" : " has no events/ folder") +
+             "; use a generic name (cpu-cycles, ...), a raw code (" + pmu->name + "/r11/) or a listed event");
+}
+
+}  // namespace
+
+EventSpec resolve_event(const std::string& name) { return resolve_event(name, nullptr); }
+
+EventSpec resolve_event(const std::string& name_in, const std::vector<Pmu>* pmus) {
+    if (const Builtin* b = builtin(name_in)) {
+        EventSpec e;
+        e.name = b->name;
+        e.type = b->type;
+        e.config = b->config;
+        e.software = b->type == PERF_TYPE_SOFTWARE;
+        e.generic = b->type == PERF_TYPE_HARDWARE || b->type == PERF_TYPE_HW_CACHE;
+        return e;
+    }
     {
         std::lock_guard<std::mutex> lock(g_mu);
         for (const EventSpec& e : registered())
-            if (e.name == name) return e;
+            if (e.name == name_in) return e;
     }
-    if (name.size() >= 2 && name.size() <= 17 && name[0] == 'r') {
-        bool hex = true;
-        for (size_t i = 1; i < name.size(); ++i) hex = hex && std::isxdigit(static_cast<unsigned char>(name[i]));
-        if (hex) return {name, PERF_TYPE_RAW, std::strtoull(name.c_str() + 1, nullptr, 16), false};
+    uint64_t config = 0;
+    if (raw_code(name_in, config)) {
+        EventSpec e;
+        e.name = name_in;
+        e.type = PERF_TYPE_RAW;
+        e.config = config;
+        return e;
     }
-    fail(MEL_ERR_INVALID_ARGUMENT, "unknown event '" + name_in +
+    if (name_in.find('/') != std::string::npos) {
+        if (pmus) return resolve_pmu_event(name_in, *pmus);
+        return resolve_pmu_event(name_in, read_pmus(current_syscalls().pmu_dir()));
+    }
+    const std::string& name = name_in;
+    fail(MEL_ERR_INVALID_ARGUMENT, "unknown event '" + name +
                                        "': use a name from maple_edge_lite.counters.known_events(), a raw code "
-                                       "such as r00c0, or register it with register_event(name, type, config)");
+                                       "such as r00c0, a PMU's event such as armv8_pmuv3_0/l2d_cache/, or register "
+                                       "it with register_event(name, type, config)");
 }
 
 void register_event(const std::string& name, uint32_t type, uint64_t config) {
@@ -108,7 +199,12 @@ void register_event(const std::string& name, uint32_t type, uint64_t config) {
             e.software = type == PERF_TYPE_SOFTWARE;
             return;
         }
-    registered().push_back({name, type, config, type == PERF_TYPE_SOFTWARE});
+    EventSpec e;
+    e.name = name;
+    e.type = type;
+    e.config = config;
+    e.software = type == PERF_TYPE_SOFTWARE;
+    registered().push_back(std::move(e));
 }
 
 std::vector<std::string> known_events() {

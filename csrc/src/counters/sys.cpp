@@ -62,7 +62,9 @@ int real_seccomp() {
     return mode;
 }
 
-const Syscalls kReal{real_open, real_read, real_ioctl, real_close, real_paranoid, real_seccomp};
+std::string real_pmu_dir() { return "/sys/bus/event_source/devices"; }
+
+const Syscalls kReal{real_open, real_read, real_ioctl, real_close, real_paranoid, real_seccomp, real_pmu_dir};
 
 }  // namespace
 

@@ -23,6 +23,8 @@ struct Syscalls {
     int (*paranoid)();
     // Seccomp mode from /proc/self/status (0 none, 1 strict, 2 filter), -1 if unknown.
     int (*seccomp)();
+    // The folder of the PMUs (/sys/bus/event_source/devices; the fake's recorded tree).
+    std::string (*pmu_dir)();
 };
 
 const Syscalls& real_syscalls();
@@ -33,6 +35,14 @@ const Syscalls& current_syscalls();
 // The scripted fake (tests only). spec: ';'-separated rules, e.g.
 //   "errno:cpu-cycles=ENOENT;errno:instructions=EACCES;member=EINVAL;group_max=2;"
 //   "kernel=EACCES;emfile_after=3;read=short;read_errno=EIO;running=0;running=half;paranoid=3;seccomp=2"
+// and, for the PMUs of a board (a recorded sysfs tree, tests/data/sysfs/<board>):
+//   "sysfs=<dir>;counters=6;ext_type=ENOENT;share:armv8_cortex_a53=0.25"
+// sysfs: the PMU folder the library and the fake kernel see; counters: general-purpose counters
+// per core PMU (Arm: plus the cycle counter), more hardware events in a group are refused with
+// EINVAL, and groups of one PMU that cannot be on it together are multiplexed; ext_type: the
+// kernel refuses extended hardware types (config |= pmu type << 32) with this errno (ENOENT: an
+// Arm kernel before 6.6, EINVAL: any kernel before 5.13); share:<pmu>: the share of the task's
+// time on that PMU's CPUs (default: equal shares).
 // Throws mel::Error(MEL_ERR_INVALID_ARGUMENT) on a bad spec. An empty spec installs a fake
 // that accepts everything.
 void install_fake_syscalls(const std::string& spec);
