@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
@@ -112,7 +112,7 @@ class MLP(Method):
         return grads[::-1]
 
     # --- data ----------------------------------------------------------------------------------
-    def _descriptor(self, ref_log: np.ndarray, extra: Optional[np.ndarray] = None) -> np.ndarray:
+    def _descriptor(self, ref_log: np.ndarray) -> np.ndarray:
         """[..., n_ref] reference log-latencies -> standardised descriptor (centred: shape only)."""
         d = ref_log - ref_log.mean(-1, keepdims=True)
         d = (d - self.d_mean) / self.d_std
@@ -242,7 +242,7 @@ class MLP(Method):
         return float(np.mean(errs))
 
     # --- a device's network --------------------------------------------------------------------
-    def _fold(self, P, ref_log, extra=None):
+    def _fold(self, P, ref_log):
         """First layer with the descriptor folded into its bias."""
         W, b = P[0]
         d = self._descriptor(np.asarray(ref_log, np.float64))
