@@ -316,18 +316,8 @@ bool quantize_row_neon(const float* x, const float* mean, const float* mul, size
         i += 4;
     }
     if (vmaxvq_u32(bad) != 0) return false;
-    for (; i < d; ++i) {
-        const float xi = x[i];
-        uint32_t bits;
-        std::memcpy(&bits, &xi, 4);
-        if ((bits & 0x7F800000u) == 0x7F800000u) return false;
-        float v = (xi - mean[i]) * mul[i];
-        v = v < -127.0f ? -127.0f : v;
-        v = v > 127.0f ? 127.0f : v;
-        const float f = __builtin_floorf(v);
-        q[i] = static_cast<int8_t>(static_cast<int>(f) + ((v - f) >= 0.5f ? 1 : 0));
-    }
-    return true;
+    // The remaining d % width features: the scalar rule, which every kernel matches bit for bit.
+    return quantize_row_scalar(x + i, mean + i, mul + i, d - i, q + i);
 }
 
 }  // namespace mel
