@@ -105,21 +105,13 @@ def runtime_identity(name: str, threads: int) -> Dict[str, Any]:
     return {"name": name, "version": version, "threads": int(threads)}
 
 
-def _file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _base_identity(base) -> Dict[str, Any]:
     from . import registry
 
     if base is not None and registry.is_path(base):
         p = os.path.abspath(os.fspath(base))
         try:
-            return {"name": p, "version": None, "sha256": _file_sha256(p)}
+            return {"name": p, "version": None, "sha256": registry.file_sha256(p)}
         except FileNotFoundError:
             from ._errors import ModelNotFoundError
 

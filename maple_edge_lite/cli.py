@@ -83,7 +83,6 @@ def _selfcheck(args) -> int:
 def _train(args) -> int:
     """Fit the few-shot predictor's prior on the given devices and write it as a base .melw."""
     import datetime
-    import hashlib
     import subprocess
 
     import numpy as np
@@ -91,6 +90,7 @@ def _train(args) -> int:
     from . import encode as enc
     from .data import load_table
     from .fewshot import BayesLinear, feature_absmax, pack_base
+    from .registry import file_sha256
 
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else []  # noqa: E731
     t0 = time.perf_counter()
@@ -115,17 +115,10 @@ def _train(args) -> int:
     except (OSError, subprocess.SubprocessError):
         commit = None
 
-    def sha256(path):
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-
     from . import __version__
 
     provenance = {
-        "tables": [{"path": s, "sha256": sha256(s)} for s in table.sources],
+        "tables": [{"path": s, "sha256": file_sha256(s)} for s in table.sources],
         "devices": table.devices,
         "n_archs": len(table.archs),
         "method": how,

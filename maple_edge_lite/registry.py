@@ -194,6 +194,15 @@ def resolve(name: Optional[str] = None, version: Optional[str] = None) -> Entry:
     return Entry(name, version, PREDICTORS_DIR / e["file"], e["sha256"], e["bytes"], dict(e))
 
 
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_verified(entry: Entry) -> bytes:
     """The bytes of ``entry``'s file after checking its size and sha256 against the registry."""
     try:

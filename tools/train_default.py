@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -35,15 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 PREDICTORS = REPO / "maple_edge_lite" / "predictors"
 REGISTRY_SCHEMA = "maple_edge_lite.registry/1"
 N_REFERENCE = 10
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def created() -> str:
@@ -72,6 +61,7 @@ def train_space(space: str, data: Path, version: str, out_dir: Path, when: str, 
     from maple_edge_lite.data import load_table
     from maple_edge_lite.fewshot import BayesLinear, feature_absmax, pack_base
     from maple_edge_lite.profile import FEATURE_SCHEMA
+    from maple_edge_lite.registry import file_sha256
 
     t0 = time.perf_counter()
     table = load_table([data], space)
@@ -83,7 +73,7 @@ def train_space(space: str, data: Path, version: str, out_dir: Path, when: str, 
     measured = np.isfinite(table.latency_ms).sum(0)
     provenance = {
         "predictor": {"name": space, "version": version},
-        "tables": [{"path": os.path.relpath(s, data), "sha256": sha256(s), "bytes": os.path.getsize(s)}
+        "tables": [{"path": os.path.relpath(s, data), "sha256": file_sha256(s), "bytes": os.path.getsize(s)}
                    for s in table.sources],
         "data_dir": os.path.basename(os.path.normpath(data)),
         "devices": table.devices,
@@ -106,7 +96,7 @@ def train_space(space: str, data: Path, version: str, out_dir: Path, when: str, 
     print(f"{space} {version}: {len(table.devices)} devices x {len(table.archs)} archs, "
           f"{len(method.cols)} structural features -> {_shown(out)} ({size} bytes, "
           f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    return {"file": out.name, "sha256": sha256(out), "bytes": size, "search_space": space, "kind": "base",
+    return {"file": out.name, "sha256": file_sha256(out), "bytes": size, "search_space": space, "kind": "base",
             "method": "bayes_linear", "devices": len(table.devices), "created": when,
             "tables": [t["path"] for t in provenance["tables"]]}
 
@@ -121,7 +111,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=str(PREDICTORS), help="where the .melw files and registry.json go")
     ap.add_argument("--force", action="store_true", help="replace a version that is already registered")
     args = ap.parse_args(argv)
-    if not SEMVER.match(args.version):
+    from maple_edge_lite._errors import InputError
+    from maple_edge_lite.registry import parse_semver
+
+    try:  # the rule `maple_edge_lite.load` checks versions with
+        parse_semver(args.version)
+    except InputError:
         ap.error(f"--version {args.version!r} is not a semver string (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
     data = Path(args.data).resolve()
     if not data.is_dir():
