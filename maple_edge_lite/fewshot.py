@@ -42,7 +42,7 @@ class BayesLinear(Method):
     name = "bayes_linear"
 
     def __init__(self, select: str = "greedy", noise: float = 0.08, shrink: float = 0.3, design_noise: float = 0.1,
-                 candidates: Optional[int] = 1000, scale_iters: int = 3):
+                 candidates: Optional[int] = 1000, scale_iters: int = 3, descriptor_ridge="auto"):
         if select not in ("greedy", "random"):
             raise InputError(f"BayesLinear select must be 'greedy' or 'random', not {select!r}")
         self.selection = select
@@ -53,12 +53,17 @@ class BayesLinear(Method):
         self.design_noise = float(design_noise)
         self.candidates = candidates
         self.scale_iters = int(scale_iters)
+        if descriptor_ridge != "auto" and not (isinstance(descriptor_ridge, (int, float)) and descriptor_ridge > 0):
+            raise InputError(f"descriptor_ridge must be 'auto' or a positive number, not {descriptor_ridge!r}")
+        self.descriptor_ridge = descriptor_ridge
 
-    def fit(self, X, Y, devices, feature_names=(), descriptors=None, descriptor_names=()):
+    def fit(self, X, Y, devices, feature_names=(), descriptors=None, descriptor_names=(), groups=None):
         """``descriptors``: optional [m, q] array of the training devices' descriptor features
         (e.g. counters normalised by operator latency), aligned with Y's columns; NaN marks a
         missing (masked) feature, so devices with and without a PMU train one model. The prior
-        mean of a device's coefficients then depends on its descriptor."""
+        mean of a device's coefficients then depends on its descriptor; how strongly is chosen by
+        cross-validation over the training devices, leaving out one of ``groups`` at a time (one
+        label per device: e.g. the runtime of each hardware-runtime pair; default: each device)."""
         cols = structural_columns(X, feature_names)
         if len(cols) == 0:
             raise InputError("bayes_linear needs binary structural features (one-hots) in the encoding")
@@ -71,7 +76,8 @@ class BayesLinear(Method):
         self._set_prior(cols, mu, self._shrunk_factor(C - mu[:, None]), A)
         self.desc = None
         if descriptors is not None:
-            self._fit_descriptor(C - mu[:, None], np.asarray(descriptors, dtype=np.float64), descriptor_names, A)
+            self._fit_descriptor(C - mu[:, None], np.asarray(descriptors, dtype=np.float64), descriptor_names, A,
+                                 ridge=self.descriptor_ridge, groups=groups)
         return self
 
     def _shrunk_factor(self, R):
@@ -83,7 +89,20 @@ class BayesLinear(Method):
         S = S + self.shrink * (np.trace(S) / p + 1e-12) * np.eye(p)
         return np.linalg.cholesky(S)
 
-    def _fit_descriptor(self, Cc, D, names, A, ridge=1.0):
+    #: Ridge strengths tried by the descriptor regression's inner cross-validation (features are
+    #: standardised, so the scale is the number of devices' worth of evidence a feature needs).
+    DESCRIPTOR_RIDGES = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
+
+    def _fit_descriptor(self, Cc, D, names, A, ridge="auto", groups=None):
+        """Ridge regression of the training devices' coefficient deviations ``Cc`` [p, m] on their
+        standardised descriptors. ``ridge="auto"`` picks the strength by leave-one-device-out
+        cross-validation over the training devices that carry a descriptor (``groups``: one label
+        per device, e.g. its runtime; a device's whole group is left out with it), scored by the error
+        of the held-out device's predicted latencies (mean square over the archs of ``A``), paired
+        against predicting no deviation (the unconditioned prior); when no strength beats it by three
+        standard errors, the descriptor is kept but given no weight (``B = 0``): with a handful of
+        training devices and tens of features a regression fits noise (benchmarks/cross_runtime.py:
+        with a fixed ridge of 1, every descriptor variant was worse than none)."""
         m = Cc.shape[1]
         if D.ndim != 2 or D.shape[0] != m:
             raise InputError(f"descriptors must be [{m} training devices, q features] (got {list(D.shape)})")
@@ -92,11 +111,53 @@ class BayesLinear(Method):
         std = np.array([D[seen[:, j], j].std() if seen[:, j].sum() > 1 else 1.0 for j in range(D.shape[1])])
         std[~(std > 0)] = 1.0
         Phi = np.where(seen, (np.nan_to_num(D) - mean) / std, 0.0)  # masked -> the mean
-        # Ridge regression of the coefficient deviations on the descriptor, across training devices.
-        B = Cc @ Phi @ np.linalg.inv(Phi.T @ Phi + ridge * np.eye(Phi.shape[1]))
+        G = A.T @ A / len(A)  # ||A d||^2 / n = d' G d: latency error of a coefficient error d
+
+        def solve(C, P, r):
+            return C @ P @ np.linalg.inv(P.T @ P + r * np.eye(P.shape[1]))
+
+        cv = None
+        if ridge == "auto":
+            groups = np.asarray(list(range(m)) if groups is None else list(groups), dtype=object)
+            if len(groups) != m:
+                raise InputError(f"groups must name one group per training device ({m}), got {len(groups)}")
+            held = [i for i in range(m) if seen[i].any()]
+            cv = {"ridge": None, "loo_mse": {}, "held_out_devices": len(held),
+                  "held_out_groups": len({groups[i] for i in held})}
+            if len(held) >= 3 and cv["held_out_groups"] >= 3:
+                def loo(r):  # the held-out devices' latency errors (mean square over the archs)
+                    err = []
+                    for i in held:
+                        keep = groups != groups[i]  # its whole group out: siblings would flatter
+                        Ck = Cc[:, keep] - Cc[:, keep].mean(1, keepdims=True)
+                        d = Cc[:, i] - Cc[:, keep].mean(1)
+                        if r is not None:
+                            d = d - solve(Ck, Phi[keep], r) @ Phi[i]
+                        err.append(float(d @ G @ d))
+                    return np.array(err)
+
+                base = loo(None)
+                cv["loo_mse"]["none"] = round(float(base.mean()), 8)
+                best, gain = None, 0.0
+                for r in self.DESCRIPTOR_RIDGES:
+                    diff = base - loo(r)  # paired over held-out devices: > 0 where r helps
+                    cv["loo_mse"][str(r)] = round(float(base.mean() - diff.mean()), 8)
+                    se = diff.std(ddof=1) / np.sqrt(len(diff))
+                    # Taking the best of several strengths on a dozen devices finds spurious gains:
+                    # a strength must beat the unconditioned prior by three standard errors (the
+                    # folds share all but one device: the paired differences are not independent).
+                    if diff.mean() > max(gain, 3.0 * se):
+                        best, gain = r, float(diff.mean())
+                cv["ridge"] = ridge = best
+            else:
+                ridge = None
+        if ridge is None:
+            B = np.zeros((Cc.shape[0], Phi.shape[1]))
+        else:
+            B = solve(Cc, Phi, float(ridge))
         Lres = self._shrunk_factor(Cc - B @ Phi.T)
         self.desc = {"names": list(names) or [f"d{j}" for j in range(D.shape[1])], "mean": mean, "std": std,
-                     "B": B, "Lc": Lres}
+                     "B": B, "Lc": Lres, "ridge": ridge, "cv": cv}
         self.L_res = A @ Lres
 
     def _descriptor_prior(self, descriptor):
@@ -153,7 +214,8 @@ class BayesLinear(Method):
             "scale_iters": self.scale_iters,
             "descriptor": None if self.desc is None else {
                 "names": self.desc["names"], "mean": self.desc["mean"].tolist(), "std": self.desc["std"].tolist(),
-                "B": self.desc["B"].tolist(), "prior_factor": self.desc["Lc"].tolist()},
+                "B": self.desc["B"].tolist(), "prior_factor": self.desc["Lc"].tolist(),
+                "ridge": self.desc.get("ridge")},
         }
 
     @classmethod
@@ -317,13 +379,17 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     one-hots, schema 2) costs its op's per-op latency at every stage times the cells per stage.
     ``lat_ms``: ``{"nor_conv_3x3@16x32x32": ms, ...}`` for chains of ``repeat`` ops (the
     profile's suite); the skip_connect chain, which runtimes reduce to a call, is subtracted as the
-    per-call cost. Returns None when an operator is missing (e.g. a runtime rejected it)."""
+    per-call cost; a runtime that rejects that identity-only model (ncnn's converter does) is taken
+    to have none. Returns None when another operator is missing (e.g. a runtime rejected it)."""
     names = list(feature_names)
-    need = [f"{o}@{st}" for st in NB201_STAGES for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
+    need = [f"{o}@{st}" for st in NB201_STAGES for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
     fixed = ["stem@16x32x32", "reduction@16x32x32", "reduction@32x16x16", "head@64x8x8"]
     vals = {k: lat_ms.get(k) for k in need + fixed}
     if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()):
         return None
+    for st in NB201_STAGES:
+        v = lat_ms.get(f"skip_connect@{st}")
+        vals[f"skip_connect@{st}"] = float(v) if v is not None and np.isfinite(v) and v > 0 else 0.0
     w = np.zeros(len(names))
     for e in range(6):
         for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):

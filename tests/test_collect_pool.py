@@ -13,6 +13,7 @@ import pytest
 from maple_edge_lite import measure as M
 from maple_edge_lite import profile as P
 from maple_edge_lite.fewshot import BayesLinear
+from maple_edge_lite.runtimes import ModelRejectedError
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
@@ -40,10 +41,15 @@ def fake(monkeypatch):
     state = {"calls": [], "profiles": [], "fail_at": None}
 
     def measure(archs, runtime="onnxruntime", threads=1, resolution=32, *, device=None, index=None, passes=None,
-                **timing):
+                runtime_options=None, **timing):
         state["calls"].append((device, tuple(archs)))
+        state.setdefault("options", []).append(runtime_options)
         if state["fail_at"] is not None and len(state["calls"]) == state["fail_at"]:
             raise _Interrupt("interrupted")
+        for a in archs:
+            if state.get("reject", {}).get(a, 0) > 0:
+                state["reject"][a] -= 1
+                raise ModelRejectedError(f"{runtime}: converter crashed on {a}")
         rows = M.Measurements()
         for a in archs:
             ms = 1.0 + 0.01 * len(a) * threads
@@ -51,8 +57,8 @@ def fake(monkeypatch):
         rows.conditions = {"runtime": {"name": runtime, "version": "0-fake", "threads": threads}}
         return rows
 
-    def profile(runtime, threads=1, **kw):
-        state["profiles"].append((runtime, threads))
+    def profile(runtime, threads=1, runtime_options=None, **kw):
+        state["profiles"].append((runtime, threads) + ((runtime_options,) if runtime_options else ()))
         return {"schema": P.SCHEMA, "fake": True, "runtime": runtime, "threads": threads}
 
     def save_descriptor(desc, path):
@@ -116,10 +122,74 @@ def test_resume_measures_only_what_is_missing(tmp_path, fake):
 
 def test_pair_spec_parsing():
     tool = _load_tool()
-    assert tool.parse_pair("openvino:2") == ("openvino", 2)
-    for bad in ("openvino", "openvino:0", ":1", "ort:x"):
+    assert tool.parse_pair("openvino:2") == ("openvino", 2, {})
+    assert tool.parse_pair("openvino:1:precision=f32") == ("openvino", 1, {"precision": "f32"})
+    assert tool.parse_pair("torch:1:mode=jit,channels_last=true") == (
+        "torch", 1, {"mode": "jit", "channels_last": True})
+    for bad in ("openvino", "openvino:0", ":1", "ort:x", "ort:1:precision", "ort:1:=f32", "ort:1:a b=1"):
         with pytest.raises(SystemExit):
             tool.parse_pair(bad)
+    assert tool.device_name("vm", "openvino", 1, {"precision": "f32"}) == "vm-openvino-f32-1t"
+    assert tool.device_name("vm", "torch", 2, {"mode": "jit", "channels_last": True}) == \
+        "vm-torch-channels_last-jit-2t"
+    assert tool.device_name("vm", "ncnn", 1, {"fp16": False}) == "vm-ncnn-nofp16-1t"
+
+
+def test_runtime_options_reach_profile_and_measure(tmp_path, fake):
+    """A configured pair is its own device, profiled and measured with its options, and the
+    manifest keeps its runtime (so leave-one-runtime-out holds out every configuration of it)."""
+    tool = _load_tool()
+    out = tmp_path / "pool"
+    pairs = [tool.parse_pair("rtA:1"), tool.parse_pair("rtA:1:precision=f32")]
+    man = tool.collect(out, pairs, n=4, seed=0, chunk=4, prefix="vm", archs_csv=None, log=lambda s: None)
+    assert fake["profiles"] == [("rtA", 1), ("rtA", 1, {"precision": "f32"})]
+    assert fake["options"] == [None, {"precision": "f32"}]
+    assert man["counts"] == {"vm-rtA-1t": 4, "vm-rtA-f32-1t": 4}
+    assert man["pairs"]["vm-rtA-f32-1t"]["runtime"] == "rtA"
+    assert man["pairs"]["vm-rtA-f32-1t"]["options"] == {"precision": "f32"}
+    assert "options" not in man["pairs"]["vm-rtA-1t"]
+    with pytest.raises(ValueError, match="twice"):
+        tool.collect(out, pairs + [("rtA", 1, {})], n=4, seed=0, chunk=4, archs_csv=None, log=lambda s: None)
+
+
+def test_a_network_the_runtime_rejects_does_not_stop_the_pool(tmp_path, fake):
+    """A rejected network (a converter crash) is retried once on its own, then recorded in the
+    manifest and skipped; the rest of its chunk is measured and a rerun does not try it again."""
+    tool = _load_tool()
+    out = tmp_path / "pool"
+    archs = M.sample_archs(6, 0)
+    fake["reject"] = {archs[1]: 1, archs[4]: 99}  # archs[1]: an intermittent crash, archs[4]: always
+    kw = dict(n=6, seed=0, chunk=3, prefix="vm", archs_csv=None, log=lambda s: None)
+    man = tool.collect(out, [("rtA", 1)], **kw)
+    got = [r["arch_str"] for r in M.read_csv(out / "vm-rtA-1t.csv")]
+    assert sorted(got) == sorted(a for a in archs if a != archs[4])
+    assert list(man["pairs"]["vm-rtA-1t"]["rejected"]) == [archs[4]]
+    assert "converter crashed" in man["pairs"]["vm-rtA-1t"]["rejected"][archs[4]]
+    fake["calls"].clear()
+    tool.collect(out, [("rtA", 1)], **kw)
+    assert fake["calls"] == []
+
+
+def test_recheck_measures_again_with_the_recorded_settings(tmp_path, fake):
+    tool = _load_tool()
+    out = tmp_path / "pool"
+    pairs = [tool.parse_pair("rtA:1"), tool.parse_pair("rtA:2:precision=f32")]
+    tool.collect(out, pairs, n=6, seed=0, chunk=6, prefix="vm", archs_csv=None, log=lambda s: None)
+    fake["calls"].clear()
+    fake["options"].clear()
+    got = tool.recheck(out, 4, ["vm-rtA-f32-2t"], log=lambda s: None)
+    assert list(got) == ["vm-rtA-f32-2t"] and got["vm-rtA-f32-2t"]["n"] == 4
+    assert fake["options"] == [{"precision": "f32"}]
+    assert fake["calls"] == [("vm-rtA-f32-2t", tuple(M.sample_archs(6, 0)[:4]))]
+    assert got["vm-rtA-f32-2t"]["within_10pct"] == 1.0 and got["vm-rtA-f32-2t"]["median_abs_rel"] == 0.0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["recheck"]["vm-rtA-f32-2t"]["within_5pct"] == 1.0
+    # A pool measured on a busier day disagrees with itself: the recheck says by how much.
+    rows = (out / "vm-rtA-1t.csv").read_text().splitlines()
+    head, body = rows[0], [r.rsplit(",", 1) for r in rows[1:]]
+    (out / "vm-rtA-1t.csv").write_text("\n".join([head] + [f"{a},{float(b) * 1.2}" for a, b in body]) + "\n")
+    got = tool.recheck(out, 6, log=lambda s: None)
+    assert got["vm-rtA-1t"]["within_10pct"] == 0.0 and got["vm-rtA-1t"]["median_rel"] == pytest.approx(-1 / 6, abs=1e-3)
 
 
 def _synthetic(seed=0, m=24, n=400):
@@ -171,6 +241,42 @@ def test_bayes_linear_with_masked_and_unmasked_descriptors():
         gains.append(err_none - err_desc)
     assert np.mean(gains) > 0.01, gains  # the descriptor carries the device's coefficients
     assert sum(g > 0 for g in gains) >= 6
+
+
+def test_descriptor_regression_strength_is_cross_validated():
+    """The ridge is chosen by leave-one-device-out over the training devices: an informative
+    descriptor gets a finite ridge; a descriptor of pure noise gets no weight (B = 0), so the
+    model's prior is the unconditioned one and adapting with or without it agrees."""
+    X, A, phis, Y, device = _synthetic(m=12)
+    m = Y.shape[1]
+    names = [f"x{i}" for i in range(X.shape[1])]
+    devs = [f"d{i}" for i in range(m)]
+    good = BayesLinear(select="random").fit(X, Y, devs, names, descriptors=phis, descriptor_names=["f0", "f1"])
+    assert good.desc["ridge"] is not None and np.abs(good.desc["B"]).max() > 0
+    cv = good.desc["cv"]["loo_mse"]
+    assert min(v for k, v in cv.items() if k != "none") < 0.5 * cv["none"], cv
+    # Pure noise: weight in at most 2 of 12 draws (the rule's false positives on 12 devices: ~5%).
+    weighted = []
+    for seed in range(12):
+        noise = np.random.default_rng(seed).standard_normal((m, 20))
+        bad = BayesLinear(select="random").fit(X, Y, devs, names, descriptors=noise,
+                                               descriptor_names=[f"n{j}" for j in range(20)])
+        weighted.append(bad.desc["ridge"] is not None)
+        assert bad.desc["B"].any() == weighted[-1]
+    assert sum(weighted) <= 2, weighted
+    seed = weighted.index(False)
+    noise = np.random.default_rng(seed).standard_normal((m, 20))
+    bad = BayesLinear(select="random").fit(X, Y, devs, names, descriptors=noise,
+                                           descriptor_names=[f"n{j}" for j in range(20)])
+    plain = BayesLinear(select="random").fit(X, Y, devs, names)
+    idx = np.arange(5)
+    np.testing.assert_allclose(bad.adapt(idx, Y[idx, 0], descriptor=noise[0]).coef,
+                               plain.adapt(idx, Y[idx, 0]).coef, rtol=1e-6)
+    # A fixed strength is still available (and used as given).
+    fixed = BayesLinear(select="random", descriptor_ridge=1.0).fit(X, Y, devs, names, descriptors=noise)
+    assert fixed.desc["ridge"] == 1.0 and fixed.desc["cv"] is None and fixed.desc["B"].any()
+    with pytest.raises(ValueError, match="descriptor_ridge"):
+        BayesLinear(descriptor_ridge=0)
 
 
 def test_bayes_linear_descriptor_shape_is_checked():

@@ -51,15 +51,39 @@ def _load() -> Optional[List[float]]:
         return None
 
 
-def parse_pair(spec: str) -> Tuple[str, int]:
-    rt, _, th = spec.partition(":")
+def _option_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_pair(spec: str) -> Tuple[str, int, Dict[str, Any]]:
+    """``RUNTIME:THREADS[:KEY=VALUE[,KEY=VALUE...]]`` -> (runtime, threads, options). The options
+    are the adapter's own settings (``runtimes.get(name, threads, **options)``), so one runtime
+    under two configurations (e.g. ``openvino:1:precision=f32``) is two pairs of one runtime."""
+    rt, _, rest = spec.partition(":")
+    th, _, opts = rest.partition(":")
     if not rt or not th.isdigit() or int(th) < 1:
-        raise SystemExit(f"error: pair {spec!r} is not RUNTIME:THREADS (e.g. onnxruntime:1)")
-    return rt, int(th)
+        raise SystemExit(f"error: pair {spec!r} is not RUNTIME:THREADS[:KEY=VALUE,...] (e.g. onnxruntime:1)")
+    options: Dict[str, Any] = {}
+    for item in filter(None, opts.split(",")):
+        key, eq, val = item.partition("=")
+        if not eq or not key.isidentifier() or not val:
+            raise SystemExit(f"error: pair {spec!r}: option {item!r} is not KEY=VALUE (e.g. precision=f32)")
+        options[key] = _option_value(val)
+    return rt, int(th), options
 
 
-def device_name(prefix: str, runtime: str, threads: int) -> str:
-    return f"{prefix}-{runtime}-{threads}t"
+def device_name(prefix: str, runtime: str, threads: int, options: Optional[Dict[str, Any]] = None) -> str:
+    """``<prefix>-<runtime>[-<option>...]-<threads>t``: an option is named by its value, a true
+    flag by its key, a false one by ``no`` + key (``vm-openvino-f32-1t``, ``vm-torch-jit-1t``)."""
+    tags = [(k if v else f"no{k}") if isinstance(v, bool) else str(v).replace("-", "") for k, v in
+            sorted((options or {}).items())]
+    return "-".join([prefix, runtime, *tags, f"{threads}t"])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -151,7 +175,38 @@ def torch_build_single_threaded(enabled: bool = True):
         _torch.build_module = orig
 
 
-def collect(out: Path, pairs: Sequence[Tuple[str, int]], n: int, seed: int = 0, chunk: int = 25,
+def _measure_tolerant(M, archs, rt, th, rejected: Dict[str, str], log, **kw):
+    """``M.measure(archs, rt, th, **kw)``, except that a network the runtime rejects (e.g. a
+    converter crash) does not stop the rest: on a rejection the archs are measured one at a time,
+    each rejected one retried once (converters crash intermittently: pnnx did on 2 of ~500
+    networks, and converted one of them on the next try), then recorded in ``rejected``.
+    Returns the rows measured (a ``Measurements``), or None if every network was rejected."""
+    from maple_edge_lite.runtimes import ModelRejectedError
+
+    try:
+        return M.measure(archs, rt, th, **kw)
+    except ModelRejectedError:
+        pass
+    rows = None
+    for a in archs:
+        one = None
+        for attempt in (1, 2):
+            try:
+                one = M.measure([a], rt, th, **kw)
+                break
+            except ModelRejectedError as e:
+                if attempt == 2:
+                    rejected[a] = str(e)[:300]
+                    log(f"{kw.get('device') or rt}: rejected {a}: {str(e)[:120]}")
+        if one is not None:
+            if rows is None:
+                rows = one
+            else:
+                rows.extend(one)
+    return rows
+
+
+def collect(out: Path, pairs: Sequence[Tuple], n: int, seed: int = 0, chunk: int = 25,
             prefix: str = "vm", passes: int = POOL_PASSES, timing: Optional[Dict[str, Any]] = None,
             archs_csv: Optional[Path] = DEFAULT_ARCHS_CSV, profile_kwargs: Optional[Dict[str, Any]] = None,
             log: Callable[[str], None] = print, max_chunks: Optional[int] = None,
@@ -175,20 +230,27 @@ def collect(out: Path, pairs: Sequence[Tuple[str, int]], n: int, seed: int = 0, 
                                 "resolution": 32},
                      "timing": {**timing, "passes": passes}})
     man.save()
-    devs = {(rt, th): device_name(prefix, rt, th) for rt, th in pairs}
+    pairs = [(p[0], p[1], dict(p[2]) if len(p) > 2 else {}) for p in pairs]
+    devs = {device_name(prefix, rt, th, opts): (rt, th, opts) for rt, th, opts in pairs}
+    if len(devs) != len(pairs):
+        from maple_edge_lite._errors import InputError
+
+        raise InputError("a pair is listed twice")
     have: Dict[str, List[Dict[str, Any]]] = {}
-    for (rt, th), dev in devs.items():
+    for dev, (rt, th, opts) in devs.items():
         have[dev] = _read_rows(out / f"{dev}.csv")
         entry = man.data["pairs"].setdefault(dev, {"runtime": rt, "threads": th})
+        if opts:
+            entry["options"] = opts
         entry["count"] = len(have[dev])
     # Descriptors first: each is ~10-30 s, and without one a pair is useless to the experiment.
-    for (rt, th), dev in devs.items():
+    for dev, (rt, th, opts) in devs.items():
         dpath = out / f"{dev}.descriptor.json"
         if dpath.exists():
             continue
         t0 = time.time()
         load0 = _load()
-        desc = P.profile(rt, th, **(profile_kwargs or {}))
+        desc = P.profile(rt, th, runtime_options=opts or None, **(profile_kwargs or {}))
         P.save_descriptor(desc, dpath)
         man.data["pairs"][dev].update({"descriptor": dpath.name, "descriptor_wall_s": round(time.time() - t0, 2),
                                        "descriptor_loadavg": [load0, _load()],
@@ -201,7 +263,7 @@ def collect(out: Path, pairs: Sequence[Tuple[str, int]], n: int, seed: int = 0, 
         if max_chunks is not None and rounds >= max_chunks:
             break
         did = False
-        for (rt, th), dev in devs.items():
+        for dev, (rt, th, opts) in devs.items():
             done = {r["arch_str"] for r in have[dev]}
             todo = [a for a in part if a not in done]
             if not todo:
@@ -209,8 +271,16 @@ def collect(out: Path, pairs: Sequence[Tuple[str, int]], n: int, seed: int = 0, 
             did = True
             t0 = time.time()
             load0 = _load()
+            rejected = man.data["pairs"][dev].setdefault("rejected", {})
+            todo = [a for a in todo if a not in rejected]
+            if not todo:
+                continue
             with torch_build_single_threaded(torch_build_1t):
-                rows = M.measure(todo, rt, th, device=dev, index=index, passes=passes, **timing)
+                rows = _measure_tolerant(M, todo, rt, th, rejected, log, device=dev, index=index, passes=passes,
+                                         runtime_options=opts or None, **timing)
+            if rows is None:
+                man.save()
+                continue
             have[dev] = _append_rows(out / f"{dev}.csv", have[dev], rows)
             wall = time.time() - t0
             entry = man.data["pairs"][dev]
@@ -227,15 +297,59 @@ def collect(out: Path, pairs: Sequence[Tuple[str, int]], n: int, seed: int = 0, 
         if did:
             rounds += 1
     run["finished"] = _now()
-    man.data["counts"] = {dev: len(have[dev]) for dev in devs.values()}
+    man.data["counts"] = {dev: len(have[dev]) for dev in devs}
     man.save()
     return man.data
+
+
+def recheck(out: Path, k: int, devices: Optional[Sequence[str]] = None, log: Callable[[str], None] = print,
+            torch_build_1t: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Measure the first ``k`` archs of each pair again, with the timing and runtime options the
+    manifest recorded, and compare with the pool: how repeatable its numbers are (a pair whose
+    re-measurements disagree by more than a predictor's error cannot judge the predictor).
+    Stored in the manifest under ``recheck``; returns ``{device: stats}``."""
+    import numpy as np
+
+    from maple_edge_lite import measure as M
+
+    out = Path(out)
+    man = Manifest(out / "manifest.json")
+    timing = dict(man.data.get("timing") or POOL_TIMING)
+    passes = timing.pop("passes", POOL_PASSES)
+    got = {}
+    for dev, entry in man.data["pairs"].items():
+        if devices and dev not in devices:
+            continue
+        rows = _read_rows(out / f"{dev}.csv")[:k]
+        if not rows:
+            continue
+        archs = [r["arch_str"] for r in rows]
+        load0 = _load()
+        t0 = time.time()
+        with torch_build_single_threaded(torch_build_1t):
+            again = _measure_tolerant(M, archs, entry["runtime"], entry["threads"], {}, log, device=dev,
+                                      passes=passes, runtime_options=entry.get("options") or None, **timing)
+        before = {r["arch_str"]: r["latency_ms"] for r in rows}
+        rel = np.array([b.latency_ms / before[b.arch_str] - 1 for b in again or ()])
+        if not len(rel):
+            continue
+        stats = {"n": len(rel), "median_abs_rel": round(float(np.median(np.abs(rel))), 4),
+                 "within_5pct": round(float(np.mean(np.abs(rel) <= 0.05)), 3),
+                 "within_10pct": round(float(np.mean(np.abs(rel) <= 0.10)), 3),
+                 "median_rel": round(float(np.median(rel)), 4), "wall_s": round(time.time() - t0, 1),
+                 "loadavg": [load0, _load()], "when": _now()}
+        got[dev] = stats
+        man.data.setdefault("recheck", {})[dev] = stats
+        man.save()
+        log(f"recheck {dev}: {stats['n']} archs, median |diff| {100 * stats['median_abs_rel']:.1f}%, "
+            f"within 5% {stats['within_5pct']:.2f}, within 10% {stats['within_10pct']:.2f}")
+    return got
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/data/pool"))
-    ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), help="RUNTIME:THREADS ...")
+    ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), help="RUNTIME:THREADS[:KEY=VALUE,...] ... (options: the runtime adapter's settings)")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=25)
@@ -246,6 +360,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=POOL_TIMING["budget_s"])
     ap.add_argument("--min-runs", type=int, default=POOL_TIMING["min_runs"])
     ap.add_argument("--max-chunks", type=int, default=None)
+    ap.add_argument("--recheck", type=int, default=None, metavar="K",
+                    help="instead of collecting: measure the first K archs of every pair (or of --pairs) "
+                         "again and report how well they agree with the pool (stored in the manifest)")
     ap.add_argument("--torch-build-threads", choices=("1", "same"), default="1",
                     help="threads for building a torch session's module (timed runs always use the pair's)")
     ap.add_argument("--archs-csv", type=Path, default=DEFAULT_ARCHS_CSV,
@@ -254,6 +371,15 @@ def main(argv=None) -> int:
     timing = {**POOL_TIMING, "min_time_s": a.min_time_s, "warmup_s": a.warmup_s, "budget_s": a.budget_s,
               "min_runs": a.min_runs}
     pairs = [parse_pair(p) for p in a.pairs]
+    if a.recheck is not None:
+        only = None if a.pairs == list(DEFAULT_PAIRS) else [device_name(a.prefix, *p) for p in pairs]
+        try:
+            got = recheck(a.out, a.recheck, only, log=lambda s: print(s, flush=True),
+                          torch_build_1t=a.torch_build_threads == "1")
+        except KeyboardInterrupt:
+            return 130
+        print(json.dumps(got))
+        return 0 if got else 1
     try:
         man = collect(a.out, pairs, a.n, a.seed, a.chunk, a.prefix, a.passes, timing, a.archs_csv,
                       log=lambda s: print(s, flush=True), max_chunks=a.max_chunks,
