@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ import time
 
 import numpy as np
 
+from maple_edge_lite import _perf_stat as PS
 from maple_edge_lite import builders, runtimes
 from maple_edge_lite import profile as P
 from maple_edge_lite.measure import host_facts, trimmed_mean
@@ -42,28 +42,11 @@ ATTACH_S = 0.2
 
 
 def parse_perf(text, events):
-    """perf stat -x, lines: value,unit,event,... -> {event: (state, value or None)}."""
+    """perf stat -x, lines -> {event: (state, value or None)}; task-clock in ns (perf prints ms)."""
     out = {}
-    for line in text.splitlines():
-        parts = line.split(",")
-        if len(parts) < 3 or parts[2] not in events:
-            continue
-        v, unit, name = parts[0], parts[1], parts[2]
-        if v.startswith("<not supported>"):
-            out[name] = ("unsupported", None)
-        elif v.startswith("<not counted>"):
-            out[name] = ("not_counted", None)
-        else:
-            try:
-                x = float(v)
-            except ValueError:
-                out[name] = ("not_counted", None)
-                continue
-            if unit == "msec":  # task-clock: perf prints ms; the descriptor counts ns
-                x *= 1e6
-            out[name] = ("counted", x)
-    for e in events:
-        out.setdefault(e, ("unsupported", None))
+    for e, c in PS.parse(text, events).items():
+        v = c.value * 1e6 if c.value is not None and c.unit == "msec" else c.value
+        out[e] = (c.state, v)
     return out
 
 
@@ -135,7 +118,7 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the JSON report instead of the tables")
     ap.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE")
     args = ap.parse_args()
-    perf = shutil.which("perf") or ("/usr/bin/perf" if os.path.exists("/usr/bin/perf") else None)
+    perf = next(iter(PS.candidates()), None)
     events = P.default_events()
     load_before = os.getloadavg()
     ours, theirs = [], []

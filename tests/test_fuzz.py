@@ -47,6 +47,12 @@ def fuzz_reader(tmp_path_factory):
                        capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined: {r.stderr.strip()[-300:]}")
+    # LeakSanitizer stops the process's threads with ptrace at exit. Where it cannot (under strace
+    # or gdb, or under qemu-user: the emulated arm64 root of tools/aarch64/test_in_root.sh), every
+    # run ends in "LeakSanitizer has encountered a fatal error": fuzz under ASan and UBSan alone.
+    r = subprocess.run([str(work / "probe")], capture_output=True, text=True, env=dict(os.environ, **SAN_ENV))
+    if "LeakSanitizer has encountered a fatal error" in r.stderr:
+        SAN_ENV["ASAN_OPTIONS"] = SAN_ENV["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")
 
     build = work / "build"
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []

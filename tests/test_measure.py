@@ -224,7 +224,9 @@ def test_conv_network_is_slower_than_skip_network(ort):
     assert (conv.arch_str, skip.arch_str) == (CONV, SKIP)
     # 3x3 convs everywhere vs identities: an order of magnitude apart on any CPU.
     assert conv.latency_ms > 3 * skip.latency_ms
-    assert conv.latency_ms == conv.timing.median_ms and conv.timing.runs >= 5
+    assert conv.latency_ms == conv.timing.median_ms
+    # min_runs=5, unless one run outlasts the window's budget (emulated CPUs: qemu-user takes 1.3 s)
+    assert conv.timing.runs >= 5 or conv.timing.wall_s >= FAST["budget_s"]
     # Three windows by default, each a fresh session; the latency is the fastest one's median.
     assert len(conv.window_medians_ms) == M.MEASURE_PASSES == 3
     assert conv.latency_ms == min(conv.window_medians_ms)

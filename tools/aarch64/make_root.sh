@@ -6,7 +6,9 @@
 # builds the sdist of this checkout inside it and runs the tests. Idempotent: a finished step is
 # not redone. Needs root (debootstrap, chroot, mount) and the network to Debian's mirror and PyPI.
 #
-# Environment: SUITE (bookworm), MIRROR (http://deb.debian.org/debian), VARIANT (minbase).
+# Environment: SUITE (bookworm), MIRROR (http://deb.debian.org/debian), VARIANT (minbase);
+# ONNX=1 also installs onnx and onnxruntime (aarch64 wheels) in the venv: the tests that build or
+# time ONNX models, the slow end-to-end one included, skip without them.
 # CPU-heavy steps run under nice/ionice: the machine may be shared with latency measurements.
 set -euo pipefail
 
@@ -93,6 +95,11 @@ if [ ! -e "$ROOT/.venv-done" ]; then
     'python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --upgrade pip &&
      /opt/venv/bin/pip install -q --only-binary=numpy numpy pytest pytest-benchmark "scikit-build-core>=0.10" "pybind11>=2.12" build'
   touch "$ROOT/.venv-done"
+fi
+if [ "${ONNX:-0}" = 1 ] && [ ! -e "$ROOT/.onnx-done" ]; then
+  log "onnx and onnxruntime in /opt/venv (binary wheels only)"
+  in_root /opt/venv/bin/pip install -q --only-binary=:all: "onnx>=1.14" "onnxruntime>=1.16"
+  touch "$ROOT/.onnx-done"
 fi
 log "root ready: $(in_root /opt/venv/bin/python -c 'import platform,numpy; print(platform.machine(), platform.python_version(), "numpy", numpy.__version__)')"
 log "g++: $(in_root g++ -dumpfullversion), cmake: $(in_root cmake --version | head -1)"

@@ -4,6 +4,7 @@
 # PMUv3 (the guest kernel registers it as armv8_pmuv3), and with -icount shift=0 every guest
 # instruction is one virtual nanosecond, so cycles and instructions count deterministically.
 #   sudo tools/aarch64/vm.sh [ROOT] [-- PYTEST_ARGS...]     (default: tests/test_counters*.py)
+#   VM_EXTRA='shell command' runs that command in the guest before pytest (perf_compare.sh uses it)
 # Steps: installs Debian's arm64 kernel (linux-image-arm64) in the root once, makes an ext4 image
 # of the root (mke2fs -d, no loop mount), boots it with the root's own vmlinuz/initrd.img on a
 # virtio disk, runs /opt/mel-vm-run.sh as init (mounts, pytest, poweroff) and prints its output.
@@ -15,7 +16,7 @@ ROOT=/tmp/aarch64/root
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then ROOT=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 PYTEST_ARGS=("$@")
-[ ${#PYTEST_ARGS[@]} -eq 0 ] && PYTEST_ARGS=(tests/test_counters.py tests/test_counters_arm.py)
+[ ${#PYTEST_ARGS[@]} -eq 0 ] && PYTEST_ARGS=(tests/test_counters.py tests/test_counters_arm.py tests/test_counters_perf_stat.py)
 IMG=${IMG:-$(dirname "$ROOT")/vm.ext4}
 MEM=${MEM:-2048}
 TIMEOUT=${TIMEOUT:-3600}
@@ -48,6 +49,11 @@ if [ -z "$SRC" ]; then
   cp -a "$REPO/tests" "$REPO/pyproject.toml" "$SRC/"
 fi
 GUEST_SRC=${SRC#"$ROOT"}
+EXTRA_CMD=""
+if [ -n "${VM_EXTRA:-}" ]; then
+  EXTRA_CMD="$VM_EXTRA
+echo \"MEL-VM: extra exit \$?\""
+fi
 cat > "$ROOT/opt/mel-vm-run.sh" <<RUN
 #!/bin/sh
 # PID 1 of the test VM (tools/aarch64/vm.sh): mount, run the counter tests, power off.
@@ -75,6 +81,7 @@ for user_only in (False, True):
     print("MEL-VM: sum(range(100000)), exclude_kernel=%s, 4 windows (state, cycles, instructions, task-clock ns):"
           % user_only, vals)
 PY
+$EXTRA_CMD
 cd $GUEST_SRC
 pytest -q -p no:cacheprovider --color=no -rs $(printf '%q ' "${PYTEST_ARGS[@]}")
 echo "MEL-VM: pytest exit \$?"
@@ -85,6 +92,14 @@ RUN
 chmod +x "$ROOT/opt/mel-vm-run.sh"
 
 # --- disk image: the root as ext4, without mounting anything --------------------------------
+# mke2fs -d copies whatever is mounted in the root too: refuse while a chroot's mounts are there.
+for d in proc sys dev tmp; do
+  if mountpoint -q "$ROOT/$d"; then
+    echo "vm.sh: $ROOT/$d is mounted (test_in_root.sh or make_root.sh running?): wait for it, or" \
+         "tools/aarch64/mounts.sh umount $ROOT" >&2
+    exit 1
+  fi
+done
 SIZE_MB=$(( $(du -sm --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./tmp "$ROOT" | cut -f1) + 1024 ))
 rm -f "$IMG"
 $LOW mke2fs -q -t ext4 -d "$ROOT" -L melroot "$IMG" "${SIZE_MB}M"
