@@ -58,7 +58,8 @@ from maple_edge_lite import encode as enc
 from maple_edge_lite import measure as M
 from maple_edge_lite import profile as P
 from maple_edge_lite.evaluate import metrics
-from maple_edge_lite.fewshot import BayesLinear, _use_operator_sum_prior, operator_sum_prior
+from maple_edge_lite.fewshot import (BayesLinear, _use_operator_sum_prior, descriptor_operator_latencies,
+                                     operator_sum_prior)
 
 VARIANTS = ("none", "lat", "raw", "rate", "lat+rate", "opsum-prior", "opsum-blend")
 SHIPPED = "opsum-prior"  # what `maple-edge-lite adapt --descriptor` does with the shipped base
@@ -110,16 +111,11 @@ def descriptor_matrix(descs: Dict[str, dict], devices: Sequence[str], prefixes: 
     return (np.column_stack(out) if out else np.zeros((len(devices), 0))), keep
 
 
-def lat_ms(desc: dict) -> Dict[str, float]:
-    """``{op name: ms}`` of a descriptor's valued ``lat:`` features (as ``fewshot.adapt_base`` reads them)."""
-    return {f["name"][4:]: f["value"] for f in desc["features"]
-            if f["name"].startswith("lat:") and f.get("state") in ("counted", "scaled") and f.get("value") is not None}
-
-
 def oplat_sum(desc: dict, X: np.ndarray, fnames: Sequence[str]) -> np.ndarray:
     """ms per arch: the descriptor's own op latencies summed over the executed edges
     (``fewshot.operator_sum_prior``, the rule the shipped predictor centres its prior on)."""
-    got = operator_sum_prior(lat_ms(desc), fnames, int(desc.get("suite", {}).get("repeat") or 8))
+    lat, repeat = descriptor_operator_latencies(desc)
+    got = operator_sum_prior(lat, fnames, repeat)
     if got is None:
         raise SystemExit("a pool descriptor lacks the operator latencies the operator sum needs")
     c0, w = got
@@ -165,7 +161,8 @@ def _normalised_coefficients(A: np.ndarray, Ylog: np.ndarray) -> np.ndarray:
 def _opsum_model(none: BayesLinear, desc: dict, fnames: Sequence[str]) -> BayesLinear:
     """A copy of the no-descriptor model whose prior mean is the descriptor's operator sum."""
     m = copy.deepcopy(none)
-    if not _use_operator_sum_prior(m, lat_ms(desc), fnames, int(desc.get("suite", {}).get("repeat") or 8)):
+    lat, repeat = descriptor_operator_latencies(desc)
+    if not _use_operator_sum_prior(m, lat, fnames, repeat):
         raise SystemExit("a pool descriptor lacks the operator latencies the operator sum needs")
     return m
 

@@ -401,6 +401,15 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     return float(sum(vals[k] for k in fixed)), w
 
 
+def descriptor_operator_latencies(doc: dict) -> Tuple[dict, int]:
+    """``({op name: ms}, repeat)`` from a descriptor document (``maple_edge_lite.profile``): its
+    valued ``lat:`` features and the suite's chain length, as :func:`operator_sum_prior` takes them."""
+    lat = {f["name"][4:]: f.get("value") for f in doc.get("features") or ()
+           if isinstance(f, dict) and str(f.get("name", "")).startswith("lat:")
+           and f.get("state") in ("counted", "scaled") and f.get("value") is not None}
+    return lat, int((doc.get("suite") or {}).get("repeat") or 8)
+
+
 def _nb201_space():
     """Encoded features of all 15,625 NAS-Bench-201 cells (cached)."""
     X = _NB201_SPACE_MEAN.get("X")
@@ -602,10 +611,7 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         return adapt_base_mlp(model, archs, y, out, provenance=prov)
     m = BayesLinear.from_prior(prior, names).use_archs(enc.encode(space, archs))
     if prov_desc is not None and space == "nb201" and m.desc is None:
-        lat = {f["name"][4:]: f.get("value") for f in doc["features"]
-               if isinstance(f, dict) and str(f.get("name", "")).startswith("lat:")
-               and f.get("state") in ("counted", "scaled") and f.get("value") is not None}
-        repeat = int((doc.get("suite") or {}).get("repeat") or 8)
+        lat, repeat = descriptor_operator_latencies(doc)
         if _use_operator_sum_prior(m, lat, names, repeat):
             prov_desc["prior_mean"] = "operator sum of the descriptor's latencies"
     d = None
