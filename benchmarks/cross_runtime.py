@@ -59,15 +59,12 @@ from maple_edge_lite import measure as M
 from maple_edge_lite import profile as P
 from maple_edge_lite.evaluate import metrics
 from maple_edge_lite.fewshot import (BayesLinear, _use_operator_sum_prior, descriptor_operator_latencies,
-                                     operator_sum_prior)
+                                     device_coefficients, operator_sum_prior)
 
 VARIANTS = ("none", "lat", "raw", "rate", "lat+rate", "opsum-prior", "opsum-blend")
 SHIPPED = "opsum-prior"  # what `maple-edge-lite adapt --descriptor` does with the shipped base
 BASELINE = "oplat-sum"
 CEILING = "ls-cv-ceiling"
-STAGES = ((16, 32), (32, 16), (64, 8))
-CELLS_PER_STAGE = 5
-EXEC_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 def load_pool(pool: Path):
@@ -150,14 +147,6 @@ def public_block(public: str, archs: Sequence[str]) -> (np.ndarray, List[str]):
     return Y, list(t.devices)
 
 
-def _normalised_coefficients(A: np.ndarray, Ylog: np.ndarray) -> np.ndarray:
-    """[p, m]: each device's least-squares coefficients on its own scale (mean latency 1), as
-    ``BayesLinear.fit`` computes them."""
-    lat = np.exp(Ylog)
-    C, *_ = np.linalg.lstsq(A, lat / lat.mean(0), rcond=None)
-    return C
-
-
 def _opsum_model(none: BayesLinear, desc: dict, fnames: Sequence[str]) -> BayesLinear:
     """A copy of the no-descriptor model whose prior mean is the descriptor's operator sum."""
     m = copy.deepcopy(none)
@@ -220,7 +209,7 @@ def run(pool: Path, public=None, seeds: int = 5, shots: int = 10, holdout: str =
         none = models["none"]
         # opsum-blend: the mixing weight learned from the training pairs (their own operator sums
         # against their coefficients); the public devices have no descriptor and take no part.
-        C = _normalised_coefficients(none.A, Ylog[:, train])
+        C = device_coefficients(none.A, Ylog[:, train])
         O = np.column_stack([_opsum_model(none, descs[devices[j]], fnames).mu for j in train])
         alpha = blend_weight(none.A, C, O, [runtimes[j] for j in train])
         fold_info[g] = {"train": [devices[j] for j in train], "blend_alpha": round(alpha, 3),

@@ -35,6 +35,15 @@ def structural_columns(X: np.ndarray, names: Sequence[str] = ()) -> np.ndarray:
     return np.flatnonzero(binary)
 
 
+def device_coefficients(A: np.ndarray, Y_log) -> np.ndarray:
+    """[p, m]: each device's least-squares coefficients of ``latency ~ A @ c`` on its own scale
+    (latency divided by the device's mean over the archs); ``Y_log`` [n, m] log ms, missing
+    entries completed first. What BayesLinear's prior is learned from."""
+    lat = np.exp(_complete_cached(Y_log))
+    C, *_ = np.linalg.lstsq(A, lat / lat.mean(0), rcond=None)
+    return C
+
+
 class BayesLinear(Method):
     """bayes_linear: Bayesian linear model in normalised latency space over the structural
     one-hots, prior from the training devices, greedy A-optimal reference architectures."""
@@ -69,9 +78,7 @@ class BayesLinear(Method):
             raise InputError("bayes_linear needs binary structural features (one-hots) in the encoding")
         self.cols = cols
         A = np.column_stack([np.ones(len(X)), np.asarray(X, dtype=np.float64)[:, cols]])
-        lat = np.exp(_complete_cached(Y))  # [n, m] latency, missing entries completed
-        Z = lat / lat.mean(0)  # each training device on its own scale
-        C, *_ = np.linalg.lstsq(A, Z, rcond=None)  # [p, m] coefficients per device
+        C = device_coefficients(A, Y)  # [p, m] coefficients per device
         mu = C.mean(1)
         self._set_prior(cols, mu, self._shrunk_factor(C - mu[:, None]), A)
         self.desc = None

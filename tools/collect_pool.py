@@ -265,16 +265,13 @@ def collect(out: Path, pairs: Sequence[Tuple], n: int, seed: int = 0, chunk: int
         did = False
         for dev, (rt, th, opts) in devs.items():
             done = {r["arch_str"] for r in have[dev]}
-            todo = [a for a in part if a not in done]
+            rejected = man.data["pairs"][dev].setdefault("rejected", {})
+            todo = [a for a in part if a not in done and a not in rejected]
             if not todo:
                 continue
             did = True
             t0 = time.time()
             load0 = _load()
-            rejected = man.data["pairs"][dev].setdefault("rejected", {})
-            todo = [a for a in todo if a not in rejected]
-            if not todo:
-                continue
             with torch_build_single_threaded(torch_build_1t):
                 rows = _measure_tolerant(M, todo, rt, th, rejected, log, device=dev, index=index, passes=passes,
                                          runtime_options=opts or None, **timing)
@@ -349,7 +346,8 @@ def recheck(out: Path, k: int, devices: Optional[Sequence[str]] = None, log: Cal
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/data/pool"))
-    ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), help="RUNTIME:THREADS[:KEY=VALUE,...] ... (options: the runtime adapter's settings)")
+    ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS),
+                    help="RUNTIME:THREADS[:KEY=VALUE,...] ... (options: the runtime adapter's settings)")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=25)
