@@ -58,7 +58,7 @@ def work():
 
 
 def python_cost(names, reps=21, iters=2000):
-    from maple_edge_lite.counters import Counters
+    from maple_edge_lite.device.counters import Counters
 
     c = Counters(names)
     for _ in range(200):
@@ -78,7 +78,7 @@ def python_cost(names, reps=21, iters=2000):
 
 
 def ours_accuracy():
-    from maple_edge_lite.counters import Counters
+    from maple_edge_lite.device.counters import Counters
 
     c = Counters(["task-clock", "page-faults"], inherit=False)
     with c:
@@ -135,7 +135,7 @@ def main(argv=None):
     exe = runner.build_harness(work, os.cpu_count() or 1, target="bench_counters")
     harness = json.loads(subprocess.run([str(exe), "--json"], capture_output=True, text=True, check=True).stdout)
 
-    from maple_edge_lite.counters import MAPLE_EDGE_EVENTS
+    from maple_edge_lite.device.counters import MAPLE_EDGE_EVENTS
 
     four = ["cpu-cycles", "instructions", "cache-references", "cache-misses"] if harness["hardware_pmu"] else \
         ["task-clock", "page-faults", "context-switches", "cpu-migrations"]

@@ -5,7 +5,7 @@ variation of each descriptor feature over several profiles.
 
     python benchmarks/bench_profile.py [--profiles 5] [--threads 1] [--json] [--out FILE]
 
-- **maple_edge_lite**: ``maple_edge_lite.profile.profile()`` with its defaults (the 19-model
+- **maple_edge_lite**: ``maple_edge_lite.device.profile.profile()`` with its defaults (the 19-model
   suite, 6 passes of a fresh session per op, median per window, smallest window median,
   in-process perf_event counters around exactly each timed loop).
 - **authors' method**: for each op model, 50 warm-up runs, then ``perf stat -x, -e <events> -p
@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from maple_edge_lite import _perf_stat as PS
-from maple_edge_lite import builders, runtimes
-from maple_edge_lite import profile as P
-from maple_edge_lite.measure import host_facts, trimmed_mean
+from maple_edge_lite.device import _perf_stat as PS
+from maple_edge_lite.device import builders, runtimes
+from maple_edge_lite.device import profile as P
+from maple_edge_lite.device.measure import host_facts, trimmed_mean
 
 WARMUP = 50
 RUNS = 50

@@ -27,7 +27,7 @@ i.e. every hardware counter on a VM without a PMU, and constant ones are dropped
   with ``--descriptor-ridge R``;
 - ``opsum-prior`` (shipped: what ``maple-edge-lite adapt --descriptor`` does with the shipped
   base): the prior's mean is the network latency the held-out pair's own operator latencies add
-  up to (``fewshot.operator_sum_prior``), the covariance the one learned from the training pairs;
+  up to (``learn.operator_sum.operator_sum_prior``), the covariance the one learned from the training pairs;
 - ``opsum-blend``: prior mean ``(1 - alpha) * training mean + alpha * operator sum``, alpha fitted
   on the training pairs (each against the pairs of other runtimes);
 - ``oplat-sum``: no learning across devices: the operator sum, affinely calibrated (least
@@ -55,11 +55,11 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from maple_edge_lite import encode as enc
-from maple_edge_lite import measure as M
-from maple_edge_lite import profile as P
-from maple_edge_lite.evaluate import metrics
-from maple_edge_lite.fewshot import (BayesLinear, _use_operator_sum_prior, descriptor_operator_latencies,
-                                     device_coefficients, operator_sum_prior)
+from maple_edge_lite.device import measure as M
+from maple_edge_lite.device import profile as P
+from maple_edge_lite.learn.evaluate import metrics
+from maple_edge_lite.learn.bayes_linear import BayesLinear, device_coefficients
+from maple_edge_lite.learn.operator_sum import _use_operator_sum_prior, descriptor_operator_latencies, operator_sum_prior
 
 VARIANTS = ("none", "lat", "raw", "rate", "lat+rate", "opsum-prior", "opsum-blend")
 SHIPPED = "opsum-prior"  # what `maple-edge-lite adapt --descriptor` does with the shipped base
@@ -110,7 +110,7 @@ def descriptor_matrix(descs: Dict[str, dict], devices: Sequence[str], prefixes: 
 
 def oplat_sum(desc: dict, X: np.ndarray, fnames: Sequence[str]) -> np.ndarray:
     """ms per arch: the descriptor's own op latencies summed over the executed edges
-    (``fewshot.operator_sum_prior``, the rule the shipped predictor centres its prior on)."""
+    (``learn.operator_sum.operator_sum_prior``, the rule the shipped predictor centres its prior on)."""
     lat, repeat = descriptor_operator_latencies(desc)
     got = operator_sum_prior(lat, fnames, repeat)
     if got is None:
@@ -136,7 +136,7 @@ def cv_ceiling(A: np.ndarray, y_ms: np.ndarray, folds: int = 5) -> np.ndarray:
 
 
 def public_block(public: str, archs: Sequence[str]) -> (np.ndarray, List[str]):
-    from maple_edge_lite.data import load_table
+    from maple_edge_lite.learn.data import load_table
 
     t = load_table(public, "nb201")
     row = {a: i for i, a in enumerate(t.archs)}

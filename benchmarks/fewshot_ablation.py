@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ablations behind maple_edge_lite.fewshot.BayesLinear, on the shared NAS-Bench-201 tables.
+"""Ablations behind maple_edge_lite.learn.bayes_linear.BayesLinear, on the shared NAS-Bench-201 tables.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/fewshot_ablation.py --data ../shared/data [--mlp]
 
@@ -8,7 +8,7 @@
 2. Leave-one-group-out, 10 measurements, 5 seeds: the method with its reference-architecture
    choices (greedy among 1,000 random candidates / greedy over the whole pool / random) and the
    prior's shrinkage.
-3. With --mlp (about 8 minutes): the numpy MLP on log-latency (maple_edge_lite.mlp: reference-
+3. With --mlp (about 8 minutes): the numpy MLP on log-latency (maple_edge_lite.learn.mlp: reference-
    latency descriptor, Adam, early stopping on validation devices), scored in float, and in int8
    through the C++ core with and without its quantization-aware finishing epochs.
 """
@@ -22,10 +22,10 @@ import time
 import numpy as np
 
 from maple_edge_lite import encode as enc
-from maple_edge_lite.data import load_table
-from maple_edge_lite.evaluate import leave_one_out
-from maple_edge_lite.fewshot import BayesLinear
-from maple_edge_lite.mlp import MLP, MLPInt8
+from maple_edge_lite.learn.data import load_table
+from maple_edge_lite.learn.evaluate import leave_one_out
+from maple_edge_lite.learn.bayes_linear import BayesLinear
+from maple_edge_lite.learn.mlp import MLP, MLPInt8
 
 
 def ceilings(table, X, names):

@@ -52,6 +52,74 @@ def __getattr__(name):
 def __dir__():
     return sorted(list(globals()) + list(_LAZY))
 
+
+# Import paths of 0.1, before the device side and the host side got folders of their own
+# (docs/design.md): they keep working, with a FutureWarning naming the new path. A 1:1 move is
+# the same module object under both names; ``fewshot`` and ``evaluate`` were split, so their
+# old names are views over the modules that now hold their parts.
+_MOVED = {
+    "counters": ("device.counters",),
+    "measure": ("device.measure",),
+    "profile": ("device.profile",),
+    "runtimes": ("device.runtimes",),
+    "builders": ("device.builders",),
+    "data": ("learn.data",),
+    "mlp": ("learn.mlp",),
+    "fewshot": ("learn.bayes_linear", "learn.adapt", "learn.operator_sum"),
+    "evaluate": ("learn.evaluate", "learn.methods", "learn.baselines", "learn._numerics"),
+}
+
+
+class _MovedPaths:
+    """A meta-path finder and loader for the old import paths (``maple_edge_lite.counters``,
+    ``maple_edge_lite.runtimes._torch``, ...)."""
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        parts = fullname.split(".")
+        if len(parts) < 2 or parts[0] != __name__ or parts[1] not in _MOVED:
+            return None
+        if len(parts) > 2 and len(_MOVED[parts[1]]) > 1:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, cls)
+
+    @staticmethod
+    def create_module(spec):
+        import importlib
+        import types
+        import warnings
+
+        parts = spec.name.split(".")
+        targets = [f"{__name__}.{t}" for t in _MOVED[parts[1]]]
+        if len(parts) > 2:
+            targets = [targets[0] + "." + ".".join(parts[2:])]
+        warnings.warn(f"{spec.name} moved to {' and '.join(targets)} in maple_edge_lite 0.2; import it from there",
+                      FutureWarning, stacklevel=2)
+        mods = [importlib.import_module(t) for t in targets]
+        if len(mods) == 1:
+            return mods[0]
+        view = types.ModuleType(spec.name, f"Old import path: names from {', '.join(targets)}.")
+
+        def __getattr__(name):
+            for m in mods:
+                if hasattr(m, name):
+                    return getattr(m, name)
+            raise AttributeError(f"module {spec.name!r} has no attribute {name!r}")
+
+        view.__getattr__ = __getattr__
+        return view
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+import sys as _sys  # noqa: E402
+
+_sys.meta_path.insert(0, _MovedPaths)
+
 __all__ = [
     "Model",
     "load",

@@ -67,8 +67,8 @@ def device_facts() -> Dict[str, Any]:
     """What identifies this device for the cache: CPU model, core count, machine, kernel
     release, PMUs (name -> perf type) and ``perf_event_paranoid`` (which counters a profile
     can read). Reads /proc and /sys only; cheap."""
-    from .counters import pmus
-    from .measure import _read, cpu_model
+    from .device.counters import pmus
+    from .device.host import _read, cpu_model
 
     paranoid = _read("/proc/sys/kernel/perf_event_paranoid")
     return {
@@ -88,8 +88,8 @@ def runtime_identity(name: str, threads: int) -> Dict[str, Any]:
     built-in runtime that is not installed, ``InputError`` for an unknown name or bad threads."""
     from importlib import metadata
 
-    from . import runtimes
-    from .runtimes import RuntimeNotInstalledError, check_threads
+    from .device import runtimes
+    from .device.runtimes import RuntimeNotInstalledError, check_threads
 
     check_threads(threads)
     # runtimes keeps its tables private; reading them here avoids importing the runtime itself
@@ -194,8 +194,9 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
     import shutil
     import tempfile
 
-    from . import __version__, measure, profile, registry
-    from .fewshot import adapt_base
+    from . import __version__, registry
+    from .device import measure, profile
+    from .learn.adapt import adapt_base
     from .format import write_atomic
 
     note = progress or (lambda *a: None)

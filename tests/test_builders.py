@@ -1,4 +1,4 @@
-"""ONNX network builders (maple_edge_lite.builders): NAS-Bench-201 and FBNet networks and the
+"""ONNX network builders (maple_edge_lite.device.builders): NAS-Bench-201 and FBNet networks and the
 MAPLE-Edge op suite. Expectations (node counts, MACs, parameters) are computed here from the
 architecture strings and the papers' tables, independently of the builders' code, and checked
 against the C++ encoders' published-figure features where those apply."""
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import builders
+from maple_edge_lite.device import builders
 from maple_edge_lite import encode as enc
 
 NB_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -117,7 +117,7 @@ def run(ort, model_bytes, x):
 
 
 def test_importing_the_package_and_builders_does_not_import_onnx():
-    code = ("import sys, maple_edge_lite, maple_edge_lite.builders as b; b.OpSpec; b.default_suite(); "
+    code = ("import sys, maple_edge_lite, maple_edge_lite.device.builders as b; b.OpSpec; b.default_suite(); "
             "b.nb201_onnx; b.fbnet_onnx; b.save; "
             "print(sorted(m for m in ('onnx', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maple_edge_lite import measure as M
-from maple_edge_lite import profile as P
-from maple_edge_lite.fewshot import BayesLinear
-from maple_edge_lite.runtimes import ModelRejectedError
+from maple_edge_lite.device import measure as M
+from maple_edge_lite.device import profile as P
+from maple_edge_lite.learn.bayes_linear import BayesLinear
+from maple_edge_lite.device.runtimes import ModelRejectedError
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

@@ -12,7 +12,7 @@ import pytest
 
 import maple_edge_lite as mel
 from maple_edge_lite import _core
-from maple_edge_lite import counters as C
+from maple_edge_lite.device import counters as C
 
 pytestmark = pytest.mark.skipif(not hasattr(_core, "_Counters"), reason="counters need Linux perf_event")
 

@@ -1,4 +1,4 @@
-"""maple_edge_lite.counters against `perf stat` on the same child workload: a loop of a known
+"""maple_edge_lite.device.counters against `perf stat` on the same child workload: a loop of a known
 number of instructions (2 per iteration, in inline assembly), counted by `perf stat` and by
 ``Counters(..., inherit=True)`` opened before the workload is spawned as a child (docs/arm.md,
 "Real PMU counters in a VM"; tools/aarch64/perf_compare.sh prints the same comparison as a table).
@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 from maple_edge_lite import _core
-from maple_edge_lite import _perf_stat as PS
+from maple_edge_lite.device import _perf_stat as PS
 
 pytestmark = pytest.mark.skipif(not hasattr(_core, "_Counters"), reason="counters need Linux perf_event")
 
@@ -81,7 +81,7 @@ def perf():
 
 @pytest.fixture(scope="module")
 def hardware_counters():
-    from maple_edge_lite import counters as C
+    from maple_edge_lite.device import counters as C
 
     r = C.probe(["cpu-cycles", "instructions"])
     for name, res in r.items():
@@ -129,7 +129,7 @@ def workload(tmp_path_factory):
 def mel_stat(argv, exclude_kernel):
     """{"cycles": CounterResult, "instructions": CounterResult} for one window around posix_spawn
     and waitpid of argv, with counters inherited by the child."""
-    from maple_edge_lite.counters import Counters
+    from maple_edge_lite.device.counters import Counters
 
     c = Counters(["cpu-cycles", "instructions"], inherit=True, exclude_kernel=exclude_kernel)
     try:

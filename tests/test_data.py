@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import data as D
+from maple_edge_lite.learn import data as D
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 HEADER = "nb201_index,arch_str,device,latency_ms"

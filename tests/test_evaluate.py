@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import data as D
-from maple_edge_lite import evaluate as E
+from maple_edge_lite.learn import data as D
+from maple_edge_lite.learn import baselines as B, evaluate as E, methods as Methods
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -126,7 +126,7 @@ def test_greedy_selection_is_deterministic_and_beats_random_on_posterior_varianc
     rng = np.random.default_rng(3)
     n, m = 400, 8
     Y = rng.normal(size=(n, 3)) @ rng.normal(size=(3, m)) + 0.3 * rng.normal(size=(n, m)) + 2.0
-    k = E.Kriging(select="greedy").fit(np.zeros((n, 1), np.float32), Y, [f"d{j}" for j in range(m)])
+    k = B.Kriging(select="greedy").fit(np.zeros((n, 1), np.float32), Y, [f"d{j}" for j in range(m)])
     pool = np.arange(0, n, 2)
     a = k.select(6, pool, np.random.default_rng(0))
     b = k.select(6, pool, np.random.default_rng(99))
@@ -146,7 +146,7 @@ def test_greedy_selection_is_deterministic_and_beats_random_on_posterior_varianc
 
 
 def spy_factory(made):
-    class Spy(E.Method):
+    class Spy(Methods.Method):
         """records what the harness gives it; predicts 1 ms."""
 
         name = "spy"
@@ -229,7 +229,7 @@ def test_leave_one_out_never_trains_on_a_held_out_device():
     lat = np.exp(np.column_stack([10 * j + 0.1 * profiles[d] for j, d in enumerate(names)]))
     table = D.LatencyTable("nb201", np.arange(n), [arch(i) for i in range(n)], names, lat)
     made = []
-    r = E.leave_one_out(table, "simple", {"spy": spy_factory(made), "kriging": E.Kriging}, shots=5, seeds=2)
+    r = E.leave_one_out(table, "simple", {"spy": spy_factory(made), "kriging": B.Kriging}, shots=5, seeds=2)
     assert r["groups"] == [["a", "a2"], ["b"], ["c"], ["d"], ["e"]]
     assert len(made) == 5
     for spy, group in zip(made, r["groups"]):
@@ -258,7 +258,7 @@ def test_harness_rejects_overlapping_or_unknown_devices_and_bad_groups():
 
 
 def test_import_does_not_load_the_host_tooling():
-    code = "import sys, maple_edge_lite; print([m for m in ('maple_edge_lite.data', 'maple_edge_lite.evaluate') if m in sys.modules])"
+    code = "import sys, maple_edge_lite; print([m for m in ('maple_edge_lite.learn.data', 'maple_edge_lite.evaluate') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=HERE).stdout
     assert out.strip() == "[]"
 

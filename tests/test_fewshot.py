@@ -1,4 +1,4 @@
-"""The few-shot predictor (maple_edge_lite.fewshot.BayesLinear) on synthetic devices whose latency
+"""The few-shot predictor (maple_edge_lite.learn.bayes_linear.BayesLinear) on synthetic devices whose latency
 is exactly additive in the structural one-hots, where the answer is known."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 import maple_edge_lite as mel
 from _util import write_table
-from maple_edge_lite.fewshot import BayesLinear, structural_columns
+from maple_edge_lite.learn.bayes_linear import BayesLinear, structural_columns
 
 
 def synthetic(n_archs=600, n_bits=12, n_devices=8, seed=0):
@@ -66,7 +66,7 @@ def test_selection_modes_and_errors():
 
 
 def test_adapted_model_packs_to_int8_with_small_loss(tmp_path):
-    from maple_edge_lite.fewshot import pack_adapted
+    from maple_edge_lite.learn.bayes_linear import pack_adapted
 
     X, train, new = synthetic(seed=4)
     m = BayesLinear().fit(X, np.log(train), [])
@@ -88,7 +88,7 @@ def test_train_adapt_pack_end_to_end(tmp_path):
     import subprocess
     import sys
 
-    from maple_edge_lite.fewshot import adapt_base
+    from maple_edge_lite.learn.adapt import adapt_base
 
     archs, new = write_table(tmp_path / "data")
     base = tmp_path / "base.melw"
@@ -114,7 +114,7 @@ def test_train_adapt_pack_end_to_end(tmp_path):
 
 
 def test_int8_method_matches_the_float_method():
-    from maple_edge_lite.fewshot import BayesLinearInt8
+    from maple_edge_lite.learn.bayes_linear import BayesLinearInt8
 
     X, train, new = synthetic(seed=6)
     f = BayesLinear().fit(X, np.log(train), [])

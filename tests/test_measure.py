@@ -1,4 +1,4 @@
-"""maple_edge_lite.measure: the timing rule (on scripted sessions and a scripted clock), real
+"""maple_edge_lite.device.measure: the timing rule (on scripted sessions and a scripted clock), real
 latencies under onnxruntime, the CSV + sidecar files, --sample, and the CLI's errors."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import measure as M
-from maple_edge_lite import runtimes as R
+from maple_edge_lite.device import measure as M
+from maple_edge_lite.device import runtimes as R
 from maple_edge_lite.cli import main
 
 CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

@@ -1,4 +1,4 @@
-"""The numpy MLP (maple_edge_lite.mlp): training, quantization-aware finishing, adaptation, export."""
+"""The numpy MLP (maple_edge_lite.learn.mlp): training, quantization-aware finishing, adaptation, export."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from _util import write_table
 
 import maple_edge_lite as mel
 from maple_edge_lite import encode as enc
-from maple_edge_lite.mlp import MLP, MLPInt8, _arr, _unarr
+from maple_edge_lite.learn.mlp import MLP, MLPInt8, _arr, _unarr
 
 SMALL = dict(hidden=(32, 32), epoch_rows=4096, batch=256, max_epochs=12, patience=3, qat_epochs=2)
 
 
 def table(tmp_path, n_devices=7, seed=0):
     archs, new = write_table(tmp_path / "data", n_archs=500, n_devices=n_devices, seed=seed)
-    from maple_edge_lite.data import load_table
+    from maple_edge_lite.learn.data import load_table
 
     t = load_table(tmp_path / "data", "nb201")
     return t, archs, new
@@ -50,7 +50,7 @@ def test_fixed_seed_reproduces_and_seeds_differ(tmp_path):
     b, *_ = fitted(tmp_path)
     for (wa, ba), (wb, bb) in zip(a.P_qat, b.P_qat):
         assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
-    from maple_edge_lite import mlp
+    from maple_edge_lite.learn import mlp
 
     mlp._FIT_CACHE.clear()  # a genuine refit, not the cache
     c, *_ = fitted(tmp_path, seed=1)
@@ -81,7 +81,7 @@ def test_int8_through_the_core_tracks_the_float_model(tmp_path):
 
 
 def test_train_cli_pack_adapt_predict(tmp_path):
-    from maple_edge_lite.fewshot import adapt_base
+    from maple_edge_lite.learn.adapt import adapt_base
 
     archs, new = write_table(tmp_path / "data", n_archs=500, n_devices=7)
     base = tmp_path / "mlp.melw"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import _cache, encode as enc, measure as M, profile as P, registry, runtimes
+from maple_edge_lite import _cache, encode as enc, registry
+from maple_edge_lite.device import host as H, measure as M, profile as P, runtimes
 from maple_edge_lite.cli import main
 
 from _util import write_table
@@ -95,8 +96,8 @@ def test_adapt_refuses_a_descriptor_of_another_feature_schema(tmp_path, capsys):
 
 def _base_with_descriptor(tmp_path):
     """A small base whose prior depends on two descriptor features (synthetic devices)."""
-    from maple_edge_lite.data import load_table
-    from maple_edge_lite.fewshot import BayesLinear, feature_absmax, pack_base
+    from maple_edge_lite.learn.data import load_table
+    from maple_edge_lite.learn.bayes_linear import BayesLinear, feature_absmax, pack_base
 
     write_table(tmp_path / "data", n_devices=8)
     t = load_table(tmp_path / "data", "nb201")
@@ -113,7 +114,7 @@ def _base_with_descriptor(tmp_path):
 
 
 def test_adapt_names_the_features_the_descriptor_lacks(tmp_path):
-    from maple_edge_lite.fewshot import adapt_base
+    from maple_edge_lite.learn.adapt import adapt_base
 
     base, archs = _base_with_descriptor(tmp_path)
     assert mel.Model.load(base).metadata["fewshot"]["reference_archs"] == archs[:10]
@@ -219,7 +220,7 @@ def test_cache_is_keyed_by_runtime_threads_and_device(fake_device, tmp_path, mon
     fake_device["version"] = "2.0"  # the runtime was upgraded
     assert built(threads=1) and fake_device["measure"] == 3
     assert not built(threads=1)
-    monkeypatch.setattr(M, "cpu_model", lambda: "Another CPU")  # moved to another device (same folder)
+    monkeypatch.setattr(H, "cpu_model", lambda: "Another CPU")  # moved to another device (same folder)
     assert built(threads=1) and fake_device["measure"] == 4
     assert built(threads=1, refresh=True) and fake_device["measure"] == 5  # --refresh
     assert fake_device["profile"] == 5
@@ -329,7 +330,8 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     """A device whose networks cost what its operator suite says: with the descriptor's operator
     latencies the ten measurements land it almost exactly; without them, the prior is the public
     devices' average and the same ten measurements leave larger errors."""
-    from maple_edge_lite.fewshot import adapt_base, operator_sum_prior
+    from maple_edge_lite.learn.adapt import adapt_base
+    from maple_edge_lite.learn.operator_sum import operator_sum_prior
 
     stages = ("16x32x32", "32x16x16", "64x8x8")
     per_op = {"skip_connect": 0.0, "nor_conv_1x1": 0.02, "nor_conv_3x3": 0.3, "avg_pool_3x3": 0.01}

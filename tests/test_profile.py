@@ -1,4 +1,4 @@
-"""maple_edge_lite.profile: the descriptor's schema, order and states (real counters where this
+"""maple_edge_lite.device.profile: the descriptor's schema, order and states (real counters where this
 machine has them, the scripted fake syscall layer for a fixed state matrix), the counter window
 and inherit, the file reader, and the CLI's errors."""
 
@@ -13,13 +13,13 @@ import pytest
 
 import maple_edge_lite as mel
 from maple_edge_lite import _core
-from maple_edge_lite import counters as C
-from maple_edge_lite import profile as P
-from maple_edge_lite import runtimes as R
+from maple_edge_lite.device import counters as C
+from maple_edge_lite.device import profile as P
+from maple_edge_lite.device import runtimes as R
 from maple_edge_lite.cli import main
 
 pytest.importorskip("onnx")
-from maple_edge_lite.builders import OpSpec  # noqa: E402
+from maple_edge_lite.device.builders import OpSpec  # noqa: E402
 
 SUITE = [OpSpec.of("skip_connect", 16, 8, repeat=2), OpSpec.of("nor_conv_3x3", 16, 8, repeat=2),
          OpSpec.of("head", 16, 8)]
@@ -259,7 +259,7 @@ def test_inherit_counts_the_threads_a_session_starts(counted_task_clock):
 def test_counters_opened_after_the_session_miss_its_threads(counted_task_clock):
     """The control: the same session with the counters opened after it was loaded counts only
     the calling thread (inherit covers threads created after the counters are opened)."""
-    from maple_edge_lite.measure import time_session
+    from maple_edge_lite.device.measure import time_session
 
     with threaded_runtime().load(b"model") as s:
         c = C.Counters(["task-clock"])

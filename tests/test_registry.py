@@ -152,7 +152,7 @@ def test_missing_or_damaged_registry_says_reinstall(copied_registry):
 
 def test_import_stays_cheap():
     code = ("import sys, maple_edge_lite as m; m.load; "
-            "print(sorted(k for k in ('onnx', 'onnxruntime', 'maple_edge_lite.fewshot', 'maple_edge_lite.evaluate') "
+            "print(sorted(k for k in ('onnx', 'onnxruntime', 'maple_edge_lite.learn.bayes_linear', 'maple_edge_lite.learn.evaluate') "
             "if k in sys.modules))")
     r = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd=REPO.parent)
     assert r.returncode == 0, r.stderr

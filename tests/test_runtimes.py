@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import maple_edge_lite as mel
-from maple_edge_lite import runtimes as R
+from maple_edge_lite.device import runtimes as R
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from maple_edge_lite.runtimes import _testnets as nets  # noqa: E402
+from maple_edge_lite.device.runtimes import _testnets as nets  # noqa: E402
 
 MODELS = {"conv_net": nets.conv_net(seed=1), "op_zoo": nets.op_zoo(seed=2)}
 
@@ -40,7 +40,7 @@ def ort_ref():
 
 def test_importing_runtimes_imports_no_runtime():
     code = (
-        "import sys, maple_edge_lite, maple_edge_lite.runtimes as r; r.available(); r.names();"
+        "import sys, maple_edge_lite, maple_edge_lite.device.runtimes as r; r.available(); r.names();"
         "heavy = ['onnxruntime', 'openvino', 'MNN', '_tools', 'torch', 'ncnn', 'pnnx', 'ai_edge_litert', 'onnx'];"
         "print([m for m in heavy if m in sys.modules])"
     )
@@ -175,7 +175,7 @@ NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|n
 @pytest.fixture(scope="module")
 def nb201():
     """A real NAS-Bench-201 network from the project's builder and onnxruntime's output."""
-    builders = pytest.importorskip("maple_edge_lite.builders")
+    builders = pytest.importorskip("maple_edge_lite.device.builders")
     pytest.importorskip("onnxruntime")
     m = builders.nb201_onnx(NB201_ARCH)
     with R.get("onnxruntime").load(m) as s:
@@ -468,7 +468,7 @@ def test_litert_runs_tflite_and_refuses_onnx(tmp_path):
 
 def test_overhead_command_times_a_runtime(capsys):
     pytest.importorskip("onnxruntime")
-    from maple_edge_lite.runtimes.__main__ import main
+    from maple_edge_lite.device.runtimes.__main__ import main
 
     assert main(["--calls", "5", "--warmup", "1", "--json", "onnxruntime"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def test_sdist_builds_offline(tmp_path):
         cwd=REPO, check=True, capture_output=True, text=True,
     )
     (sdist,) = sdist_dir.glob("*.tar.gz")
+    # The whole package tree (core client, device/, learn/, cli/, predictors/) goes into both.
+    tree = sorted(str(p.relative_to(REPO)) for p in (REPO / "maple_edge_lite").rglob("*")
+                  if p.is_file() and p.suffix in (".py", ".melw", ".json") and "__pycache__" not in p.parts)
+    assert any(n.startswith("maple_edge_lite/learn/") for n in tree) and any(n.startswith("maple_edge_lite/device/") for n in tree)
+    with tarfile.open(sdist) as tf:
+        in_sdist = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert [n for n in tree if n not in in_sdist] == []
     # Any attempt to reach a network fails fast: no index, and a proxy that refuses connections.
     env = dict(os.environ, PIP_NO_INDEX="1", PIP_FIND_LINKS="", http_proxy="http://127.0.0.1:9",
                https_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
@@ -44,3 +52,4 @@ def test_sdist_builds_offline(tmp_path):
     assert "maple_edge_lite/lib/libmaple_edge_lite.so" in names
     assert any(n.startswith("maple_edge_lite/_core.") and n.endswith(".so") for n in names)
     assert not any("/tests/" in n or n.startswith("tests/") for n in names)
+    assert [n for n in tree if n not in names] == []

@@ -14,7 +14,7 @@ start/end times, per-pair counts and the load average around every chunk.
 Files under ``--out`` (device names ``<prefix>-<runtime>-<threads>t``):
 
 - ``<device>.csv``: ``nb201_index,arch_str,device,latency_ms`` (the shared data format, ms);
-- ``<device>.descriptor.json``: ``maple_edge_lite.profile`` descriptor;
+- ``<device>.descriptor.json``: ``maple_edge_lite.device.profile`` descriptor;
 - ``manifest.json``: schema :data:`MANIFEST_SCHEMA`.
 """
 
@@ -93,14 +93,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _read_rows(path: Path) -> List[Dict[str, Any]]:
-    from maple_edge_lite import measure as M
+    from maple_edge_lite.device import measure as M
 
     return M.read_csv(path) if path.exists() else []
 
 
 def _append_rows(path: Path, old: List[Dict[str, Any]], new) -> List[Dict[str, Any]]:
     """Rewrite ``path`` (atomically) with the old rows and the new ``measure.Row``s."""
-    from maple_edge_lite import measure as M
+    from maple_edge_lite.device import measure as M
 
     rows = list(old) + [{"nb201_index": r.nb201_index, "arch_str": r.arch_str, "device": r.device,
                          "latency_ms": float(r.latency_ms)} for r in new]
@@ -118,7 +118,7 @@ def _append_rows(path: Path, old: List[Dict[str, Any]], new) -> List[Dict[str, A
 
 
 def load_index(path: Optional[Path]) -> Dict[str, int]:
-    from maple_edge_lite import measure as M
+    from maple_edge_lite.device import measure as M
 
     if path is None or not Path(path).exists():
         return {}
@@ -154,7 +154,7 @@ def torch_build_single_threaded(enabled: bool = True):
         yield
         return
     try:
-        from maple_edge_lite.runtimes import _torch
+        from maple_edge_lite.device.runtimes import _torch
     except ImportError:
         yield
         return
@@ -181,7 +181,7 @@ def _measure_tolerant(M, archs, rt, th, rejected: Dict[str, str], log, **kw):
     each rejected one retried once (converters crash intermittently: pnnx did on 2 of ~500
     networks, and converted one of them on the next try), then recorded in ``rejected``.
     Returns the rows measured (a ``Measurements``), or None if every network was rejected."""
-    from maple_edge_lite.runtimes import ModelRejectedError
+    from maple_edge_lite.device.runtimes import ModelRejectedError
 
     try:
         return M.measure(archs, rt, th, **kw)
@@ -213,8 +213,8 @@ def collect(out: Path, pairs: Sequence[Tuple], n: int, seed: int = 0, chunk: int
             torch_build_1t: bool = True) -> Dict[str, Any]:
     """Profile and measure every pair; returns the manifest dict. ``max_chunks`` stops after that
     many chunk rounds (for tests and for splitting a run); a rerun picks up where it stopped."""
-    from maple_edge_lite import measure as M
-    from maple_edge_lite import profile as P
+    from maple_edge_lite.device import measure as M
+    from maple_edge_lite.device import profile as P
 
     timing = dict(POOL_TIMING if timing is None else timing)
     out = Path(out)
@@ -226,7 +226,7 @@ def collect(out: Path, pairs: Sequence[Tuple], n: int, seed: int = 0, chunk: int
            "passes": passes, "timing": timing, "host": M.host_facts(), "measured": 0,
            "torch_build_single_threaded": torch_build_1t}
     man.data["runs"].append(run)
-    man.data.update({"sample": {"n": n, "seed": seed, "rule": "maple_edge_lite.measure.sample_archs(n, seed)",
+    man.data.update({"sample": {"n": n, "seed": seed, "rule": "maple_edge_lite.device.measure.sample_archs(n, seed)",
                                 "resolution": 32},
                      "timing": {**timing, "passes": passes}})
     man.save()
@@ -307,7 +307,7 @@ def recheck(out: Path, k: int, devices: Optional[Sequence[str]] = None, log: Cal
     Stored in the manifest under ``recheck``; returns ``{device: stats}``."""
     import numpy as np
 
-    from maple_edge_lite import measure as M
+    from maple_edge_lite.device import measure as M
 
     out = Path(out)
     man = Manifest(out / "manifest.json")

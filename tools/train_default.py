@@ -5,7 +5,7 @@
     OPENBLAS_NUM_THREADS=1 python tools/train_default.py --version 1.1.0 --spaces nb201
 
 For each search space (``nb201``, the default predictor, and ``fbnet``): fit the few-shot prior
-(``fewshot.BayesLinear``, deterministic) on every device of every table of that space under
+(``learn.bayes_linear.BayesLinear``, deterministic) on every device of every table of that space under
 ``--data``, choose the space's reference architectures with ``method.select(10, every
 architecture of the table, np.random.default_rng(0))``, and write
 ``maple_edge_lite/predictors/<space>-<version>.melw`` with the tables (path relative to
@@ -58,9 +58,9 @@ def train_space(space: str, data: Path, version: str, out_dir: Path, when: str, 
 
     import maple_edge_lite as mel
     from maple_edge_lite import encode as enc
-    from maple_edge_lite.data import load_table
-    from maple_edge_lite.fewshot import BayesLinear, feature_absmax, pack_base
-    from maple_edge_lite.profile import FEATURE_SCHEMA
+    from maple_edge_lite.learn.data import load_table
+    from maple_edge_lite.learn.bayes_linear import BayesLinear, feature_absmax, pack_base
+    from maple_edge_lite.device.profile import FEATURE_SCHEMA
     from maple_edge_lite.registry import file_sha256
 
     t0 = time.perf_counter()

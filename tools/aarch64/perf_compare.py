@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Count the same child workload with `perf stat` and with maple_edge_lite.counters, and print
+"""Count the same child workload with `perf stat` and with maple_edge_lite.device.counters, and print
 both next to the known instruction count (tools/aarch64/perf_compare.sh runs this inside the arm64
 VM; it runs on any Linux machine with a PMU, a `perf` binary and the package installed):
 
@@ -29,7 +29,7 @@ import statistics
 import subprocess
 import sys
 
-from maple_edge_lite import _perf_stat as PS
+from maple_edge_lite.device import _perf_stat as PS
 
 PERF_EVENTS = ("cycles", "instructions", "cycles:u", "instructions:u")
 MEL_EVENTS = {"cycles": "cpu-cycles", "instructions": "instructions"}
@@ -39,7 +39,7 @@ CHILD_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 def mel_count(argv, exclude_kernel, how="posix_spawn"):
     """{event: CounterResult} for one window around `how`: posix_spawn + waitpid of argv,
     subprocess.run(argv), or nothing ("empty")."""
-    from maple_edge_lite.counters import Counters
+    from maple_edge_lite.device.counters import Counters
 
     c = Counters([MEL_EVENTS["cycles"], MEL_EVENTS["instructions"]], inherit=True, exclude_kernel=exclude_kernel)
     try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# maple_edge_lite.counters against the guest's `perf stat` inside the arm64 VM (vm.sh):
+# maple_edge_lite.device.counters against the guest's `perf stat` inside the arm64 VM (vm.sh):
 #   sudo tools/aarch64/perf_compare.sh [ROOT]
 # 1. installs Debian's linux-perf in the root once (emulated apt under qemu-user, like vm.sh's
 #    kernel) and checks that its perf matches the guest kernel (6.1; else a versioned perf_X.Y);

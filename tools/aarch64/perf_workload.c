@@ -1,4 +1,4 @@
-/* A workload of known instruction count, for comparing maple_edge_lite.counters with `perf stat`
+/* A workload of known instruction count, for comparing maple_edge_lite.device.counters with `perf stat`
  * (tools/aarch64/perf_compare.sh; tests/test_counters_perf_stat.py embeds the same program).
  *
  *   perf_workload N      runs a loop of exactly 2*N instructions (N >= 1), then exits

@@ -68,7 +68,7 @@ maple-edge-lite counters
 echo "MEL-VM: counters exit \$?"
 python3 - <<'PY'
 # Determinism under -icount: the same work gives the same counts.
-from maple_edge_lite.counters import Counters
+from maple_edge_lite.device.counters import Counters
 for user_only in (False, True):
     c = Counters(["cpu-cycles", "instructions", "task-clock"], inherit=False, exclude_kernel=user_only)
     vals = []

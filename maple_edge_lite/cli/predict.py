@@ -1,0 +1,269 @@
+"""``maple-edge-lite adapt`` and ``maple-edge-lite predict``: the main job on a fresh board.
+
+    maple-edge-lite adapt --descriptor desc.json --measurements m.csv -o device.melw [--model nb201@1.0.0]
+    maple-edge-lite predict --arch '|nor_conv_3x3~0|+|...|' [--archs FILE] [--model device.melw]
+
+``predict`` without ``--model`` uses this device's predictor from the cache (maple_edge_lite._cache),
+building it on first use. Imported whenever the CLI is built, so it imports nothing at module
+level beyond the standard library: the cached ``predict`` path loads no runtime and no onnx."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+MIN_MEASUREMENTS = 10
+
+
+def add_parser(subparsers) -> None:
+    a = subparsers.add_parser(
+        "adapt",
+        help="adapt a base predictor to this device: descriptor + >= 10 measurements -> device .melw",
+        description="Fold a device descriptor (`maple-edge-lite profile`) and at least 10 measured "
+        "architectures (`maple-edge-lite measure`, the shared CSV format) into a device-specialised "
+        "weights file that takes architectures only. Closed form, no PyTorch. Refuses a descriptor "
+        "whose feature schema does not match the model's, naming the features that differ.",
+    )
+    a.add_argument("--model", metavar="BASE", default=None,
+                   help="base predictor: a registry name (nb201, nb201@1.0.0, fbnet) or a .melw path "
+                   "(default: the registry's default)")
+    a.add_argument("--descriptor", metavar="FILE", help="descriptor JSON of this device (required)")
+    a.add_argument("--measurements", metavar="FILE",
+                   help="measurements CSV (nb201_index,arch_str,device,latency_ms; or the fbnet columns) (required)")
+    a.add_argument("-o", "--output", metavar="FILE", help="where to write the device .melw (required)")
+    a.add_argument("--reference-archs", action="store_true",
+                   help="print the base's reference architectures (what to measure), one per line, and exit: "
+                   "`maple-edge-lite adapt --reference-archs > refs.txt; maple-edge-lite measure --archs refs.txt "
+                   "-o m.csv`")
+    a.add_argument("--json", action="store_true", help="print a JSON report")
+    a.set_defaults(func=_adapt)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predicted latency (ms) of architectures on this device",
+        description="Print the predicted latency in milliseconds of each architecture. Without --model, "
+        "the first call on a device profiles it, measures the base predictor's reference architectures "
+        "under --runtime at --threads, adapts the default predictor and caches the result (about a "
+        "minute, progress on stderr); later calls read the cache. The cache is keyed by device (CPU "
+        "model, cores, kernel, PMUs) and runtime (name, version, threads): "
+        "$MAPLE_EDGE_LITE_CACHE, else $XDG_CACHE_HOME/maple_edge_lite, else ~/.cache/maple_edge_lite.",
+    )
+    p.add_argument("--arch", action="append", default=[], metavar="STR", help="an architecture string (repeatable)")
+    p.add_argument("--archs", metavar="FILE",
+                   help="architecture strings, one per line, or a CSV with an arch_str column")
+    p.add_argument("--model", metavar="FILE",
+                   help="a device .melw (from `adapt`) instead of this device's cached predictor")
+    p.add_argument("--runtime", default=None, metavar="NAME", help="runtime to build the predictor for "
+                   "(default onnxruntime)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads (default 1)")
+    p.add_argument("--refresh", action="store_true", help="rebuild this device's cached predictor")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(func=_predict)
+
+
+# --- adapt -----------------------------------------------------------------------------------
+
+
+def _read_measurements(path, space):
+    """(archs, latency_ms, devices) from a measurements CSV of ``space``'s columns."""
+    import csv
+
+    from .._errors import InputError, ModelNotFoundError
+    from ..learn.data import SPACES
+
+    header = list(SPACES[space][1])
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if [c.strip() for c in (reader.fieldnames or [])] != header:
+                other = [s for s, (_, h) in SPACES.items() if list(h) == [c.strip() for c in reader.fieldnames or []]]
+                hint = (f" (that is the {other[0]} format: use a {other[0]} base model)" if other else "")
+                raise InputError(f"{path}: header {','.join(reader.fieldnames or [])!r} is not the {space} "
+                                 f"measurements format {','.join(header)}{hint}")
+            archs, ms, devices = [], [], []
+            for i, row in enumerate(reader, start=2):
+                a = (row.get(header[1]) or "").strip()
+                try:
+                    v = float(row.get("latency_ms") or "")
+                except ValueError:
+                    raise InputError(f"{path}:{i}: latency_ms {row.get('latency_ms')!r} is not a number") from None
+                if not a:
+                    raise InputError(f"{path}:{i}: empty {header[1]}")
+                if not (v > 0 and v < float("inf")):
+                    raise InputError(f"{path}:{i}: latency_ms must be a positive number of ms, got {v!r}")
+                archs.append(a)
+                ms.append(v)
+                devices.append((row.get("device") or "").strip())
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"measurements file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"measurements file {path} is a directory") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a UTF-8 CSV ({e})") from None
+    seen = {}
+    for i, a in enumerate(archs):
+        if a in seen:
+            raise InputError(f"{path}: architecture {a} is measured twice (rows {seen[a] + 2} and {i + 2}); "
+                             "keep one row per architecture")
+        seen[a] = i
+    return archs, ms, sorted(set(devices))
+
+
+def _same_runtime(desc, sidecar):
+    """A reason why the measurements and the descriptor come from different runtime settings, or None."""
+    rd, rs = desc.get("runtime") or {}, (sidecar or {}).get("runtime") or {}
+    for k in ("name", "version", "threads"):
+        if k in rd and k in rs and rd[k] != rs[k]:
+            return f"runtime {k} {rs[k]!r} in the measurements, {rd[k]!r} in the descriptor"
+    return None
+
+
+def _adapt(args) -> int:
+    from .. import registry
+    from .._errors import InputError
+    from ..learn.adapt import adapt_base
+    from ..device.measure import check_writable, sidecar_path
+    from ..device.profile import load_descriptor
+
+    t_load = time.perf_counter()
+    if not args.reference_archs:
+        missing = [o for o, v in (("--descriptor", args.descriptor), ("--measurements", args.measurements),
+                                  ("-o/--output", args.output)) if not v]
+        if missing:
+            raise InputError(f"adapt needs {', '.join(missing)} (or --reference-archs to list what to measure)")
+        check_writable(args.output)
+    base = registry.load(args.model)
+    meta = base.metadata
+    if meta.get("model_kind") != "base":
+        raise InputError(f"{args.model or 'the default predictor'} is not a base predictor (model_kind "
+                         f"{meta.get('model_kind')!r}): adapt a base (nb201, fbnet or a `train` output)")
+    if args.reference_archs:
+        sys.stdout.write("".join(a + "\n" for a in registry.reference_archs(base)))
+        return 0
+    space = meta.get("search_space")
+    desc = load_descriptor(args.descriptor)
+    archs, ms, devices = _read_measurements(args.measurements, space)
+    if len(archs) < MIN_MEASUREMENTS:
+        raise InputError(f"{args.measurements}: {len(archs)} measured architectures; adapt needs at least "
+                         f"{MIN_MEASUREMENTS} (measure the base's reference architectures: `maple-edge-lite adapt "
+                         "--reference-archs > refs.txt; maple-edge-lite measure --archs refs.txt -o m.csv`)")
+    if len(devices) > 1:
+        raise InputError(f"{args.measurements} mixes devices {', '.join(devices)}: adapt to one device at a time")
+    sidecar = None
+    side = sidecar_path(args.measurements)
+    if os.path.exists(side):
+        try:
+            with open(side, encoding="utf-8") as f:
+                sidecar = json.load(f)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{side}: unreadable measurements sidecar ({e})") from None
+        why = _same_runtime(desc, sidecar)
+        if why:
+            raise InputError(f"the measurements and the descriptor were taken under different runtimes ({why}): "
+                             "profile and measure with the same --runtime and --threads")
+    prov = {"measurements": {"file": os.path.basename(args.measurements), "rows": len(archs),
+                             "device": devices[0] if devices else None,
+                             "runtime": (sidecar or {}).get("runtime")}}
+    if meta.get("provenance", {}).get("predictor"):
+        prov["base_predictor"] = meta["provenance"]["predictor"]
+    t0 = time.perf_counter()
+    adapt_base(base, archs, ms, out=args.output, descriptor=desc, provenance=prov)
+    adapt_ms = (time.perf_counter() - t0) * 1e3
+    size = os.path.getsize(args.output)
+    ref = meta.get("provenance", {}).get("predictor") or {}
+    name = f"{ref['name']}@{ref['version']}" if ref else (args.model or "the default predictor")
+    report = {"output": args.output, "bytes": size, "base": name, "search_space": space,
+              "measurements": len(archs), "device": devices[0] if devices else None,
+              "descriptor_device": (desc.get("device") or {}).get("cpu_model"),
+              "runtime": desc.get("runtime"), "adapt_ms": round(adapt_ms, 3),
+              "total_ms": round((time.perf_counter() - t_load) * 1e3, 3)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        rt = desc.get("runtime") or {}
+        print(f"adapted {name} to {report['device'] or 'this device'} ({rt.get('name', '?')} {rt.get('version', '')}, "
+              f"{rt.get('threads', '?')} thread(s)) from {len(archs)} measurements in {adapt_ms:.1f} ms "
+              f"-> {args.output} ({size} bytes)")
+    return 0
+
+
+# --- predict ---------------------------------------------------------------------------------
+
+
+def _progress_printer():
+    """progress(stage, i, n, item) on stderr: one rewritten line on a terminal; otherwise a line
+    when a stage starts and ends and about every tenth of the way."""
+    tty = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
+            "adapt": "adapting the default predictor"}
+
+    def show(stage, i, n, item):
+        el = time.perf_counter() - t0
+        if tty:
+            end = "\n" if i == n else ""
+            sys.stderr.write(f"\r\033[Kmaple-edge-lite: {what[stage]} {i}/{n} ({el:.0f} s) {item if i < n else ''}"
+                             f"{end}")
+            sys.stderr.flush()
+        elif i == 0 or i == n or i % max(1, n // 10) == 0:
+            sys.stderr.write(f"maple-edge-lite: {what[stage]} {i}/{n} ({el:.1f} s)\n")
+    return show
+
+
+def _predict(args) -> int:
+    from .._errors import InputError
+
+    archs = list(args.arch)
+    if args.archs:
+        from ..device.measure import read_archs
+
+        archs += read_archs(args.archs)[0]
+    if not archs:
+        raise InputError("no architectures: give --arch STR (repeatable) or --archs FILE")
+    t0 = time.perf_counter()
+    cache = None
+    if args.model:
+        if args.runtime is not None or args.threads is not None or args.refresh:
+            raise InputError("--runtime, --threads and --refresh choose the cached predictor; they do not apply "
+                             "with --model")
+        from .. import registry
+
+        model = registry.load(args.model)
+        source = args.model
+    else:
+        from .. import encode as enc, registry
+        from .._cache import DEFAULT_RUNTIME, _device_model
+
+        # Check the strings before a first use spends a minute profiling and measuring.
+        space = registry.resolve().info.get("search_space", "nb201")
+        try:
+            enc.encode(space, archs)
+        except InputError as e:
+            raise InputError(f"{e} (the default predictor predicts {space} architectures)") from None
+        runtime = args.runtime or DEFAULT_RUNTIME
+        threads = 1 if args.threads is None else args.threads
+        progress = _progress_printer()
+        model, entry, built = _device_model(runtime, threads, refresh=args.refresh, progress=progress)
+        if built:
+            print(f"maple-edge-lite: cached this device's predictor in {entry} "
+                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        source = str(entry / "device.melw")
+        cache = {"dir": str(entry), "built": built, "runtime": runtime, "threads": threads}
+    meta = model.metadata
+    if meta.get("model_kind") == "base":
+        raise InputError(f"{source} is a base predictor (device-agnostic, unit latency scale): adapt it to the "
+                         "device first (`maple-edge-lite adapt`), or omit --model")
+    try:
+        ms = model.predict_archs(archs)
+    except InputError as e:
+        raise InputError(f"{e} (the model predicts {meta.get('search_space')} architectures)") from None
+    if args.json:
+        print(json.dumps({"model": source, "search_space": meta.get("search_space"), "cache": cache,
+                          "predictions": [{"arch": a, "latency_ms": round(float(v), 6)} for a, v in zip(archs, ms)]},
+                         indent=2))
+    else:
+        out = "".join(f"{float(v):.4f}\t{a}\n" for a, v in zip(archs, ms))
+        sys.stdout.write(out)
+    return 0

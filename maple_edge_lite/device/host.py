@@ -1,0 +1,156 @@
+"""What a measurement records about the machine: CPU model, frequencies, affinity, CPU pinning."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import socket
+from typing import Any, Dict, List, Optional, Sequence
+
+from .._errors import InputError
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (``model name``, or ARM's ``Hardware``/``CPU part``),
+    else ``platform.processor()``, else "unknown"."""
+    info = _read("/proc/cpuinfo") or ""
+    fields: Dict[str, str] = {}
+    for line in info.splitlines():
+        k, _, v = line.partition(":")
+        k, v = k.strip(), v.strip()
+        if k and v and k not in fields:
+            fields[k] = v
+    for key in ("model name", "Hardware", "Model", "cpu model", "Processor"):
+        if key in fields:
+            return fields[key]
+    if "CPU implementer" in fields:
+        return f"ARM implementer {fields['CPU implementer']} part {fields.get('CPU part', '?')}"
+    return platform.processor() or "unknown"
+
+
+def _affinity() -> Optional[List[int]]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_frequencies() -> Dict[str, Dict[str, Any]]:
+    """Per online CPU, what /sys/devices/system/cpu/cpuN/cpufreq exposes (kHz, governor); an
+    empty dict where there is no cpufreq (VMs)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    base = "/sys/devices/system/cpu"
+    try:
+        cpus = sorted((d for d in os.listdir(base) if d.startswith("cpu") and d[3:].isdigit()),
+                      key=lambda d: int(d[3:]))
+    except OSError:
+        return out
+    for d in cpus:
+        facts: Dict[str, Any] = {}
+        for name in ("cpuinfo_min_freq", "cpuinfo_max_freq", "scaling_min_freq", "scaling_max_freq",
+                     "scaling_cur_freq", "scaling_governor", "scaling_driver"):
+            v = _read(os.path.join(base, d, "cpufreq", name))
+            if v is not None:
+                facts[name] = int(v) if v.isdigit() else v
+        if facts:
+            out[d] = facts
+    return out
+
+
+def host_facts() -> Dict[str, Any]:
+    """What a measurement depends on besides the runtime: CPU model, counts, affinity, kernel,
+    frequencies, load. JSON-ready."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "arch": platform.machine(),
+        "kernel": platform.release(),
+        "os": platform.system(),
+        "cpu_count": os.cpu_count(),
+        "online_cpus": _read("/sys/devices/system/cpu/online"),
+        "cpu_affinity": _affinity(),
+        "cpufreq": cpu_frequencies(),
+        "loadavg": load,
+        "python": platform.python_version(),
+    }
+
+
+def default_device(runtime: str, threads: int) -> str:
+    """``<hostname>-<runtime>-<threads>t``: the device column when none is given."""
+    return f"{socket.gethostname()}-{runtime}-{threads}t"
+
+
+def parse_cpus(spec) -> Optional[List[int]]:
+    """``"2"``, ``"0,2"`` or ``"0-3"`` (or an iterable of ints) -> sorted CPU ids; None -> None."""
+    if spec is None:
+        return None
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        cpus = {spec}
+    elif isinstance(spec, str):
+        cpus = set()
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part:
+                    a, b = part.split("-", 1)
+                    cpus.update(range(int(a), int(b) + 1))
+                elif part:
+                    cpus.add(int(part))
+            except ValueError:
+                raise InputError(f"bad CPU list {spec!r}: expected e.g. 2, 0,2 or 0-3") from None
+    else:
+        cpus = set(int(c) for c in spec)
+    if not cpus or min(cpus) < 0:
+        raise InputError(f"bad CPU list {spec!r}")
+    allowed = _affinity()
+    if allowed is not None and not cpus <= set(allowed):
+        raise InputError(f"CPUs {sorted(cpus - set(allowed))} are not available to this process "
+                         f"(allowed: {allowed})")
+    return sorted(cpus)
+
+
+class pinned:
+    """Context manager: run the block with this process's CPU affinity set to ``cpus`` (None:
+    unchanged), restoring the previous affinity after. Set it before the runtime creates its
+    threads: they inherit it."""
+
+    def __init__(self, cpus: Optional[Sequence[int]]):
+        self.cpus = None if cpus is None else list(cpus)
+        self._old = None
+
+    def __enter__(self):
+        if self.cpus is not None:
+            if not hasattr(os, "sched_setaffinity"):
+                from .._errors import UnsupportedError
+
+                raise UnsupportedError("CPU pinning needs os.sched_setaffinity (Linux)")
+            self._old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.cpus)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            os.sched_setaffinity(0, self._old)
+
+
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+

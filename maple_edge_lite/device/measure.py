@@ -1,0 +1,347 @@
+"""Measure end-to-end latencies of NAS-Bench-201 networks under a runtime.
+
+    from maple_edge_lite.device import measure as M
+    rows = M.measure(M.sample_archs(10, seed=0), runtime="onnxruntime", threads=1)
+    M.write_csv(rows, "measurements.csv")      # + measurements.csv.json, the conditions
+    rows[0].latency_ms, rows[0].timing.stable
+
+Each network is timed by the rule in :mod:`maple_edge_lite.device.timing` (re-exported here:
+``time_session``, ``Timing``, ``summarize``, ``trimmed_mean``); what is recorded about the machine
+comes from :mod:`maple_edge_lite.device.host`.
+
+**Files.** :func:`write_csv` writes the shared latency-table format
+(``nb201_index,arch_str,device,latency_ms``, ms) and a JSON sidecar ``<csv>.json`` with the
+conditions (schema :data:`SIDECAR_SCHEMA`). ``nb201_index`` is the official NAS-Bench-201 index
+when the caller knows it (``index=``, or an ``--archs`` CSV with an ``nb201_index`` column) and
+empty otherwise: the official order is not derivable from the string, and the package does not
+ship the 15,625-row table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._errors import InputError, MapleEdgeError, MapleEdgePermissionError
+from .host import _now, _package_version, cpu_model, default_device, host_facts, parse_cpus, pinned  # noqa: F401  (re-exported)
+from .timing import TRIM, Timing, _check_timing, summarize, time_session, trimmed_mean  # noqa: F401  (re-exported)
+
+#: Schema of the JSON sidecar written next to a measurements CSV.
+SIDECAR_SCHEMA = "maple_edge_lite.measurements/1"
+#: Columns of the CSV, the shared latency-table format.
+CSV_COLUMNS = ("nb201_index", "arch_str", "device", "latency_ms")
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+#: Defaults of ``measure`` (per window): tuned on this project's shared 2-core development VM,
+#: where separate runs of one 32x32 NB201 network under onnxruntime at one thread agree within
+#: about 2% while a CPU is free; more load moves every run (docs/profile.md, "Measured here").
+MEASURE_TIMING = dict(warmup=10, warmup_s=0.1, min_runs=30, min_time_s=0.6, max_runs=100_000, budget_s=2.0,
+                      rel_tol=0.005)
+#: Windows per network (each a fresh session); the latency is the smallest window median.
+MEASURE_PASSES = 3
+
+
+# --- architectures ----------------------------------------------------------------------------
+
+
+def arch_string(ops: Sequence[str]) -> str:
+    """The NAS-Bench-201 string of six edge ops in edge order ((1,0), (2,0), (2,1), (3,0),
+    (3,1), (3,2))."""
+    o = list(ops)
+    if len(o) != 6 or any(x not in NB201_OPS for x in o):
+        raise InputError(f"need six ops from {', '.join(NB201_OPS)}, got {o!r}")
+    return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+
+
+def sample_archs(n: int, seed: int = 0) -> List[str]:
+    """``n`` distinct NAS-Bench-201 architecture strings drawn uniformly without replacement from
+    the 15,625 (5 ops on 6 edges; the 341 disconnected cells included): the first ``n`` of a
+    permutation seeded with ``seed`` (numpy's PCG64 ``default_rng``), so the same list on every
+    machine, and a larger ``n`` extends a smaller one."""
+    total = len(NB201_OPS) ** 6
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
+        raise InputError(f"sample size must be an integer in 1..{total}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    # A prefix of one seeded permutation: --sample 20 extends --sample 10 of the same seed.
+    codes = np.random.default_rng(int(seed)).permutation(total)[: int(n)]
+    out = []
+    for c in codes.tolist():
+        digits = []
+        for _ in range(6):
+            c, d = divmod(c, len(NB201_OPS))
+            digits.append(NB201_OPS[d])
+        out.append(arch_string(digits))
+    return out
+
+
+def check_arch(arch: str) -> str:
+    """``arch`` if it is a valid NAS-Bench-201 string, else ``InputError`` naming the problem
+    (the C++ encoder's verdict, the one the predictor uses)."""
+    from .builders.nb201 import parse
+
+    try:
+        parse(arch)
+    except InputError as e:
+        raise InputError(f"invalid NAS-Bench-201 architecture {arch!r}: {e}") from None
+    return arch
+
+
+def read_archs(path) -> Tuple[List[str], Dict[str, int]]:
+    """Architecture strings from a file: one per line (blank lines and ``#`` comments skipped), or
+    a CSV whose header has an ``arch_str`` column (an ``nb201_index`` column, as in the shared
+    ``nb201_archs.csv`` or a latency table, fills the index). Returns ``(archs, index)``;
+    duplicates are kept once, in first-seen order."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        from .._errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"architecture file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"architecture file {path} is a directory") from None
+    lines = text.splitlines()
+    first = next((l for l in lines if l.strip() and not l.lstrip().startswith("#")), "")
+    archs: List[str] = []
+    index: Dict[str, int] = {}
+    if "arch_str" in [c.strip() for c in first.split(",")]:
+        reader = csv.DictReader(io.StringIO(text))
+        for i, row in enumerate(reader, start=2):
+            a = (row.get("arch_str") or "").strip()
+            if not a:
+                raise InputError(f"{path}:{i}: empty arch_str")
+            archs.append(a)
+            idx = (row.get("nb201_index") or "").strip()
+            if idx:
+                try:
+                    index[a] = int(idx)
+                except ValueError:
+                    raise InputError(f"{path}:{i}: nb201_index {idx!r} is not an integer") from None
+    else:
+        archs = [l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#")]
+    if not archs:
+        raise InputError(f"{path}: no architecture strings found")
+    return list(dict.fromkeys(archs)), index
+
+
+
+# --- measure ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One measured network: the CSV row plus how it was timed. ``latency_ms`` is the median
+    of ``timing``, the fastest of the network's windows; ``window_medians_ms`` lists every
+    window's median in the order measured."""
+
+    nb201_index: Optional[int]
+    arch_str: str
+    device: str
+    latency_ms: float
+    timing: Timing
+    window_medians_ms: List[float] = field(default_factory=list)
+
+    def summary(self) -> Dict[str, Any]:
+        return {"arch_str": self.arch_str, "nb201_index": self.nb201_index, "latency_ms": round(self.latency_ms, 6),
+                "window_medians_ms": [round(m, 6) for m in self.window_medians_ms], **self.timing.summary()}
+
+
+class Measurements(list):
+    """The rows ``measure`` returns (a list of :class:`Row`), with ``conditions``: the
+    JSON-ready description of how they were measured, written as the sidecar."""
+
+    def __init__(self, rows: Iterable[Row] = (), conditions: Optional[Dict[str, Any]] = None):
+        super().__init__(rows)
+        self.conditions: Dict[str, Any] = dict(conditions or {})
+
+
+def measure(
+    archs: Sequence[str],
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    resolution: int = 32,
+    *,
+    device: Optional[str] = None,
+    index: Optional[Mapping[str, int]] = None,
+    cpus=None,
+    passes: int = None,
+    runtime_options: Optional[Dict[str, Any]] = None,
+    progress: Optional[Callable[[int, int, str, Optional[Row]], None]] = None,
+    **timing: Any,
+) -> Measurements:
+    """Build each NAS-Bench-201 network (``builders.nb201_onnx`` at ``resolution``), run it
+    under ``runtime`` at ``threads`` threads, and return :class:`Measurements` in the order
+    given. Each network is timed in ``passes`` windows (default :data:`MEASURE_PASSES`), each a
+    fresh session timed by :func:`time_session`; the passes go round the whole list, so a
+    network's windows are spread over the run. ``latency_ms`` is the smallest window median
+    (ms): a window can only be slowed, by another process or by an unlucky memory layout of its
+    session, never sped up, so the fastest median is the one that reproduces.
+
+    ``timing`` overrides :data:`MEASURE_TIMING` (``warmup``, ``warmup_s``, ``min_runs``,
+    ``min_time_s``, ``max_runs``, ``budget_s`` per window, ``rel_tol``). ``index`` maps arch
+    strings to official NAS-Bench-201 indices (unknown: empty in the CSV). ``cpus`` pins the
+    process (and so the runtime's threads) to those CPUs for the call (see :func:`parse_cpus`).
+    ``progress(step, steps, arch, row)`` is called before each window (row None) and after a
+    network's last one. Every string is validated before anything is measured: an invalid
+    one raises ``InputError`` naming it; a missing runtime raises ``RuntimeNotInstalledError``."""
+    from . import builders, runtimes
+
+    archs = list(dict.fromkeys(archs))
+    if not archs:
+        raise InputError("no architectures to measure")
+    for a in archs:
+        check_arch(a)
+    passes = MEASURE_PASSES if passes is None else passes
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
+        raise InputError(f"passes must be an integer >= 1, got {passes!r}")
+    unknown = set(timing) - set(MEASURE_TIMING)
+    if unknown:
+        raise InputError(f"unknown timing settings {sorted(unknown)}; known: {sorted(MEASURE_TIMING)}")
+    settings = {**MEASURE_TIMING, **timing}
+    _check_timing(**{k: settings[k] for k in ("warmup", "warmup_s", "min_runs", "max_runs", "budget_s",
+                                              "rel_tol", "min_time_s")})
+    cpus = parse_cpus(cpus)
+    index = dict(index or {})
+    facts_before = host_facts()
+    t0 = time.perf_counter()
+    windows: Dict[str, List[Timing]] = {a: [] for a in archs}
+    rows = Measurements()
+    with pinned(cpus):
+        rt = runtimes.get(runtime, threads=threads, **(runtime_options or {}))
+        name = device or default_device(rt.name, rt.threads)
+        models: Dict[str, bytes] = {}
+        steps, step = passes * len(archs), 0
+        for p in range(passes):
+            for arch in archs:
+                if progress is not None:
+                    progress(step, steps, arch, None)
+                step += 1
+                if arch not in models:
+                    models[arch] = builders.nb201_onnx(arch, resolution=resolution)
+                with rt.load(models[arch]) as s:
+                    windows[arch].append(time_session(s, **settings))
+                if p == passes - 1:
+                    ts = windows[arch]
+                    best = min(ts, key=lambda t: t.median_ms)
+                    row = Row(index.get(arch), arch, name, best.median_ms, best, [t.median_ms for t in ts])
+                    rows.append(row)
+                    if progress is not None:
+                        progress(step, steps, arch, row)
+        info = rt.info()
+    facts = host_facts()
+    facts["loadavg_before"] = facts_before["loadavg"]
+    rows.conditions = {
+        "schema": SIDECAR_SCHEMA,
+        "created": _now(),
+        "package": {"name": "maple_edge_lite", "version": _package_version()},
+        "device": name,
+        "host": facts,
+        "runtime": info,
+        "threads": int(info.get("threads", threads)),
+        "pinned_cpus": cpus,
+        "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
+        "network": {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx", "resolution": resolution,
+                    "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0},
+        "timing": {**settings, "passes": passes, "per": "window (one network, one pass, one fresh session)",
+                   "statistic": "min over windows of the window's median", "clock": "time.perf_counter_ns per run",
+                   "trim": TRIM},
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "archs": [r.summary() for r in rows],
+    }
+    return rows
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def sidecar_path(csv_path) -> str:
+    """Where the JSON sidecar of ``csv_path`` goes: ``<csv_path>.json`` (``out.csv`` ->
+    ``out.csv.json``), so any CSV name has exactly one sidecar and it sorts beside it."""
+    return os.fspath(csv_path) + ".json"
+
+
+def check_writable(path) -> None:
+    """Fail before any work if ``path`` cannot be written: its folder is missing or not
+    writable, or the path is a folder. Raises ``MapleEdgeError``/``MapleEdgePermissionError``."""
+    p = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(p))
+    if os.path.isdir(p):
+        raise MapleEdgeError(f"cannot write {p}: it is a directory")
+    if not os.path.isdir(parent):
+        raise MapleEdgeError(f"cannot write {p}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MapleEdgePermissionError(f"cannot write {p}: permission denied in {parent}")
+    if os.path.exists(p) and not os.access(p, os.W_OK) and not os.access(parent, os.W_OK):
+        raise MapleEdgePermissionError(f"cannot write {p}: permission denied")
+
+
+def csv_text(rows: Iterable[Row]) -> str:
+    """The CSV (header + one line per row, ``\\n`` line ends); latency in ms with 6 significant
+    digits beyond the point as needed (``repr`` of the value rounded to 1 ns)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if r.nb201_index is None else int(r.nb201_index), r.arch_str, r.device,
+                    repr(round(float(r.latency_ms), 6))])
+    return buf.getvalue()
+
+
+def write_csv(rows: Measurements, path) -> Tuple[str, str]:
+    """Write the CSV and its sidecar (``sidecar_path``), each atomically (a reader sees the old
+    file or the new one, never half of one). Returns the two paths."""
+    from ..format import write_atomic
+
+    check_writable(path)
+    side = sidecar_path(path)
+    check_writable(side)
+    conditions = dict(getattr(rows, "conditions", {}) or {})
+    conditions.setdefault("schema", SIDECAR_SCHEMA)
+    conditions["csv"] = os.path.basename(os.fspath(path))
+    write_atomic(side, (json.dumps(conditions, indent=2, allow_nan=False) + "\n").encode())
+    write_atomic(path, csv_text(rows).encode())
+    return os.fspath(path), side
+
+
+def read_csv(path) -> List[Dict[str, Any]]:
+    """Rows of a measurements CSV as dicts (``nb201_index`` int or None, ``latency_ms`` float)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+            raise InputError(f"{path}: header {reader.fieldnames} is not {','.join(CSV_COLUMNS)}")
+        return [{"nb201_index": int(r["nb201_index"]) if r["nb201_index"] else None, "arch_str": r["arch_str"],
+                 "device": r["device"], "latency_ms": float(r["latency_ms"])} for r in reader]
+
+
+__all__ = [
+    "Timing",
+    "time_session",
+    "trimmed_mean",
+    "summarize",
+    "Row",
+    "Measurements",
+    "measure",
+    "sample_archs",
+    "arch_string",
+    "check_arch",
+    "read_archs",
+    "write_csv",
+    "read_csv",
+    "csv_text",
+    "sidecar_path",
+    "host_facts",
+    "default_device",
+    "parse_cpus",
+    "pinned",
+    "MEASURE_TIMING",
+    "MEASURE_PASSES",
+    "SIDECAR_SCHEMA",
+    "CSV_COLUMNS",
+]

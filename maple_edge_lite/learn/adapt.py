@@ -1,0 +1,132 @@
+"""Adapt a base predictor to a device, closed form: the main job's adaptation step.
+
+    from maple_edge_lite.learn.adapt import adapt_base
+    adapt_base("base.melw", archs, measured_ms, out="device.melw", descriptor=doc)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .._errors import InputError
+from .bayes_linear import BayesLinear, pack_adapted
+from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
+
+
+def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
+    """Adapt a base model (path or Model; a bayes_linear or an mlp base) to a device from measured
+    architectures (closed form, about a millisecond); returns the adapted method. With ``out``,
+    also write the device-specialised ``.melw`` there.
+
+    ``descriptor``: either a descriptor document (the dict ``profile.load_descriptor`` returns)
+    or {feature name: value}. A document is checked against the model first: its
+    ``feature_schema`` must be the model's ``descriptor_feature_schema`` and every descriptor
+    feature the model uses must be listed in it, else ``InputError`` names the missing features
+    and both schemas; the features the model uses are folded into the prior (an unmeasured one,
+    state not counted/scaled, is masked) and the document's device and runtime go into the
+    device file's provenance. With {name: value}, a feature absent or None/NaN is masked."""
+    import base64
+
+    from .. import encode as enc
+    from .._model import Model
+
+    def dense(v, what):
+        if not isinstance(v, dict):
+            return v  # a JSON list (files written before the packed form)
+        try:
+            shape = [int(x) for x in v["shape"]]
+            flat = np.frombuffer(base64.b64decode(v["f32le_base64"], validate=True), dtype="<f4").astype(np.float64)
+            if v.get("tril"):
+                if len(shape) != 2 or shape[0] != shape[1] or flat.size != shape[0] * (shape[0] + 1) // 2:
+                    raise ValueError(f"{flat.size} values for a lower triangle of {shape}")
+                a = np.zeros(shape)
+                a[np.tril_indices(shape[0])] = flat
+                return a
+            return flat.reshape(shape)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"corrupt base model: {what} does not decode ({e})") from None
+
+    model = base if isinstance(base, Model) else Model.load(base)
+    meta = model.metadata
+    space = meta.get("search_space")
+    if meta.get("model_kind") != "base" or "fewshot" not in meta:
+        raise InputError("this model is not a base predictor (no few-shot prior in its metadata): "
+                         "train one with `maple-edge-lite train`")
+    if space not in enc.SPACES:
+        raise InputError(f"the base model's search space {space!r} has no encoder")
+    names = enc.feature_names(space)
+    kind = meta["fewshot"].get("method")
+    extra = meta.get("descriptor_features", []) if kind == "mlp" else []
+    if list(model.feature_names) != list(names) + list(extra):
+        raise InputError("the base model's features differ from this encoder's: re-train it with this version")
+    y = np.asarray(latency_ms, dtype=np.float64)
+    archs = list(archs)
+    if y.shape != (len(archs),) or len(archs) < 2:
+        raise InputError(f"need one latency per architecture and at least 2 (got {len(archs)} archs, {y.shape} values)")
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise InputError("latencies must be finite and positive milliseconds")
+    prior = dict(meta["fewshot"])
+    if kind != "mlp":
+        prior["prior_factor"] = dense(prior.get("prior_factor"), "prior_factor")
+        if prior.get("descriptor"):
+            d = dict(prior["descriptor"])
+            d["B"] = dense(d.get("B"), "descriptor.B")
+            d["prior_factor"] = dense(d.get("prior_factor"), "descriptor.prior_factor")
+            prior["descriptor"] = d
+    used = list(prior["descriptor"]["names"]) if kind != "mlp" and prior.get("descriptor") else []
+    prov_desc = None
+    if isinstance(descriptor, dict) and "schema" in descriptor and isinstance(descriptor.get("features"), list):
+        doc = descriptor
+        model_fs = meta.get("descriptor_feature_schema")
+        doc_fs = doc.get("feature_schema")
+        listed = {f.get("name") for f in doc["features"] if isinstance(f, dict)}
+        missing = [n for n in used if n not in listed]
+        if missing or (model_fs is not None and doc_fs != model_fs):
+            what = (f"model expects features {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''} "
+                    f"({len(missing)} of {len(used)}) missing from the descriptor" if missing
+                    else f"model expects {len(used)} descriptor features ({', '.join(used[:5]) or 'none'})")
+            raise InputError(f"descriptor does not match the model: {what}; descriptor feature schema "
+                             f"{doc_fs!r}, model feature schema {model_fs!r}. Profile the device with this "
+                             f"maple_edge_lite version (`maple-edge-lite profile`) or use a model trained on "
+                             f"that schema")
+        by_name = {f["name"]: f for f in doc["features"] if isinstance(f, dict)}
+        descriptor = {n: (by_name[n]["value"] if by_name[n].get("state") in ("counted", "scaled") else None)
+                      for n in used}
+        dev, rt = doc.get("device") or {}, doc.get("runtime") or {}
+        prov_desc = {"schema": doc.get("schema"), "feature_schema": doc_fs, "created": doc.get("created"),
+                     "features_used": used,
+                     "device": {k: dev.get(k) for k in ("hostname", "cpu_model", "cores", "arch", "kernel", "pmus",
+                                                        "perf_event_paranoid") if k in dev},
+                     "runtime": rt}
+    if kind == "mlp":
+        if descriptor and prov_desc is None:
+            raise InputError("this mlp base model was trained without counter features; "
+                             "adapt it from measurements alone (no descriptor)")
+        from .mlp import adapt_base_mlp
+
+        prov = dict(provenance or {})
+        if prov_desc is not None:
+            prov.setdefault("descriptor", prov_desc)
+        return adapt_base_mlp(model, archs, y, out, provenance=prov)
+    m = BayesLinear.from_prior(prior, names).use_archs(enc.encode(space, archs))
+    if prov_desc is not None and space == "nb201" and m.desc is None:
+        lat, repeat = descriptor_operator_latencies(doc)
+        if _use_operator_sum_prior(m, lat, names, repeat):
+            prov_desc["prior_mean"] = "operator sum of the descriptor's latencies"
+    d = None
+    if descriptor is not None and m.desc is not None:
+        unknown = sorted(set(descriptor) - set(m.desc["names"]))
+        if unknown:
+            raise InputError(f"descriptor features unknown to this base model: {', '.join(unknown[:5])}")
+        d = np.array([np.nan if descriptor.get(n) is None else float(descriptor[n]) for n in m.desc["names"]])
+    m.adapt(np.arange(len(archs)), np.log(y), descriptor=d)
+    if out is not None:
+        prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
+        if prov_desc is not None:
+            prov.setdefault("descriptor", prov_desc)
+        pack_adapted(m, out, feature_names=names, absmax=meta["feature_absmax"], search_space=space,
+                     metadata={"model_kind": "device", "provenance": prov})
+    return m
+

@@ -1,0 +1,448 @@
+"""Few-shot latency prediction on an unseen device: a Bayesian linear model in normalised
+*latency* space over the architecture's structural indicators, with its prior learned from the
+training devices, and reference architectures chosen to be most informative under that prior.
+
+Why this shape (measured on the shared NAS-Bench-201 tables, see the README):
+
+* latency is close to additive in the ops a network executes, in milliseconds rather than in
+  log-milliseconds: a per-device least-squares fit on edge one-hots reaches ±10% accuracy 0.81
+  in latency space against 0.73 in log space;
+* runtimes differ in whether they execute dead branches of a cell (the HELP devices do, most
+  mobile converters prune them): adding the live-edge one-hots lifts that fit to 0.87;
+* a new device's coefficients are a draw from the population of devices: the prior mean and
+  covariance of the (scale-normalised) coefficients come from the training devices, so ten
+  measurements only have to place the device within that population (closed form, a p x p solve).
+
+Model: for a device with latency scale s, ``latency(a) = s * A(a) @ c`` with ``A = [1, binary
+structural features]`` and ``c ~ N(mu, S)``; measurement error relative, ``N(0, (r * z)^2)`` on
+``z = latency / s``. ``s`` is re-estimated from the posterior a few times.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._errors import InputError
+from ._numerics import _complete_cached
+from .methods import Method
+
+
+def structural_columns(X: np.ndarray, names: Sequence[str] = ()) -> np.ndarray:
+    """Indices of the binary (0/1) features: one-hots, live-edge one-hots, connectivity."""
+    X = np.asarray(X)
+    binary = np.all((X == 0) | (X == 1), axis=0) & (X.max(0) > 0)
+    return np.flatnonzero(binary)
+
+
+def device_coefficients(A: np.ndarray, Y_log) -> np.ndarray:
+    """[p, m]: each device's least-squares coefficients of ``latency ~ A @ c`` on its own scale
+    (latency divided by the device's mean over the archs); ``Y_log`` [n, m] log ms, missing
+    entries completed first. What BayesLinear's prior is learned from."""
+    lat = np.exp(_complete_cached(Y_log))
+    C, *_ = np.linalg.lstsq(A, lat / lat.mean(0), rcond=None)
+    return C
+
+
+class BayesLinear(Method):
+    """bayes_linear: Bayesian linear model in normalised latency space over the structural
+    one-hots, prior from the training devices, greedy A-optimal reference architectures."""
+
+    name = "bayes_linear"
+
+    def __init__(self, select: str = "greedy", noise: float = 0.08, shrink: float = 0.3, design_noise: float = 0.1,
+                 candidates: Optional[int] = 1000, scale_iters: int = 3, descriptor_ridge="auto"):
+        if select not in ("greedy", "random"):
+            raise InputError(f"BayesLinear select must be 'greedy' or 'random', not {select!r}")
+        self.selection = select
+        if select == "random":
+            self.name = "bayes_linear_random"
+        self.noise = float(noise)
+        self.shrink = float(shrink)
+        self.design_noise = float(design_noise)
+        self.candidates = candidates
+        self.scale_iters = int(scale_iters)
+        if descriptor_ridge != "auto" and not (isinstance(descriptor_ridge, (int, float)) and descriptor_ridge > 0):
+            raise InputError(f"descriptor_ridge must be 'auto' or a positive number, not {descriptor_ridge!r}")
+        self.descriptor_ridge = descriptor_ridge
+
+    def fit(self, X, Y, devices, feature_names=(), descriptors=None, descriptor_names=(), groups=None):
+        """``descriptors``: optional [m, q] array of the training devices' descriptor features
+        (e.g. counters normalised by operator latency), aligned with Y's columns; NaN marks a
+        missing (masked) feature, so devices with and without a PMU train one model. The prior
+        mean of a device's coefficients then depends on its descriptor; how strongly is chosen by
+        cross-validation over the training devices, leaving out one of ``groups`` at a time (one
+        label per device: e.g. the runtime of each hardware-runtime pair; default: each device)."""
+        cols = structural_columns(X, feature_names)
+        if len(cols) == 0:
+            raise InputError("bayes_linear needs binary structural features (one-hots) in the encoding")
+        self.cols = cols
+        A = np.column_stack([np.ones(len(X)), np.asarray(X, dtype=np.float64)[:, cols]])
+        C = device_coefficients(A, Y)  # [p, m] coefficients per device
+        mu = C.mean(1)
+        self._set_prior(cols, mu, self._shrunk_factor(C - mu[:, None]), A)
+        self.desc = None
+        if descriptors is not None:
+            self._fit_descriptor(C - mu[:, None], np.asarray(descriptors, dtype=np.float64), descriptor_names, A,
+                                 ridge=self.descriptor_ridge, groups=groups)
+        return self
+
+    def _shrunk_factor(self, R):
+        """Cholesky factor of the covariance of the coefficient deviations R [p, m], shrunk towards
+        an isotropic prior: ~25 devices cannot estimate a p x p covariance, and a new device may
+        vary along directions no training device did."""
+        p, m = R.shape
+        S = R @ R.T / max(m - 1, 1)
+        S = S + self.shrink * (np.trace(S) / p + 1e-12) * np.eye(p)
+        return np.linalg.cholesky(S)
+
+    #: Ridge strengths tried by the descriptor regression's inner cross-validation (features are
+    #: standardised, so the scale is the number of devices' worth of evidence a feature needs).
+    DESCRIPTOR_RIDGES = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
+
+    def _fit_descriptor(self, Cc, D, names, A, ridge="auto", groups=None):
+        """Ridge regression of the training devices' coefficient deviations ``Cc`` [p, m] on their
+        standardised descriptors. ``ridge="auto"`` picks the strength by leave-one-device-out
+        cross-validation over the training devices that carry a descriptor (``groups``: one label
+        per device, e.g. its runtime; a device's whole group is left out with it), scored by the error
+        of the held-out device's predicted latencies (mean square over the archs of ``A``), paired
+        against predicting no deviation (the unconditioned prior); when no strength beats it by three
+        standard errors, the descriptor is kept but given no weight (``B = 0``): with a handful of
+        training devices and tens of features a regression fits noise (benchmarks/cross_runtime.py:
+        with a fixed ridge of 1, every descriptor variant was worse than none)."""
+        m = Cc.shape[1]
+        if D.ndim != 2 or D.shape[0] != m:
+            raise InputError(f"descriptors must be [{m} training devices, q features] (got {list(D.shape)})")
+        seen = np.isfinite(D)
+        mean = np.array([D[seen[:, j], j].mean() if seen[:, j].any() else 0.0 for j in range(D.shape[1])])
+        std = np.array([D[seen[:, j], j].std() if seen[:, j].sum() > 1 else 1.0 for j in range(D.shape[1])])
+        std[~(std > 0)] = 1.0
+        Phi = np.where(seen, (np.nan_to_num(D) - mean) / std, 0.0)  # masked -> the mean
+        G = A.T @ A / len(A)  # ||A d||^2 / n = d' G d: latency error of a coefficient error d
+
+        def solve(C, P, r):
+            return C @ P @ np.linalg.inv(P.T @ P + r * np.eye(P.shape[1]))
+
+        cv = None
+        if ridge == "auto":
+            groups = np.asarray(list(range(m)) if groups is None else list(groups), dtype=object)
+            if len(groups) != m:
+                raise InputError(f"groups must name one group per training device ({m}), got {len(groups)}")
+            held = [i for i in range(m) if seen[i].any()]
+            cv = {"ridge": None, "loo_mse": {}, "held_out_devices": len(held),
+                  "held_out_groups": len({groups[i] for i in held})}
+            if len(held) >= 3 and cv["held_out_groups"] >= 3:
+                def loo(r):  # the held-out devices' latency errors (mean square over the archs)
+                    err = []
+                    for i in held:
+                        keep = groups != groups[i]  # its whole group out: siblings would flatter
+                        Ck = Cc[:, keep] - Cc[:, keep].mean(1, keepdims=True)
+                        d = Cc[:, i] - Cc[:, keep].mean(1)
+                        if r is not None:
+                            d = d - solve(Ck, Phi[keep], r) @ Phi[i]
+                        err.append(float(d @ G @ d))
+                    return np.array(err)
+
+                base = loo(None)
+                cv["loo_mse"]["none"] = round(float(base.mean()), 8)
+                best, gain = None, 0.0
+                for r in self.DESCRIPTOR_RIDGES:
+                    diff = base - loo(r)  # paired over held-out devices: > 0 where r helps
+                    cv["loo_mse"][str(r)] = round(float(base.mean() - diff.mean()), 8)
+                    se = diff.std(ddof=1) / np.sqrt(len(diff))
+                    # Taking the best of several strengths on a dozen devices finds spurious gains:
+                    # a strength must beat the unconditioned prior by three standard errors (the
+                    # folds share all but one device: the paired differences are not independent).
+                    if diff.mean() > max(gain, 3.0 * se):
+                        best, gain = r, float(diff.mean())
+                cv["ridge"] = ridge = best
+            else:
+                ridge = None
+        if ridge is None:
+            B = np.zeros((Cc.shape[0], Phi.shape[1]))
+        else:
+            B = solve(Cc, Phi, float(ridge))
+        Lres = self._shrunk_factor(Cc - B @ Phi.T)
+        self.desc = {"names": list(names) or [f"d{j}" for j in range(D.shape[1])], "mean": mean, "std": std,
+                     "B": B, "Lc": Lres, "ridge": ridge, "cv": cv}
+        self.L_res = A @ Lres
+
+    def _descriptor_prior(self, descriptor):
+        """(mu, Lc, L over the archs) for a device: conditioned on its descriptor when the model
+        has one and at least one feature is present, else the unconditioned prior."""
+        if descriptor is None or self.desc is None:
+            return self.mu, self.Lc, self.L
+        d = np.asarray(descriptor, dtype=np.float64)
+        if d.shape != self.desc["mean"].shape:
+            raise InputError(f"descriptor has {d.size} features, the model was trained with "
+                             f"{self.desc['mean'].size} ({', '.join(self.desc['names'][:5])}, ...)")
+        seen = np.isfinite(d)
+        if not seen.any():
+            return self.mu, self.Lc, self.L
+        phi = np.where(seen, (np.nan_to_num(d) - self.desc["mean"]) / self.desc["std"], 0.0)
+        mu = self.mu + self.desc["B"] @ phi
+        if seen.all():
+            return mu, self.desc["Lc"], self.L_res
+        # Masked features are marginalised, not assumed average: their standardised values have
+        # unit variance, so their effect B[:, masked] adds to the prior covariance.
+        Bm = self.desc["B"][:, ~seen]
+        Lc = np.linalg.cholesky(self.desc["Lc"] @ self.desc["Lc"].T + Bm @ Bm.T)
+        return mu, Lc, self.A @ Lc
+
+    def _set_prior(self, cols, mu, Lc, A=None):
+        """The prior over the coefficients c of ``z = [1, x[cols]] @ c``: mean mu, covariance Lc Lc^T.
+        ``A``: the design rows of the architectures ``select``/``adapt``/``predict`` index."""
+        self.cols = np.asarray(cols, dtype=np.int64)
+        self.mu = np.asarray(mu, dtype=np.float64)
+        self.Lc = np.asarray(Lc, dtype=np.float64)
+        if A is not None:
+            self.A = A
+            self.m = A @ self.mu  # prior mean of z for every arch
+            self.L = A @ self.Lc  # prior covariance of z: L L^T
+
+    def design(self, X) -> np.ndarray:
+        """Design rows [1, x[cols]] for raw encoded architectures X [n, d]."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.column_stack([np.ones(len(X)), X[:, self.cols]])
+
+    # --- a trained prior as plain data (stored in a base model's metadata) ------------------
+    def to_prior(self, feature_names: Sequence[str]) -> dict:
+        names = list(feature_names)
+        return {
+            "method": "bayes_linear",
+            "version": 1,
+            "columns": [names[i] for i in self.cols],
+            "mu": self.mu.tolist(),
+            "prior_factor": self.Lc.tolist(),
+            "noise": self.noise,
+            "shrink": self.shrink,
+            "design_noise": self.design_noise,
+            "candidates": self.candidates,
+            "scale_iters": self.scale_iters,
+            "descriptor": None if self.desc is None else {
+                "names": self.desc["names"], "mean": self.desc["mean"].tolist(), "std": self.desc["std"].tolist(),
+                "B": self.desc["B"].tolist(), "prior_factor": self.desc["Lc"].tolist(),
+                "ridge": self.desc.get("ridge")},
+        }
+
+    @classmethod
+    def from_prior(cls, prior: dict, feature_names: Sequence[str]) -> "BayesLinear":
+        if prior.get("method") != "bayes_linear" or prior.get("version") != 1:
+            raise InputError(f"not a bayes_linear v1 prior (method {prior.get('method')!r}, "
+                             f"version {prior.get('version')!r}); upgrade maple_edge_lite")
+        names = list(feature_names)
+        missing = [c for c in prior["columns"] if c not in names]
+        if missing:
+            raise InputError(f"the prior uses features the encoder does not compute: {', '.join(missing[:5])}")
+        m = cls(noise=prior["noise"], shrink=prior["shrink"], design_noise=prior["design_noise"],
+                candidates=prior["candidates"], scale_iters=prior["scale_iters"])
+        mu = np.asarray(prior["mu"], dtype=np.float64)
+        Lc = np.asarray(prior["prior_factor"], dtype=np.float64)
+        p = len(prior["columns"]) + 1
+        if mu.shape != (p,) or Lc.shape != (p, p) or not (np.isfinite(mu).all() and np.isfinite(Lc).all()):
+            raise InputError("corrupt bayes_linear prior: mu / prior_factor shapes or values are wrong")
+        m._set_prior([names.index(c) for c in prior["columns"]], mu, Lc)
+        m.desc = None
+        d = prior.get("descriptor")
+        if d:
+            m.desc = {"names": list(d["names"]), "mean": np.asarray(d["mean"], float),
+                      "std": np.asarray(d["std"], float), "B": np.asarray(d["B"], float),
+                      "Lc": np.asarray(d["prior_factor"], float)}
+            q = len(m.desc["names"])
+            if m.desc["B"].shape != (p, q) or m.desc["Lc"].shape != (p, p) or m.desc["mean"].shape != (q,):
+                raise InputError("corrupt bayes_linear prior: descriptor block shapes are wrong")
+        return m
+
+    def use_archs(self, X) -> "BayesLinear":
+        """Index ``select``/``adapt``/``predict`` by the rows of X (encoded architectures)."""
+        self._set_prior(self.cols, self.mu, self.Lc, self.design(X))
+        if self.desc is not None:
+            self.L_res = self.A @ self.desc["Lc"]
+        return self
+
+    # --- which architectures to measure -------------------------------------------------------
+    def select(self, k, pool, rng):
+        """Greedy over a random subset of ``candidates`` archs of the pool. Over the whole pool the
+        design favours the most extreme architectures (high leverage, least typical latency);
+        a random candidate set keeps it among typical ones (+0.04 ±10% accuracy here)."""
+        pool = np.asarray(pool)
+        if self.selection == "random":
+            return super().select(k, pool, rng)
+        if self.candidates and len(pool) > self.candidates:
+            pool = rng.choice(pool, self.candidates, replace=False)
+        return self._greedy(int(k), pool)
+
+    def _greedy(self, k: int, pool: np.ndarray) -> np.ndarray:
+        """A-optimal design: each step adds the arch that most reduces the prior-predictive
+        variance of z summed over every arch (weights w ~ N(0, I), z = m + L w, noise s2)."""
+        L = self.L
+        s2 = self.design_noise**2
+        G = L.T @ L
+        Up = L[pool]
+        V = Up.copy()
+        W = V @ G
+        avail = np.ones(len(pool), dtype=bool)
+        chosen = []
+        for _ in range(min(k, len(pool))):
+            gain = np.einsum("ij,ij->i", W, V) / (s2 + np.einsum("ij,ij->i", V, Up))
+            gain[~avail] = -np.inf
+            i = int(np.argmax(gain))
+            chosen.append(i)
+            avail[i] = False
+            v = V[i].copy()
+            d = s2 + float(v @ Up[i])
+            Vu = V @ Up[i]
+            V -= np.outer(Vu, v) / d
+            W -= np.outer(Vu, v @ G) / d
+        return pool[np.asarray(chosen, dtype=np.int64)]
+
+    # --- adaptation: closed form --------------------------------------------------------------
+    def adapt(self, idx, y_log, descriptor=None):
+        """Posterior from measurements of the archs ``idx`` (log ms); ``descriptor``: the
+        device's descriptor features (NaN = masked), if the model was trained with them."""
+        idx = np.asarray(idx)
+        y = np.exp(np.asarray(y_log, dtype=np.float64))
+        mu, Lc, L = self._descriptor_prior(descriptor)
+        m, Lk = self.A[idx] @ mu, L[idx]
+        s = float(np.median(y / np.maximum(m, 1e-12)))
+        for _ in range(self.scale_iters):
+            z = y / s
+            K = Lk @ Lk.T + np.diag((self.noise * z) ** 2)
+            w = Lk.T @ np.linalg.solve(K, z - m)
+            f = m + Lk @ w
+            s *= float(np.median(z / np.maximum(f, 1e-12)))
+        self.coef = (mu + Lc @ w) * s  # latency (ms) = [1, x[cols]] @ coef
+        self.floor = 1e-3 * float(y.min())
+        return self
+
+    def predict(self, idx):
+        return np.log(np.maximum(self.A[np.asarray(idx)] @ self.coef, self.floor))
+
+    def predict_features(self, X) -> np.ndarray:
+        """Milliseconds for encoded architectures X [n, d], after ``adapt``."""
+        return np.maximum(self.design(X) @ self.coef, self.floor)
+
+    def coefficients(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The adapted model as (columns of X, weights in ms): latency = w[0] + X[:, cols] @ w[1:]."""
+        return self.cols, self.coef
+
+    def describe(self):
+        how = (f"greedy A-optimal reference archs among {self.candidates or 'all'} random candidates"
+               if self.selection == "greedy" else "random archs")
+        return (f"bayes_linear: Bayesian linear model in normalised latency space over "
+                f"{len(self.cols)} structural one-hots, prior from the training devices "
+                f"(shrink {self.shrink:g}), relative noise {self.noise:g}; {how}")
+
+
+class BayesLinearInt8(BayesLinear):
+    """bayes_linear_int8: the same predictor, scored through the int8 device model the core runs
+    (adapt, pack with pack_adapted, predict with the C++ core): what a board gets."""
+
+    name = "bayes_linear_int8"
+
+    def fit(self, X, Y, devices, feature_names=()):
+        super().fit(X, Y, devices, feature_names)
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.names = list(feature_names) or [f"f{i}" for i in range(self.X.shape[1])]
+        self.absmax = feature_absmax(self.X)
+        return self
+
+    def adapt(self, idx, y_log):
+        import os
+        import tempfile
+
+        from .._model import Model
+
+        super().adapt(idx, y_log)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "device.melw")
+            pack_adapted(self, path, feature_names=self.names, absmax=self.absmax)
+            self.device = Model.load(path)
+        return self
+
+    def predict(self, idx):
+        # The same floor as the float method: a linear device model can go below zero for an
+        # architecture far from every measured one.
+        ms = self.device.predict(np.ascontiguousarray(self.X[np.asarray(idx)])).astype(np.float64)
+        return np.log(np.maximum(ms, self.floor))
+
+
+METHODS = {
+    "bayes_linear": BayesLinear,
+    "bayes_linear_random": lambda: BayesLinear(select="random"),
+    "bayes_linear_int8": BayesLinearInt8,
+}
+
+
+def feature_absmax(X) -> np.ndarray:
+    """Per-feature scale for packing: max |x| over the space (at least 1)."""
+    return np.maximum(np.abs(np.asarray(X, dtype=np.float64)).max(0), 1.0)
+
+
+def _pack_linear(path, coef, cols, *, feature_names, absmax, search_space, metadata):
+    """One linear layer over the features scaled into [-1, 1] (not centred: binary features stay
+    exactly 0 or 1, which the int8 input represents exactly as 0 or 127; centred, standardised
+    one-hots of rare ops reach |z| > 10 and coarsen every input's quantization step)."""
+    from ..format import pack
+
+    absmax = np.asarray(absmax, dtype=np.float64)
+    W = np.zeros(len(absmax))
+    W[cols] = coef[1:]
+    layer = ((W * absmax)[None, :], np.array([coef[0]]))
+    return pack([layer], path, feature_names=list(feature_names), input_std=absmax, output="identity",
+                calibration=absmax[None, :], search_space=search_space, metadata=metadata)
+
+
+def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
+                 metadata=None):
+    """Write the adapted predictor as a device-specialised ``.melw``: architecture features in,
+    milliseconds out. Returns the quantized model (its ``predict`` is what the core computes)."""
+    cols, coef = method.coefficients()
+    return _pack_linear(path, coef, cols, feature_names=feature_names, absmax=absmax, search_space=search_space,
+                        metadata=metadata)
+
+
+def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
+              provenance=None, reference_archs: Optional[Sequence[str]] = None,
+              descriptor_feature_schema: Optional[str] = None):
+    """Write a trained prior as a base ``.melw``: its layer predicts the average training device
+    on a unit latency scale, and its metadata holds the prior that ``adapt_base`` needs.
+
+    ``reference_archs``: the architectures to measure on a new device (e.g. ``method.select``
+    over the whole space), stored as ``metadata["fewshot"]["reference_archs"]`` (where an mlp base
+    keeps its own). ``descriptor_feature_schema``: the descriptor feature schema the prior's
+    descriptor features follow (default ``profile.FEATURE_SCHEMA``), stored as
+    ``metadata["descriptor_feature_schema"]``; ``adapt_base`` refuses a descriptor of another one.
+
+    The prior's covariance factors are stored as float32 little-endian base64 (the lower triangle
+    of the Cholesky factor): as JSON lists an FBNet prior (201 x 201) would be ~800 KB."""
+    import base64
+
+    from .. import encode as enc
+
+    def packed(a, tril=False):
+        a = np.asarray(a, dtype=np.float64)
+        flat = a[np.tril_indices(a.shape[0])] if tril else a.ravel()
+        return {"shape": list(a.shape), "tril": bool(tril),
+                "f32le_base64": base64.b64encode(np.ascontiguousarray(flat, dtype="<f4").tobytes()).decode("ascii")}
+
+    prior = method.to_prior(feature_names)
+    prior["prior_factor"] = packed(method.Lc, tril=True)
+    if prior.get("descriptor"):
+        prior["descriptor"]["B"] = packed(method.desc["B"])
+        prior["descriptor"]["prior_factor"] = packed(method.desc["Lc"], tril=True)
+    if reference_archs is not None:
+        refs = [str(a) for a in reference_archs]
+        if len(set(refs)) != len(refs) or not refs:
+            raise InputError("reference_archs must be distinct architecture strings (at least one)")
+        if search_space is not None:
+            enc.encode(search_space, refs)  # InputError naming a bad string
+        prior["reference_archs"] = refs
+    if descriptor_feature_schema is None:
+        from ..device.profile import FEATURE_SCHEMA as descriptor_feature_schema
+    meta = {"model_kind": "base", "fewshot": prior, "descriptor_feature_schema": str(descriptor_feature_schema),
+            "feature_absmax": [float(v) for v in absmax], "provenance": provenance or {}}
+    return _pack_linear(path, method.mu, method.cols, feature_names=feature_names, absmax=absmax,
+                        search_space=search_space, metadata=meta)
+
