@@ -18,7 +18,7 @@ from ._errors import InputError, MapleEdgeError, MapleEdgePermissionError
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this package writes: a model without a floor is written as version 1
 BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 24
@@ -106,9 +106,11 @@ def encode(
         else:
             body += layer.mult.astype("<i4").tobytes() + layer.shift.astype("<i4").tobytes()
         sections.append((SEC_LAYER, body))
-    sections.append(
-        (SEC_OUTPUT, struct.pack("<IIdd", TRANSFORMS[q.transform], 0, q.output_scale, q.output_shift))
-    )
+    if q.transform == "floor":  # format 2: the floor (f32) where format 1 has a reserved zero
+        output = struct.pack("<Ifdd", TRANSFORMS[q.transform], q.output_floor, q.output_scale, q.output_shift)
+    else:
+        output = struct.pack("<IIdd", TRANSFORMS[q.transform], 0, q.output_scale, q.output_shift)
+    sections.append((SEC_OUTPUT, output))
     feat = struct.pack("<I", d)
     for n in names:
         b = n.encode("utf-8")
@@ -132,7 +134,7 @@ def encode(
     head = MAGIC + struct.pack(
         "<IHHIIQQI",
         BYTE_ORDER_MARK,
-        FORMAT_VERSION,
+        2 if q.transform == "floor" else 1,  # the oldest version that holds the model
         QUANT_SCHEME_VERSION,
         HEADER_SIZE,
         len(sections),
@@ -210,6 +212,7 @@ def pack(
     output_shift: float = 0.0,
     calibration: Optional[np.ndarray] = None,
     search_space: Optional[str] = None,
+    output_floor: Optional[float] = None,
 ) -> QuantizedMLP:
     """Quantize a float MLP and write it as a ``.melw`` file; returns the quantized model
     (whose ``predict`` is the numpy reference of what the core will compute).
@@ -217,7 +220,10 @@ def pack(
     ``layers``: ``(W[out, in], b[out])`` float pairs with ReLU between them, the last with one
     output. The model computes ``t = output_scale * mlp((x - input_mean) / input_std) +
     output_shift`` and returns ``exp(t)`` milliseconds (``output="exp"``: the MLP predicts
-    log-latency) or ``t`` (``output="identity"``). ``metadata``: JSON-serialisable mapping; by
+    log-latency), ``t`` (``output="identity"``) or ``max(t, output_floor)`` (``output="floor"``:
+    a linear model in milliseconds that must never predict 0 or less; ``output_floor`` is a
+    positive float32, and the file is format version 2, which libraries before 0.2 refuse with a
+    version error). ``metadata``: JSON-serialisable mapping; by
     convention ``search_space`` (e.g. ``"nb201"``) and ``provenance`` (tables, devices, seed,
     commit). ``calibration``: representative raw inputs that set the activation scales (see
     :func:`maple_edge_lite.quantize.quantize`). ``search_space``: ``"nb201"`` or ``"fbnet"`` when
@@ -235,6 +241,7 @@ def pack(
         output_scale=output_scale,
         output_shift=output_shift,
         calibration=calibration,
+        output_floor=output_floor,
     )
     user = dict(metadata or {})
     reserved = {"schema", "packed_by", "quantization"} & set(user)

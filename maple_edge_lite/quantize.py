@@ -10,7 +10,8 @@ for bit). Summary, for a model with layers ``(W_l, b_l)`` and ReLU between them:
 * hidden:  ``q' = clip((acc * mult[o] + 2**(shift[o]-1)) >> shift[o], 0, 127)``, the clip at 0
   being the ReLU;
 * output:  ``t = float64(acc) * float64(deq) * out_scale + out_shift``; ``ms = float32(exp(t))``
-  (``transform="exp"``) or ``float32(t)`` (``"identity"``).
+  (``transform="exp"``), ``float32(t)`` (``"identity"``) or ``float32(max(t, float64(floor)))``
+  (``"floor"``, format 2: ``floor`` is a float32 > 0, so the result is never <= 0).
 
 ``round_half_up`` is the single rounding rule: round half toward +infinity, used for the input,
 for the fixed-point requantization (``+ 2**(shift-1)`` then an arithmetic shift) and by the
@@ -29,7 +30,7 @@ from ._errors import InputError, NumericError
 QUANT_SCHEME_VERSION = 1
 MAX_LAYERS = 16
 MAX_DIM = 4096
-TRANSFORMS = {"identity": 0, "exp": 1}
+TRANSFORMS = {"identity": 0, "exp": 1, "floor": 2}
 INT32_MAX = 2**31 - 1
 CALIBRATION_ROWS = 4096
 
@@ -59,6 +60,7 @@ class QuantizedMLP:
     transform: str = "exp"
     output_scale: float = 1.0
     output_shift: float = 0.0
+    output_floor: float = 0.0  # "floor" transform: a float32 value > 0
 
     @property
     def input_dim(self) -> int:
@@ -95,11 +97,19 @@ class QuantizedMLP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Milliseconds, float32 ``[n]``: what ``Model.predict`` returns, bit for bit."""
         t = self.predict_raw(x)
-        with np.errstate(over="ignore"):
-            out = (np.exp(t) if self.transform == "exp" else t).astype(np.float32)
+        with np.errstate(over="ignore", under="ignore"):
+            if self.transform == "exp":
+                out = np.exp(t).astype(np.float32)
+            elif self.transform == "floor":
+                out = np.maximum(t, np.float64(np.float32(self.output_floor))).astype(np.float32)
+            else:
+                out = t.astype(np.float32)
         bad = ~np.isfinite(out)
         if bad.any():
             raise NumericError(f"prediction for row {int(np.argmax(bad))} is not finite")
+        zero = (out <= 0) if self.transform == "exp" else np.zeros(out.shape, bool)
+        if zero.any():
+            raise NumericError(f"prediction for row {int(np.argmax(zero))} underflows to 0")
         return out
 
 
@@ -201,6 +211,7 @@ def quantize(
     output_shift: float = 0.0,
     calibration: Optional[np.ndarray] = None,
     seed: int = 0,
+    output_floor: Optional[float] = None,
 ) -> QuantizedMLP:
     """Quantize a float MLP (``layers``: ``(W[out, in], b[out])`` pairs, ReLU between them).
 
@@ -220,6 +231,19 @@ def quantize(
         raise InputError(f"output must be one of {sorted(TRANSFORMS)} (got {output!r})")
     if not (np.isfinite(output_scale) and np.isfinite(output_shift)):
         raise InputError("output_scale and output_shift must be finite")
+    if output == "floor":
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                floor32 = np.float32(output_floor)
+        except (TypeError, ValueError):
+            floor32 = np.float32(np.nan)
+        if not (np.isfinite(floor32) and floor32 > 0):
+            raise InputError(f"output='floor' needs output_floor, a positive number that float32 holds (got {output_floor!r})")
+        output_floor = float(floor32)
+    elif output_floor is not None:
+        raise InputError("output_floor goes with output='floor'")
+    else:
+        output_floor = 0.0
 
     if calibration is None:
         rng = np.random.default_rng(seed)
@@ -238,7 +262,7 @@ def quantize(
     mul32 = (1.0 / (std * s_in)).astype(np.float32)
     if not np.all(np.isfinite(mul32)) or np.any(mul32 <= 0):
         raise InputError("input_std is too small or too large to quantize (scale overflows float32)")
-    head = QuantizedMLP(mean32, mul32, (), output, float(output_scale), float(output_shift))
+    head = QuantizedMLP(mean32, mul32, (), output, float(output_scale), float(output_shift), output_floor)
     q = head.quantize_input(calib.astype(np.float32))
     s_x = s_in  # the stored float32 multipliers carry it up to a relative 6e-8
     qlayers = []
@@ -270,4 +294,4 @@ def quantize(
             qlayers.append(QLayer(qw, qb, mult=mult, shift=shift))
             q = requantize(acc, mult, shift)
             s_x = s_y
-    return QuantizedMLP(mean32, mul32, tuple(qlayers), output, float(output_scale), float(output_shift))
+    return QuantizedMLP(mean32, mul32, tuple(qlayers), output, float(output_scale), float(output_shift), output_floor)

@@ -84,7 +84,9 @@ def build(secs: List[Sec], order: Optional[List[int]] = None) -> bytes:
         off += len(p)
     table = b"".join(struct.pack("<IIQQ", s.kind, s.flags, offsets[i], len(s.payload)) for i, s in enumerate(secs))
     payload = table + body
-    head = MAGIC + struct.pack("<IHHIIQQI", 0x01020304, 1, 1, HEADER_SIZE, n, HEADER_SIZE + len(payload), HEADER_SIZE, zlib.crc32(payload))
+    # The writer's rule: format 2 for a model with the floor transform (2), else 1.
+    version = 2 if any(s.kind == OUTPUT and len(s.payload) >= 4 and u32(s.payload, 0) == 2 for s in secs) else 1
+    head = MAGIC + struct.pack("<IHHIIQQI", 0x01020304, version, 1, HEADER_SIZE, n, HEADER_SIZE + len(payload), HEADER_SIZE, zlib.crc32(payload))
     head += b"\0" * 16
     head += struct.pack("<I", zlib.crc32(head))
     return head + payload
@@ -271,6 +273,13 @@ def bases(model_bytes, pack_random):
         if name not in made:
             if name == "std":
                 made[name] = model_bytes[0]
+            elif name == "floor":  # format 2: a linear model in ms with a floor
+                with tempfile.TemporaryDirectory() as tmp:
+                    p = os.path.join(tmp, "floor.melw")
+                    mel.pack([(np.array([[1.0, -2.0, 0.5]]), np.array([0.1]))], p, feature_names=["a", "b", "c"],
+                             output="floor", output_floor=0.05)
+                    with open(p, "rb") as f:
+                        made[name] = f.read()
             else:
                 path, _ = pack_random([5, 7, 3, 1], seed=4, name="odd.melw")
                 made[name] = path.read_bytes()
@@ -334,9 +343,9 @@ CORRUPT = [
     case("text_file", lambda d: b"not a model at all\n" * 8, F, "bad magic"),
     case("big_endian_byte_order_mark", lambda d: put(d, 8, ">I", 0x01020304), F, "big-endian"),
     case("corrupt_byte_order_mark", lambda d: put(d, 8, "<I", 0), F, "corrupt byte-order mark 0x00000000"),
-    case("future_format_version", lambda d: put(d, 12, "<H", 2), V, "format version 2 is not supported"),
+    case("future_format_version", lambda d: put(d, 12, "<H", 3), V, "format version 3 is not supported"),
     # the version is read before the header CRC: a v2 header may be laid out differently
-    case("future_format_version_stale_crc", lambda d: put(d, 12, "<H", 2, crc=False), V, "format version 2"),
+    case("future_format_version_stale_crc", lambda d: put(d, 12, "<H", 3, crc=False), V, "format version 3"),
     case("format_version_0", lambda d: put(d, 12, "<H", 0), V, "format version 0"),
     case("format_version_u16_max", lambda d: put(d, 12, "<H", 0xFFFF), V, "format version 65535"),
     case("future_quant_scheme", lambda d: put(d, 14, "<H", 2), V, "quantization scheme 2 is not supported"),
@@ -447,7 +456,15 @@ CORRUPT = [
     # OUTPUT
     case("output_section_size_16", lambda d: edit(d, OUTPUT, lambda p: p[:16]), F, "(OUTPUT) size is not 24"),
     case("output_section_size_32", lambda d: edit(d, OUTPUT, lambda p: p + bytes(8)), F, "(OUTPUT) size is not 24"),
-    case("output_transform_2", lambda d: in_sec(d, OUTPUT, 0, "<I", 2), F, "unknown output transform 2"),
+    case("output_transform_2_in_format_1", lambda d: in_sec(d, OUTPUT, 0, "<I", 2), F, "unknown output transform 2 for format version 1"),
+    case("output_transform_3", lambda d: in_sec(d, OUTPUT, 0, "<I", 3), F, "unknown output transform 3"),
+    case("output_transform_3_format_2", lambda d: in_sec(d, OUTPUT, 0, "<I", 3), F, "unknown output transform 3", base="floor"),
+    case("floor_model_as_format_1", lambda d: put(d, 12, "<H", 1), F, "unknown output transform 2 for format version 1", base="floor"),
+    case("output_floor_zero", lambda d: in_sec(d, OUTPUT, 4, "<f", 0.0), F, "output floor is not a finite positive number", base="floor"),
+    case("output_floor_neg_zero", lambda d: in_sec(d, OUTPUT, 4, "<f", -0.0), F, "output floor is not a finite positive", base="floor"),
+    case("output_floor_negative", lambda d: in_sec(d, OUTPUT, 4, "<f", -1.0), F, "output floor is not a finite positive", base="floor"),
+    case("output_floor_nan", lambda d: in_sec(d, OUTPUT, 4, "<f", float("nan")), F, "output floor is not a finite positive", base="floor"),
+    case("output_floor_inf", lambda d: in_sec(d, OUTPUT, 4, "<f", float("inf")), F, "output floor is not a finite positive", base="floor"),
     case("output_reserved", lambda d: in_sec(d, OUTPUT, 4, "<I", 1), F, "(OUTPUT) reserved field is not zero"),
     case("output_scale_nan", lambda d: in_sec(d, OUTPUT, 8, "<d", float("nan")), F, "output scale or shift is not finite"),
     case("output_scale_inf", lambda d: in_sec(d, OUTPUT, 8, "<d", float("inf")), F, "output scale or shift is not finite"),
@@ -493,7 +510,7 @@ def fix_header_only(data: bytes) -> bytes:
 def test_repacker_reproduces_the_writer(bases):
     """The helpers above lay out a file byte for byte as maple_edge_lite.format does, so each case
     changes only what it means to change."""
-    for name in ("std", "odd"):
+    for name in ("std", "odd", "floor"):
         d = bases(name)
         assert build(parse(d)) == d
         assert fix(d, size=True) == d

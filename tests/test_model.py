@@ -74,6 +74,49 @@ def test_input_normalisation_and_output_transform(tmp_path):
     np.testing.assert_allclose(mel.Model.load(tmp_path / "exp.melw").predict(x), np.exp([0.0, 2.0, -2.0]), rtol=0.05)
 
 
+
+def test_floor_output_never_below_its_floor(tmp_path):
+    """The "floor" transform (format 2), what device models use: y = 2 * (x - 10) / 4 + 0.5 as
+    above, floored at 0.25 ms. Hand-computed: x = 10 -> 0.5, 14 -> 2.5, 6 -> -1.5 -> 0.25,
+    9.5 -> 0.25 (exactly the floor), 11 -> 1.0."""
+    w, b = np.array([[2.0]]), np.array([0.0])
+    q = mel.pack([(w, b)], tmp_path / "f.melw", feature_names=["x"], input_mean=[10.0], input_std=[4.0],
+                 output="floor", output_floor=0.25, output_shift=0.5)
+    m = mel.Model.load(tmp_path / "f.melw")
+    x = np.array([[10.0], [14.0], [6.0], [9.5], [11.0], [-1e4]], np.float32)
+    got = m.predict(x)
+    np.testing.assert_allclose(got, [0.5, 2.5, 0.25, 0.25, 1.0, 0.25], atol=0.05)
+    assert got[2] == np.float32(0.25) and got[5] == np.float32(0.25)  # the floor itself, exactly
+    np.testing.assert_array_equal(bits(got), bits(q.predict(x)))
+    assert m.predict_raw(x)[2] < 0  # the raw output is not floored
+    data = (tmp_path / "f.melw").read_bytes()
+    assert int.from_bytes(data[12:14], "little") == 2  # a floored model is format 2 ...
+    mel.pack([(w, b)], tmp_path / "i.melw", feature_names=["x"], output="identity")
+    assert int.from_bytes((tmp_path / "i.melw").read_bytes()[12:14], "little") == 1  # ... others stay 1
+
+
+@pytest.mark.parametrize("floor, fragment", [(None, "needs output_floor"), (0.0, "positive"), (-1.0, "positive"),
+                                             (float("nan"), "positive"), (1e39, "float32")])
+def test_floor_output_needs_a_positive_floor(tmp_path, floor, fragment):
+    with pytest.raises(mel.InputError, match=fragment):
+        mel.pack([(np.ones((1, 1)), np.zeros(1))], tmp_path / "f.melw", feature_names=["x"], output="floor",
+                 output_floor=floor)
+    with pytest.raises(mel.InputError, match="goes with output='floor'"):
+        mel.pack([(np.ones((1, 1)), np.zeros(1))], tmp_path / "g.melw", feature_names=["x"], output="identity",
+                 output_floor=0.1)
+
+
+def test_exp_output_underflow_is_an_error_not_zero(tmp_path):
+    """exp of a very negative raw output rounds to 0.0 in float32: an error, as overflow is."""
+    q = mel.pack([(np.array([[1.0]]), np.array([0.0]))], tmp_path / "e.melw", feature_names=["x"],
+                 output_scale=1.0, calibration=np.array([[200.0]]))
+    m = mel.Model.load(tmp_path / "e.melw")
+    assert m.predict(np.array([[-20.0]], np.float32))[0] > 0
+    for f in (m.predict, q.predict):
+        with pytest.raises(mel.NumericError, match="underflows to 0"):
+            f(np.array([[-200.0]], np.float32))
+
+
 def test_single_row_forms_and_empty_batch(pack_random):
     path, q = pack_random([5, 3, 1])
     m = mel.Model.load(path)
@@ -193,7 +236,7 @@ def test_versions():
 
     assert mel.__version__ == version("maple-edge-lite")
     assert mel._core.abi_version() == mel._core.ABI_VERSION == 1
-    assert mel._core.FORMAT_VERSION == 1 and mel._core.QUANT_SCHEME_VERSION == 1
+    assert mel._core.FORMAT_VERSION == 2 and mel._core.QUANT_SCHEME_VERSION == 1
     assert mel._core.kernel_name() in {"scalar", "avx2", "avx512vnni", "neon"}
 
 

@@ -362,10 +362,10 @@ class BayesLinearInt8(BayesLinear):
         return self
 
     def predict(self, idx):
-        # The same floor as the float method: a linear device model can go below zero for an
-        # architecture far from every measured one.
+        # Exactly what the core returns: the device model floors its own output (a linear model
+        # can go below zero for an architecture far from every measured one), so ms > 0.
         ms = self.device.predict(np.ascontiguousarray(self.X[np.asarray(idx)])).astype(np.float64)
-        return np.log(np.maximum(ms, self.floor))
+        return np.log(ms)
 
 
 METHODS = {
@@ -380,27 +380,30 @@ def feature_absmax(X) -> np.ndarray:
     return np.maximum(np.abs(np.asarray(X, dtype=np.float64)).max(0), 1.0)
 
 
-def _pack_linear(path, coef, cols, *, feature_names, absmax, search_space, metadata):
+def _pack_linear(path, coef, cols, *, feature_names, absmax, search_space, metadata, floor=None):
     """One linear layer over the features scaled into [-1, 1] (not centred: binary features stay
     exactly 0 or 1, which the int8 input represents exactly as 0 or 127; centred, standardised
-    one-hots of rare ops reach |z| > 10 and coarsen every input's quantization step)."""
+    one-hots of rare ops reach |z| > 10 and coarsen every input's quantization step). ``floor``
+    (ms > 0): the model's output never goes below it (transform ``floor``, format 2)."""
     from ..format import pack
 
     absmax = np.asarray(absmax, dtype=np.float64)
     W = np.zeros(len(absmax))
     W[cols] = coef[1:]
     layer = ((W * absmax)[None, :], np.array([coef[0]]))
-    return pack([layer], path, feature_names=list(feature_names), input_std=absmax, output="identity",
+    return pack([layer], path, feature_names=list(feature_names), input_std=absmax,
+                output="identity" if floor is None else "floor", output_floor=floor,
                 calibration=absmax[None, :], search_space=search_space, metadata=metadata)
 
 
 def pack_adapted(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,
                  metadata=None):
     """Write the adapted predictor as a device-specialised ``.melw``: architecture features in,
-    milliseconds out. Returns the quantized model (its ``predict`` is what the core computes)."""
+    milliseconds out, never below the method's floor (a thousandth of the fastest measurement).
+    Returns the quantized model (its ``predict`` is what the core computes)."""
     cols, coef = method.coefficients()
     return _pack_linear(path, coef, cols, feature_names=feature_names, absmax=absmax, search_space=search_space,
-                        metadata=metadata)
+                        metadata=metadata, floor=method.floor)
 
 
 def pack_base(method: BayesLinear, path, *, feature_names: Sequence[str], absmax, search_space=None,

@@ -132,9 +132,9 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     }
     const uint16_t version = rd_u16(d + 12);
     const uint16_t qscheme = rd_u16(d + 14);
-    if (version != MEL_FORMAT_VERSION)
+    if (version < 1 || version > MEL_FORMAT_VERSION)
         fail(MEL_ERR_VERSION, "weights file format version " + std::to_string(version) +
-                                  " is not supported by this library (reads version " +
+                                  " is not supported by this library (reads versions 1 to " +
                                   std::to_string(MEL_FORMAT_VERSION) + "); upgrade maple_edge_lite or re-pack the model");
     const uint32_t hcrc_stored = rd_u32(d + 60);
     const uint32_t hcrc = crc32(d, 60);
@@ -187,6 +187,7 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     }
 
     auto model = std::make_unique<Model>();
+    model->format_version = version;
     int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0;
     uint32_t enc_space = 0, enc_version = 0;
     std::vector<LayerRaw> raw;
@@ -245,8 +246,17 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
                 if (++n_output > 1) bad("more than one OUTPUT section");
                 if (s.size != 24) bad(where + " size is not 24");
                 model->transform = rd_u32(p);
-                if (rd_u32(p + 4) != 0) bad(where + " reserved field is not zero");
-                if (model->transform > 1) bad(where + " has unknown output transform " + std::to_string(model->transform));
+                if (model->transform > 2 || (model->transform == 2 && version < 2))
+                    bad(where + " has unknown output transform " + std::to_string(model->transform) +
+                        (model->transform == 2 ? " for format version 1" : ""));
+                if (model->transform == 2) {
+                    // Format 2: the field after the transform is the floor, an f32 > 0.
+                    model->out_floor = rd_f32(p + 4);
+                    if (!std::isfinite(model->out_floor) || !(model->out_floor > 0.0f))
+                        bad(where + " output floor is not a finite positive number");
+                } else if (rd_u32(p + 4) != 0) {
+                    bad(where + " reserved field is not zero");
+                }
                 model->out_scale = rd_f64(p + 8);
                 model->out_shift = rd_f64(p + 16);
                 if (!std::isfinite(model->out_scale) || !std::isfinite(model->out_shift))

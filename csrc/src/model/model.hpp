@@ -44,8 +44,10 @@ struct Model {
     uint32_t input_dim = 0;
     std::vector<float> in_mean, in_mul;  // q = round_half_up(clamp((x - mean) * mul, -127, 127))
     std::vector<Layer> layers;
-    uint32_t transform = 0;  // 0 identity, 1 exp
+    uint32_t transform = 0;  // 0 identity, 1 exp, 2 identity with a positive floor (format 2)
     double out_scale = 1.0, out_shift = 0.0;
+    float out_floor = 0.0f;  // transform 2: the smallest value predict returns (> 0)
+    uint16_t format_version = 1;
     std::vector<std::string> feature_names;
     std::string metadata;  // JSON text
     // ENCODER section (optional): the search space whose encoder computes the first features

@@ -73,10 +73,16 @@ void forward(const Model& m, const Kernel& k, const float* x, size_t n, float* o
                     if (out_raw) {
                         out_raw[row] = t;
                     } else {
-                        const float v = static_cast<float>(m.transform == 1 ? std::exp(t) : t);
+                        // Transform 2 floors in double, before the one rounding to float: the
+                        // floor is itself a float, so the result is >= it and > 0.
+                        const float v = static_cast<float>(
+                            m.transform == 1 ? std::exp(t) : m.transform == 2 ? std::max(t, double(m.out_floor)) : t);
                         if (!std::isfinite(v))
                             fail(MEL_ERR_NUMERIC, "prediction for row " + std::to_string(row) + " is not finite (raw output " +
                                                       std::to_string(t) + "); the model's output transform overflows");
+                        if (m.transform == 1 && !(v > 0.0f))
+                            fail(MEL_ERR_NUMERIC, "prediction for row " + std::to_string(row) + " underflows to 0 (raw output " +
+                                                      std::to_string(t) + "); the model's output is far outside its range");
                         out_ms[row] = v;
                     }
                 }
