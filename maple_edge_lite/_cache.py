@@ -8,7 +8,7 @@ predictor's reference architectures, adapt, keep the result.
 The cache lives in ``$MAPLE_EDGE_LITE_CACHE``, else ``$XDG_CACHE_HOME/maple_edge_lite``, else
 ``~/.cache/maple_edge_lite``; one entry per key under ``devices/``::
 
-    devices/<runtime>-<threads>t-<digest>/
+    devices/<runtime>-<threads>t-<digest> -> .<runtime>-<threads>t-<digest>.<random>/
         manifest.json             schema, key, created, versions, files, build times
         descriptor.json           the profile (maple_edge_lite.descriptor/1)
         measurements.csv          the reference architectures, shared table format
@@ -17,14 +17,18 @@ The cache lives in ``$MAPLE_EDGE_LITE_CACHE``, else ``$XDG_CACHE_HOME/maple_edge
 
 The key (``cache_key``) is the device (CPU model, core count, machine, kernel release, the PMUs
 the kernel lists and ``perf_event_paranoid``), the runtime (name, version, threads) and the base
-predictor (name, version, sha256); ``<digest>`` is the first 16 hex digits of the sha256 of its
+predictor (name, version, sha256) and the code that builds entries (package version,
+``learn.adapt.ADAPT_VERSION``); ``<digest>`` is the first 16 hex digits of the sha256 of its
 canonical JSON. A change to any of them selects another entry, which is built on first use; an
 entry that fails to load is rebuilt. Computing the key imports no runtime: a built-in runtime's
 version comes from the installed package metadata. Entries are built in a temporary folder
-and renamed into place, so a reader never sees half of one. docs/predict.md has the details."""
+under a per-key lock and swapped in by renaming a symbolic link, so a reader never sees half of
+one, nor none while an old one is replaced. docs/predict.md has the details."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -120,11 +124,21 @@ def _base_identity(base) -> Dict[str, Any]:
     return {"name": e.name, "version": e.version, "sha256": e.sha256}
 
 
+def code_identity() -> Dict[str, Any]:
+    """The code that makes a device model: the package version and the adaptation code's version
+    (``learn.adapt.ADAPT_VERSION``, bumped whenever profile, measure or adapt change what a device
+    model holds). Part of the key: an entry made by other code is rebuilt, never served."""
+    from . import __version__
+    from .learn.adapt import ADAPT_VERSION
+
+    return {"maple_edge_lite": __version__, "adapt": ADAPT_VERSION}
+
+
 def cache_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1, base=None) -> Dict[str, Any]:
     """The key of this device's entry for ``runtime`` at ``threads`` threads and ``base`` (a
-    registry name or path; default the registry's default)."""
+    registry name or path; default the registry's default), made by this code."""
     return {"schema": MANIFEST_SCHEMA, "device": device_facts(), "runtime": runtime_identity(runtime, threads),
-            "base": _base_identity(base)}
+            "base": _base_identity(base), "code": code_identity()}
 
 
 def digest(key: Dict[str, Any]) -> str:
@@ -132,6 +146,8 @@ def digest(key: Dict[str, Any]) -> str:
 
 
 def entry_dir(key: Dict[str, Any], root: Optional[Path] = None) -> Path:
+    """Where the entry for ``key`` is found: a symbolic link to the folder that holds it (see
+    :func:`_install`)."""
     rt = key["runtime"]
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(rt["name"]))[:40]
     return Path(root if root is not None else cache_root()) / "devices" / f"{safe}-{rt['threads']}t-{digest(key)}"
@@ -175,7 +191,11 @@ def device_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
 
 def _device_model(runtime=DEFAULT_RUNTIME, threads=1, *, base=None, refresh=False, cache_dir=None, progress=None,
                   profile_options=None, measure_options=None) -> Tuple[Any, Path, bool]:
-    """(model, entry folder, whether it was built by this call)."""
+    """(model, entry folder, whether it was built by this call).
+
+    Builders of one key take turns under a lock, and each looks again once it holds it: two first
+    calls at once build the entry once and both answer from it. Readers take no lock: the entry
+    is swapped in by one atomic rename, so they find either the old one or the new one."""
     key = cache_key(runtime, threads, base)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     d = entry_dir(key, root)
@@ -183,7 +203,12 @@ def _device_model(runtime=DEFAULT_RUNTIME, threads=1, *, base=None, refresh=Fals
         model = _load_entry(d, key)
         if model is not None:
             return model, d, False
-    _build(d, key, runtime, threads, base, progress, profile_options or {}, measure_options or {})
+    with _build_lock(d):
+        if not refresh:
+            model = _load_entry(d, key)  # another process built it while this one waited
+            if model is not None:
+                return model, d, False
+        _build(d, key, runtime, threads, base, progress, profile_options or {}, measure_options or {})
     model = _load_entry(d, key)
     if model is None:  # pragma: no cover - only if another process broke the entry meanwhile
         raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
@@ -250,21 +275,45 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
         raise
 
 
-def _install(tmp: Path, d: Path) -> None:
-    """Rename the finished entry into place (replacing an old one at the same key)."""
-    import shutil
-
-    old = None
-    if d.exists():
-        old = d.with_name(f".{d.name}.old-{os.getpid()}")
-        os.rename(d, old)
+@contextlib.contextmanager
+def _build_lock(d: Path):
+    """An exclusive lock (``flock``) on ``.<entry>.lock`` beside the entry, held while it is built
+    and installed; released when the process dies, so a killed build never blocks the next."""
     try:
-        os.rename(tmp, d)
-    except OSError:
-        if not d.exists():  # another process did not win the race: something else is wrong
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process installed the same key meanwhile
-    if old is not None:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d.parent / f".{d.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise CacheError(f"cannot create the cache folder {d.parent}: {e.strerror or e} (set MAPLE_EDGE_LITE_CACHE "
+                         "to a writable folder)") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _install(tmp: Path, d: Path) -> None:
+    """Put the finished entry folder ``tmp`` in place at ``d``, replacing an old entry, in one
+    atomic step: ``d`` is a symbolic link to a folder ``.<name>.<random>`` beside it, and a new
+    link replaces it with ``rename`` (which cannot fail half-way): a reader opens files of the old
+    entry or of the new one, never finds none. The old folder is removed after the swap. Called
+    under :func:`_build_lock`."""
+    import shutil
+    import uuid
+
+    token = uuid.uuid4().hex[:12]
+    target = d.with_name(f".{d.name}.{token}")
+    os.rename(tmp, target)
+    link = d.with_name(f".{d.name}.{token}.link")
+    os.symlink(target.name, link)
+    old = None
+    if os.path.islink(d):
+        old = d.parent / os.readlink(d)
+    elif d.exists():  # an entry made before entries were links: a real folder, moved aside first
+        old = d.with_name(f".{d.name}.old-{token}")
+        os.rename(d, old)
+    os.replace(link, d)
+    if old is not None and old.name != target.name:
         shutil.rmtree(old, ignore_errors=True)
 
 

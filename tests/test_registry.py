@@ -188,8 +188,9 @@ def test_train_default_writes_and_registers_a_predictor(tmp_path, monkeypatch):
 
     write_table(tmp_path / "data", n_archs=300, n_devices=5)
     out = tmp_path / "predictors"
+    repo = _git_checkout(tmp_path / "repo")
     cmd = [sys.executable, "-P", str(tool), "--data", str(tmp_path / "data"), "--out-dir", str(out),
-           "--spaces", "nb201", "--version", "0.2.0"]
+           "--spaces", "nb201", "--version", "0.2.0", "--repo", str(repo)]
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", OPENBLAS_NUM_THREADS="1")
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -198,7 +199,8 @@ def test_train_default_writes_and_registers_a_predictor(tmp_path, monkeypatch):
     assert r.returncode != 0 and "already registered" in r.stderr  # a version is never silently replaced
     r = subprocess.run(cmd + ["--force"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and (out / "nb201-0.2.0.melw").read_bytes() == first  # reproducible
-    r = subprocess.run(cmd[:-1] + ["0.2"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    r = subprocess.run([("0.2" if a == "0.2.0" else a) for a in cmd], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
     assert r.returncode != 0 and "semver" in r.stderr
     monkeypatch.setattr(registry, "PREDICTORS_DIR", out)
     monkeypatch.setattr(registry, "_registry", None)
@@ -208,4 +210,92 @@ def test_train_default_writes_and_registers_a_predictor(tmp_path, monkeypatch):
     assert prov["devices"] == [f"dev{d}" for d in range(5)] and prov["created"].startswith("2023-11-14")
     assert [t["path"] for t in prov["tables"]] == ["nb201_latency.csv.gz"]
     assert len(meta["fewshot"]["reference_archs"]) == 10
+    assert prov["commit"] == _head(repo)  # the commit it was trained at, exactly
     registry._registry = None
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _head(repo):
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _git_checkout(path):
+    """A one-commit git checkout (what train_default reads its provenance from)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    path.mkdir(parents=True)
+    _git(path, "init", "-q")
+    (path / "code.py").write_text("x = 1\n")
+    _git(path, "add", "code.py")
+    _git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    return path
+
+
+def test_train_default_refuses_a_dirty_checkout(tmp_path):
+    tool = REPO / "tools" / "train_default.py"
+    if not tool.is_file():
+        pytest.skip("not running from a source checkout")
+    from _util import write_table
+
+    write_table(tmp_path / "data", n_archs=300, n_devices=5)
+    repo = _git_checkout(tmp_path / "repo")
+    (repo / "code.py").write_text("x = 2\n")  # an uncommitted change
+    out = tmp_path / "predictors"
+    cmd = [sys.executable, "-P", str(tool), "--data", str(tmp_path / "data"), "--out-dir", str(out),
+           "--spaces", "nb201", "--version", "0.3.0", "--repo", str(repo)]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "uncommitted changes (code.py)" in r.stderr and "--allow-dirty" in r.stderr
+    assert not out.exists() or not list(out.glob("*.melw"))  # nothing written
+    r = subprocess.run(cmd + ["--allow-dirty"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0 and "WARNING" in r.stderr and f"{_head(repo)}-dirty" in r.stderr
+    prov = mel.Model.load(out / "nb201-0.3.0.melw").metadata["provenance"]
+    assert prov["commit"] == f"{_head(repo)}-dirty"
+    r = subprocess.run(cmd[:-1] + [str(tmp_path / "data"), "--force"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 2 and "not a git checkout" in r.stderr  # a folder that is no checkout
+
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+def test_shipped_predictors_reproduce_from_this_checkout(tmp_path):
+    """Re-train the shipped predictors with tools/train_default.py on the shared tables and compare
+    them with the shipped files through the core, bit for bit; and their provenance names a commit
+    of this repository that is no -dirty tree."""
+    tool = REPO / "tools" / "train_default.py"
+    if not tool.is_file() or not SHARED.is_dir():
+        pytest.skip("needs a source checkout with ../shared/data beside it")
+    from maple_edge_lite.learn.operator_sum import _nb201_space  # noqa: F401  (the space's encodings)
+
+    out = tmp_path / "predictors"
+    r = subprocess.run([sys.executable, "-P", str(tool), "--data", str(SHARED), "--out-dir", str(out),
+                        "--allow-dirty"], capture_output=True, text=True, cwd=tmp_path,
+                       env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(0)
+    for name, entry in registry.registry()["predictors"].items():
+        version = entry["latest"]
+        shipped = mel.load(name, version)
+        fresh = mel.Model.load(out / f"{name}-1.0.0.melw") if version == "1.0.0" else None
+        if fresh is None:
+            pytest.skip(f"{name} {version}: this test re-trains version 1.0.0 only")
+        space = shipped.metadata["search_space"]
+        if space == "nb201":
+            X = _nb201_space()
+        else:
+            X = np.ascontiguousarray(rng.random((5000, shipped.input_dim)).astype(np.float32)
+                                     * np.asarray(shipped.metadata["feature_absmax"], np.float32))
+        assert np.array_equal(shipped.predict(X).view(np.uint32), fresh.predict(X).view(np.uint32)), name
+        assert np.array_equal(shipped.predict_raw(X), fresh.predict_raw(X)), name
+        assert shipped.metadata["fewshot"] == fresh.metadata["fewshot"], name
+        commit = shipped.metadata["provenance"]["commit"]
+        assert commit and not commit.endswith("-dirty"), f"{name}: trained from a dirty tree ({commit})"
+        if shutil.which("git") and (REPO / ".git").exists():
+            r = subprocess.run(["git", "-C", str(REPO), "merge-base", "--is-ancestor", commit, "HEAD"])
+            assert r.returncode == 0, f"{name}: provenance commit {commit} is not in this history"
+        assert enc.schema_version(space) == shipped.metadata["provenance"]["encoder_schema_version"]

@@ -14,7 +14,9 @@ Then ``maple_edge_lite/predictors/registry.json`` gets the file's sha256 and siz
 ``predictors[<space>].versions[<version>]`` and ``latest``; other versions stay listed. See
 docs/predict.md for the registry format.
 
-Runs against the *installed* package (``pip install .`` first): the encoder is the compiled one.
+Runs against the *installed* package (``pip install .`` first, from this checkout): the encoder is
+the compiled one. The provenance names the checkout's commit; a checkout with uncommitted
+changes is refused (``--allow-dirty`` records ``<commit>-dirty`` and warns).
 ``SOURCE_DATE_EPOCH`` fixes the ``created`` time, so two runs on the same tables and commit
 write identical files. Host-side tool: never imported by the package."""
 
@@ -42,15 +44,16 @@ def created() -> str:
     return t.isoformat(timespec="seconds")
 
 
-def commit() -> str | None:
+def commit(repo: Path = REPO) -> tuple:
+    """(the checkout's HEAD commit or None, the tracked files with uncommitted changes)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=REPO)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=repo)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=REPO)
+                               text=True, timeout=5, cwd=repo)
     except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip()
-    return (sha + ("-dirty" if dirty.stdout.strip() else "")) if sha else None
+        return None, []
+    sha = out.stdout.strip() if out.returncode == 0 else ""
+    return (sha or None), [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
 
 
 def train_space(space: str, data: Path, version: str, out_dir: Path, when: str, rev) -> dict:
@@ -110,6 +113,10 @@ def main(argv=None) -> int:
     ap.add_argument("--default", default="nb201", help="the registry's default predictor name (default nb201)")
     ap.add_argument("--out-dir", default=str(PREDICTORS), help="where the .melw files and registry.json go")
     ap.add_argument("--force", action="store_true", help="replace a version that is already registered")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="train from a checkout with uncommitted changes (recorded as <commit>-dirty, with a "
+                    "warning); without it the tool refuses, since the record could not name the code")
+    ap.add_argument("--repo", default=str(REPO), help=argparse.SUPPRESS)  # tests: the checkout whose commit is recorded
     args = ap.parse_args(argv)
     from maple_edge_lite._errors import InputError
     from maple_edge_lite.registry import parse_semver
@@ -133,7 +140,19 @@ def main(argv=None) -> int:
         known = reg["predictors"].get(space, {}).get("versions", {})
         if args.version in known and not args.force:
             ap.error(f"{space} {args.version} is already registered: bump --version, or --force to replace it")
-    when, rev = created(), commit()
+    sha, dirty = commit(Path(args.repo))
+    if sha is None:
+        ap.error(f"{args.repo} is not a git checkout: the provenance could not name the commit the predictors "
+                 "were trained at (train from a checkout)")
+    if dirty and not args.allow_dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        ap.error(f"the checkout has uncommitted changes ({shown}): commit them first, so the predictors' "
+                 f"provenance names the code they were trained with, or pass --allow-dirty")
+    rev = sha + ("-dirty" if dirty else "")
+    if dirty:
+        print(f"WARNING: training from a checkout with uncommitted changes; the provenance says {rev}: "
+              "these files cannot be reproduced from any commit", file=sys.stderr)
+    when = created()
     from maple_edge_lite.format import write_atomic
 
     for space in spaces:
