@@ -292,7 +292,10 @@ def test_shipped_predictors_reproduce_from_this_checkout(tmp_path):
                                      * np.asarray(shipped.metadata["feature_absmax"], np.float32))
         assert np.array_equal(shipped.predict(X).view(np.uint32), fresh.predict(X).view(np.uint32)), name
         assert np.array_equal(shipped.predict_raw(X), fresh.predict_raw(X)), name
-        assert shipped.metadata["fewshot"] == fresh.metadata["fewshot"], name
+        # The float prior (JSON metadata) to BLAS round-off: another BLAS or thread count may move its last bits.
+        a, b = shipped.metadata["fewshot"], fresh.metadata["fewshot"]
+        assert a.keys() == b.keys() and a["reference_archs"] == b["reference_archs"], name
+        np.testing.assert_allclose(a["mu"], b["mu"], rtol=1e-9, atol=1e-12, err_msg=name)
         commit = shipped.metadata["provenance"]["commit"]
         assert commit and not commit.endswith("-dirty"), f"{name}: trained from a dirty tree ({commit})"
         if shutil.which("git") and (REPO / ".git").exists():
