@@ -160,6 +160,9 @@ class Counters:
         self._c = _core._Counters(list(self.names), flags)
         self._results: Optional[Dict[str, CounterResult]] = None
 
+    # A window is two calls into the core: start(), and stop(), which also reads the counts into a
+    # buffer the core allocated at open. No Python object is made per window: the
+    # CounterResult objects are built from that buffer when ``results`` is first asked for.
     def start(self) -> None:
         self._results = None
         self._c.start()
@@ -170,13 +173,14 @@ class Counters:
 
     @property
     def results(self) -> Dict[str, CounterResult]:
-        """Name -> CounterResult for the last finished window."""
+        """Name -> CounterResult for the last finished window (built on first access)."""
         if self._results is None:
             self._results = {r[0]: CounterResult(*r) for r in self._c.read()}
         return self._results
 
     def __enter__(self) -> "Counters":
-        self.start()
+        self._results = None  # start(), inlined: the window is the scheduler's per-inference cost
+        self._c.start()
         return self
 
     def __exit__(self, *exc) -> None:

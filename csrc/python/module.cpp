@@ -118,6 +118,18 @@ public:
     // x must already be float32, C-contiguous, [n, input_dim] (or [input_dim] for one row):
     // it is read in place, never copied.
     size_t rows_of(const py::array& x) const {
+        // The hot path of a one-row predict: plain field reads of the array (numpy's own struct,
+        // through pybind11's proxy), no dtype object made or compared. Anything it does not
+        // accept goes through the checks below, which name the problem.
+        const auto* a = py::detail::array_proxy(x.ptr());
+        const auto* descr = py::detail::array_descriptor_proxy(a->descr);
+        constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+        if (descr->type_num == py::detail::npy_api::NPY_FLOAT_ && (descr->byteorder == '=' || descr->byteorder == kNative) &&
+            (a->flags & need) == need) {
+            const size_t d = input_dim();
+            if (a->nd == 1 && size_t(a->dimensions[0]) == d) return 1;
+            if (a->nd == 2 && size_t(a->dimensions[1]) == d) return size_t(a->dimensions[0]);
+        }
         if (!x.dtype().equal(py::dtype::of<float>()))
             throw_input("x must be a float32 array (got dtype " + std::string(py::str(x.dtype())) +
                         "); convert with np.ascontiguousarray(x, dtype=np.float32)");
@@ -131,11 +143,13 @@ public:
         return size_t(x.shape(0));
     }
 
-    py::array_t<float> predict(const py::array& x, const py::object& kernel) const {
+    // out=None: a new float32 [n]; else `out` itself, which must be a writeable, aligned,
+    // C-contiguous float32 array of shape [n] (a scheduler reuses one and allocates nothing).
+    py::object predict(const py::array& x, const py::object& kernel, const py::object& out) const {
         const size_t n = rows_of(x);
-        py::array_t<float> out(static_cast<py::ssize_t>(n));
+        py::object res = out.is_none() ? new_float32(n) : checked_out(out, n);
         const float* px = static_cast<const float*>(x.data());
-        float* po = out.mutable_data();
+        float* po = reinterpret_cast<float*>(py::detail::array_proxy(res.ptr())->data);
         int st;
         if (kernel.is_none()) {
             st = run_batch(n, [&] { return mel_model_predict(m_, px, n, po); });
@@ -145,7 +159,7 @@ public:
             st = mel_internal_predict_with_kernel(m_, k.c_str(), px, n, po, nullptr);
         }
         check(st);
-        return out;
+        return res;
     }
 
     py::array_t<double> predict_raw(const py::array& x, const py::object& kernel) const {
@@ -165,6 +179,39 @@ public:
     }
 
 private:
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    static constexpr char kNative = '>';
+#else
+    static constexpr char kNative = '<';
+#endif
+
+    // A new 1-d float32 array straight from numpy's C API (py::array_t's constructor builds
+    // shape and stride vectors and a dtype object first: a third of a one-row predict).
+    static py::object new_float32(size_t n) {
+        auto& api = py::detail::npy_api::get();
+        static PyObject* const f32 = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_);  // immortal
+        Py_INCREF(f32);  // PyArray_NewFromDescr steals a reference
+        Py_intptr_t dim = static_cast<Py_intptr_t>(n);
+        PyObject* o = api.PyArray_NewFromDescr_(api.PyArray_Type_, f32, 1, &dim, nullptr, nullptr, 0, nullptr);
+        if (!o) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(o);
+    }
+
+    static py::object checked_out(const py::object& out, size_t n) {
+        auto& api = py::detail::npy_api::get();
+        if (!api.PyArray_Check_(out.ptr()))
+            throw_input("out must be a numpy float32 array of shape [" + std::to_string(n) + "] (got " +
+                        std::string(py::str(py::type::handle_of(out).attr("__name__"))) + ")");
+        const py::array a = py::reinterpret_borrow<py::array>(out);
+        if (!a.dtype().equal(py::dtype::of<float>()) || a.ndim() != 1 || size_t(a.shape(0)) != n)
+            throw_input("out must be a float32 array of shape [" + std::to_string(n) + "] (got dtype " +
+                        std::string(py::str(a.dtype())) + ", shape " + shape_str(a) + ")");
+        constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                             py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+        if ((a.flags() & need) != need) throw_input("out must be writeable, aligned and C-contiguous");
+        return out;
+    }
+
     [[noreturn]] static void throw_input(const std::string& msg) {
         py::object exc = g_errors.attr("InputError")(msg);
         exc.attr("status") = py::str("MEL_ERR_INVALID_ARGUMENT");
@@ -186,28 +233,43 @@ public:
         std::vector<const char*> p;
         for (const auto& n : names) p.push_back(n.c_str());
         check(mel_counters_open(p.data(), p.size(), flags, &c_));
-        values_.resize(names.size());
+        values_.resize(mel_counters_count(c_));
         for (auto& v : values_) v.size = sizeof(mel_counter_value);
+        names_ = py::tuple(values_.size());
+        for (size_t i = 0; i < values_.size(); ++i) names_[i] = py::str(mel_counters_name(c_, i));
+        for (int s = 0; s < kStates; ++s) states_[s] = py::str(mel_counter_state_name(s));
     }
     ~PyCounters() { mel_counters_free(c_); }
     PyCounters(const PyCounters&) = delete;
     PyCounters& operator=(const PyCounters&) = delete;
 
-    void start() { check(mel_counters_start(c_)); }
-    void stop() { check(mel_counters_stop(c_)); }
+    void start() {
+        check(mel_counters_start(c_));
+        have_window_ = false;
+    }
+    // Ends the window and reads it into the buffer allocated at open: a window makes no Python
+    // object; read() builds them only when the results are asked for.
+    void stop() {
+        check(mel_counters_stop(c_));
+        check(mel_counters_read(c_, values_.data(), values_.size()));
+        have_window_ = true;
+    }
     void close() {
         mel_counters_free(c_);
         c_ = nullptr;
     }
 
-    // [(name, state, value, raw, enabled_ns, running_ns, errno, flags, reason)]
+    // [(name, state, value, raw, enabled_ns, running_ns, errno, flags, reason)] of the last window
     py::list read() {
-        check(mel_counters_read(c_, values_.data(), values_.size()));
-        py::list out;
+        // No window in the buffer (none yet, one in progress, or closed): the C API's own error.
+        if (!have_window_ || !c_) check(mel_counters_read(c_, values_.data(), values_.size()));
+        py::list out(values_.size());
         for (size_t i = 0; i < values_.size(); ++i) {
             const mel_counter_value& v = values_[i];
-            out.append(py::make_tuple(mel_counters_name(c_, i), mel_counter_state_name(v.state), v.value, v.raw,
-                                      v.enabled_ns, v.running_ns, v.error, v.flags, mel_counters_reason(c_, i)));
+            py::object state = v.state >= 0 && v.state < kStates ? states_[v.state] : py::str(mel_counter_state_name(v.state));
+            const char* reason = mel_counters_reason(c_, i);
+            out[i] = py::make_tuple(names_[i], std::move(state), v.value, v.raw, v.enabled_ns, v.running_ns, v.error, v.flags,
+                                    *reason ? py::str(reason) : empty_);
         }
         return out;
     }
@@ -220,8 +282,13 @@ public:
     }
 
 private:
+    static constexpr int kStates = MEL_COUNTER_DENIED + 1;
     mel_counters* c_ = nullptr;
     std::vector<mel_counter_value> values_;
+    bool have_window_ = false;
+    py::tuple names_;               // event names as str, made once
+    py::object states_[kStates];    // state names as str, made once
+    py::str empty_;
 };
 #endif
 
@@ -378,7 +445,7 @@ PYBIND11_MODULE(_core, mod) {
         .def_property_readonly("layer_dims", &PyModel::layer_dims)
         .def_property_readonly("feature_names", &PyModel::feature_names)
         .def_property_readonly("metadata_json", &PyModel::metadata_json)
-        .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none())
+        .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none(), py::arg("out") = py::none())
         .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none())
         .def("predict_arch", &predict_arch, py::arg("archs"));
     def_encoders(mod);

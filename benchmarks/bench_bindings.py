@@ -1,0 +1,203 @@
+"""pybind11 against Cython on the two calls a scheduler makes per inference, with the C API
+beside them (issue 13, item 6; the decision is in docs/bindings.md). Run from the checkout:
+
+    pytest benchmarks/bench_bindings.py --benchmark-enable --benchmark-only --benchmark-disable-gc
+
+Groups (each prints its medians side by side; a table of ns per call and the ratio to the C API
+ends the run):
+
+* ``counters-window``: ``with c: pass`` on a reusable ``Counters`` of 4 events (hardware ones
+  where the machine has a PMU, else the 4 software events): start + stop + read, the C API's
+  ``mel_counters_start/stop/read``. ``counters-window+results``: the same plus ``c.results``
+  (the ``CounterResult`` objects built).
+* ``predict-1row``: ``Model.predict(row)`` for one ``[1, 64]`` float32 row of the benchmark model
+  (benchmarks/conftest.py), and with ``out=`` a preallocated output.
+
+Contenders: ``C API``, a loop over the C API in C (``_cybench.c_counters_windows`` /
+``c_predict_loop``): one Python call per ``C_LOOP`` C calls, so the interpreter's share is
+amortised to nothing; same process, same CPU, same pinning as the others. ``pybind11``: the
+installed package as a user gets it. ``Cython``: the same Python layer (``Counters`` and
+``Model`` as shipped) over ``benchmarks/bindings/_cybench.pyx``, a Cython module over the same
+public header, which this file builds with CMake (-DMEL_BUILD_CYBENCH=ON, needs Cython and
+numpy's headers) in ``$MEL_BENCH_WORK`` (default: benchmarks/run.py's work directory).
+
+Nothing here asserts a speed. The asserts check that every contender computes the same thing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from maple_edge_lite import counters as C
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+import run as runner  # noqa: E402  (work directory and logging of the other benchmarks)
+
+_conftest = next(
+    m for m in list(sys.modules.values()) if os.path.abspath(getattr(m, "__file__", None) or "") == str(HERE / "conftest.py")
+)
+
+C_LOOP = 20_000  # C API calls per timed round of the C loops
+SOFTWARE_FOUR = ["task-clock", "page-faults", "context-switches", "cpu-migrations"]
+HARDWARE_FOUR = ["cpu-cycles", "instructions", "cache-references", "cache-misses"]
+IMPLS = ["C API", "pybind11", "Cython"]
+_TABLE = []  # (group, impl, ns per call)
+
+
+def build_cybench(work: Path) -> Path:
+    """Configure and build benchmarks/bindings/_cybench.pyx with CMake; returns the build folder."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not on PATH (pip install cmake)")
+    try:
+        import Cython  # noqa: F401
+    except ImportError:
+        pytest.skip("Cython is needed to build the Cython side: pip install 'cython>=3'")
+    bdir = work / "cybench"
+    log = work / "cybench-build.log"
+    with open(log, "w") as f:
+        for cmd in (
+            [cmake, "-S", REPO, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release", "-DMEL_BUILD_PYTHON=OFF",
+             "-DMEL_BUILD_CYBENCH=ON", f"-DPython_EXECUTABLE={sys.executable}"],
+            [cmake, "--build", bdir, "--target", "_cybench", "-j", str(os.cpu_count() or 1)],
+        ):
+            r = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT)
+            if r.returncode:
+                raise RuntimeError(f"building _cybench failed: see {log}")
+    return bdir
+
+
+@pytest.fixture(scope="session")
+def cy():
+    work = Path(os.environ.get("MEL_BENCH_WORK") or runner.default_workdir())
+    work.mkdir(parents=True, exist_ok=True)
+    bdir = build_cybench(work)
+    sys.path.insert(0, str(bdir))
+    try:
+        return importlib.import_module("_cybench")
+    finally:
+        sys.path.remove(str(bdir))
+
+
+@pytest.fixture(scope="session")
+def four():
+    """4 events in one group: hardware ones where they count, else software ones."""
+    probe = C.Counters(["cpu-cycles"])
+    with probe:
+        pass
+    hw = probe.results["cpu-cycles"].state in ("counted", "scaled")
+    probe.close()
+    return HARDWARE_FOUR if hw else SOFTWARE_FOUR
+
+
+def _counters(impl, cy, names):
+    c = C.Counters(names)
+    if impl == "Cython":  # the shipped Python layer over the Cython core
+        c._c.close()
+        c._c = cy._Counters(list(names), 0)
+    return c
+
+
+def _record(benchmark, note, group, impl, per_call_s, **extra):
+    _TABLE.append((group, impl, per_call_s * 1e9))
+    note(benchmark, impl=impl, median_ns=per_call_s * 1e9, **extra)
+
+
+def _bench_window(benchmark, note, group, impl, cy, names, results):
+    if impl == "C API":
+        benchmark.pedantic(cy.c_counters_windows, args=(names, C_LOOP), rounds=21, iterations=1, warmup_rounds=2)
+        _record(benchmark, note, group, impl, benchmark.stats.stats.median / C_LOOP, events=names, calls_per_round=C_LOOP)
+        return
+    c = _counters(impl, cy, names)
+    with c:
+        pass
+    assert set(c.results) == set(names) and all(r.state == "counted" for r in c.results.values())
+
+    if results:
+        def window():
+            with c:
+                pass
+            return c.results
+    else:
+        def window():
+            with c:
+                pass
+
+    benchmark(window)
+    c.close()
+    _record(benchmark, note, group, impl, benchmark.stats.stats.median, events=names)
+
+
+@pytest.mark.benchmark(group="counters-window")
+@pytest.mark.parametrize("impl", IMPLS)
+def test_counters_window(benchmark, note, impl, cy, four):
+    _bench_window(benchmark, note, "counters-window", impl, cy, four, results=False)
+
+
+@pytest.mark.benchmark(group="counters-window+results")
+@pytest.mark.parametrize("impl", IMPLS)
+def test_counters_window_results(benchmark, note, impl, cy, four):
+    _bench_window(benchmark, note, "counters-window+results", impl, cy, four, results=True)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("bindings") / "mlp_64_256_256_1.melw"
+    _conftest.pack_model(p)
+    return p
+
+
+@pytest.mark.benchmark(group="predict-1row")
+@pytest.mark.parametrize("impl", IMPLS + ["pybind11 out=", "Cython out="])
+def test_predict_one_row(benchmark, note, impl, cy, model_path):
+    rows = _conftest.inputs(1024)  # the C loop cycles through them, as csrc/tools/bench_predict does
+    x = rows[:1].copy()
+    cym = cy._Model.load_file(str(model_path))
+    ref = mel.Model.load(model_path).predict(rows)
+    if impl == "C API":
+        benchmark.pedantic(cy.c_predict_loop, args=(cym, rows, C_LOOP), rounds=21, iterations=1, warmup_rounds=2)
+        _record(benchmark, note, "predict-1row", impl, benchmark.stats.stats.median / C_LOOP, calls_per_round=C_LOOP,
+                kernel=mel._core.kernel_name())
+        return
+    m = mel.Model.load(model_path) if impl.startswith("pybind11") else mel.Model(cym, str(model_path))
+    np.testing.assert_array_equal(m.predict(rows), ref)
+    if impl.endswith("out="):
+        out = np.empty(1, np.float32)
+        core = m._m
+        assert core.predict(x, out=out) is out and out[0] == ref[0]
+        benchmark(lambda: core.predict(x, out=out))  # Model.predict has no out= of its own
+    else:
+        benchmark(m.predict, x)
+    _record(benchmark, note, "predict-1row", impl, benchmark.stats.stats.median, kernel=mel._core.kernel_name())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary(request):
+    """After the groups above: the ns-per-call table, printed at the end of the run by
+    benchmarks/conftest.py (pytest_terminal_summary)."""
+    yield
+    if not _TABLE:
+        return
+    lines = ["| group | contender | median ns per call | vs C API |", "|---|---|---:|---:|"]
+    capi = {g: ns for g, i, ns in _TABLE if i == "C API"}
+    for g, i, ns in _TABLE:
+        base = capi.get(g) or capi.get(g.replace("+results", ""))
+        lines.append(f"| {g} | {i} | {ns:,.0f} | {ns / base:.2f}× |" if base else f"| {g} | {i} | {ns:,.0f} | — |")
+    busy = runner.cpu_busy(0.5)
+    lines.append("")
+    lines.append(
+        f"pinned to CPU {_conftest.bench_cpu()}; other processes' load over 0.5 s after the run: "
+        + ", ".join(f"cpu{c} {b:.0%}" for c, b in sorted(busy.items()))
+    )
+    request.config._mel_bindings_table = "\n".join(lines)
