@@ -1,32 +1,34 @@
 """pybind11 against Cython on the two calls a scheduler makes per inference, with the C API
-beside them (issue 13, item 6; the decision is in docs/bindings.md). Run from the checkout:
+beside them (issue 13, item 6; measurements and decision in docs/bindings.md). From the checkout:
 
     pytest benchmarks/bench_bindings.py --benchmark-enable --benchmark-only --benchmark-disable-gc
 
-Groups (each prints its medians side by side; a table of ns per call and the ratio to the C API
-ends the run):
+Groups (pytest-benchmark prints each side by side; a table of median ns per call with the ratio
+to the C API ends the run):
 
 * ``counters-window``: ``with c: pass`` on a reusable ``Counters`` of 4 events (hardware ones
-  where the machine has a PMU, else the 4 software events): start + stop + read, the C API's
-  ``mel_counters_start/stop/read``. ``counters-window+results``: the same plus ``c.results``
+  where the machine has a PMU, else 4 software ones): start + stop + read, what the C API's
+  ``mel_counters_start/stop/read`` do. ``counters-window+results``: the same plus ``c.results``
   (the ``CounterResult`` objects built).
 * ``predict-1row``: ``Model.predict(row)`` for one ``[1, 64]`` float32 row of the benchmark model
-  (benchmarks/conftest.py), and with ``out=`` a preallocated output.
+  (benchmarks/conftest.py), and ``Model.predict(row, out)`` into a preallocated output.
 
-Contenders: ``C API``, a loop over the C API in C (``_cybench.c_counters_windows`` /
-``c_predict_loop``): one Python call per ``C_LOOP`` C calls, so the interpreter's share is
-amortised to nothing; same process, same CPU, same pinning as the others. ``pybind11``: the
-installed package as a user gets it. ``Cython``: the same Python layer (``Counters`` and
-``Model`` as shipped) over ``benchmarks/bindings/_cybench.pyx``, a Cython module over the same
-public header, which this file builds with CMake (-DMEL_BUILD_CYBENCH=ON, needs Cython and
-numpy's headers) in ``$MEL_BENCH_WORK`` (default: benchmarks/run.py's work directory).
+Contenders, all under the same Python layer (``Counters``, ``Model``) as shipped:
 
-Nothing here asserts a speed. The asserts check that every contender computes the same thing.
+* ``C API``: a loop over the C API in C (``benchmarks/bindings/_cybench.pyx``), one Python call per
+  ``C_LOOP`` C calls so the interpreter's share is amortised away; same process, CPU and pinning
+  as the others. This file builds it with CMake (-DMEL_BUILD_CYBENCH=ON) in ``$MEL_BENCH_WORK``
+  (default: benchmarks/run.py's work directory).
+* ``pybind11``: the window over ``_core._Counters``, predict over ``_core._Model.predict``.
+* ``Cython``: ``maple_edge_lite._cycore``, which the package uses.
+
+Nothing here asserts a speed; the asserts check that every contender computes the same thing.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -48,6 +50,9 @@ _conftest = next(
     m for m in list(sys.modules.values()) if os.path.abspath(getattr(m, "__file__", None) or "") == str(HERE / "conftest.py")
 )
 
+# The package without _cycore (a version before it, e.g. to measure "before"): its pybind11 paths
+# as shipped, and no Cython contender.
+HAVE_CYCORE = importlib.util.find_spec("maple_edge_lite._cycore") is not None
 C_LOOP = 20_000  # C API calls per timed round of the C loops
 SOFTWARE_FOUR = ["task-clock", "page-faults", "context-switches", "cpu-migrations"]
 HARDWARE_FOUR = ["cpu-cycles", "instructions", "cache-references", "cache-misses"]
@@ -101,12 +106,21 @@ def four():
     return HARDWARE_FOUR if hw else SOFTWARE_FOUR
 
 
-def _counters(impl, cy, names):
-    c = C.Counters(names)
-    if impl == "Cython":  # the shipped Python layer over the Cython core
+def _counters(impl, names):
+    c = C.Counters(names)  # the package's: Cython (pybind11 before _cycore)
+    if impl == "pybind11" and HAVE_CYCORE:
         c._c.close()
-        c._c = cy._Counters(list(names), 0)
+        c._c = mel._core._Counters(list(names), 0)
     return c
+
+
+def _c_loop(benchmark, fn, *args):
+    """Times rounds of a C loop; returns the median of the loops' own seconds per C call (each
+    loop times itself, without its set-up)."""
+    per = []
+    benchmark.pedantic(lambda: per.append(fn(*args)), rounds=21, iterations=1, warmup_rounds=2)
+    per = per[2:]  # the warm-up rounds' values
+    return sorted(per)[len(per) // 2]
 
 
 def _record(benchmark, note, group, impl, per_call_s, **extra):
@@ -116,10 +130,12 @@ def _record(benchmark, note, group, impl, per_call_s, **extra):
 
 def _bench_window(benchmark, note, group, impl, cy, names, results):
     if impl == "C API":
-        benchmark.pedantic(cy.c_counters_windows, args=(names, C_LOOP), rounds=21, iterations=1, warmup_rounds=2)
-        _record(benchmark, note, group, impl, benchmark.stats.stats.median / C_LOOP, events=names, calls_per_round=C_LOOP)
+        per = _c_loop(benchmark, cy.c_counters_windows, names, C_LOOP)
+        _record(benchmark, note, group, impl, per, events=names, calls_per_round=C_LOOP)
         return
-    c = _counters(impl, cy, names)
+    if impl == "Cython" and not HAVE_CYCORE:
+        pytest.skip("this maple_edge_lite has no _cycore")
+    c = _counters(impl, names)
     with c:
         pass
     assert set(c.results) == set(names) and all(r.state == "counted" for r in c.results.values())
@@ -163,23 +179,25 @@ def model_path(tmp_path_factory):
 def test_predict_one_row(benchmark, note, impl, cy, model_path):
     rows = _conftest.inputs(1024)  # the C loop cycles through them, as csrc/tools/bench_predict does
     x = rows[:1].copy()
-    cym = cy._Model.load_file(str(model_path))
-    ref = mel.Model.load(model_path).predict(rows)
+    kernel = mel._core.kernel_name()
     if impl == "C API":
-        benchmark.pedantic(cy.c_predict_loop, args=(cym, rows, C_LOOP), rounds=21, iterations=1, warmup_rounds=2)
-        _record(benchmark, note, "predict-1row", impl, benchmark.stats.stats.median / C_LOOP, calls_per_round=C_LOOP,
-                kernel=mel._core.kernel_name())
+        per = _c_loop(benchmark, cy.CModel(str(model_path)).predict_loop, rows, C_LOOP)
+        _record(benchmark, note, "predict-1row", impl, per, calls_per_round=C_LOOP, kernel=kernel)
         return
-    m = mel.Model.load(model_path) if impl.startswith("pybind11") else mel.Model(cym, str(model_path))
+    if not HAVE_CYCORE and impl != "pybind11":
+        pytest.skip("this maple_edge_lite has no _cycore (nor out=)")
+    m = mel.Model.load(model_path)  # the package's: Cython (pybind11 before _cycore)
+    ref = m.predict(rows)
+    if impl.startswith("pybind11") and HAVE_CYCORE:
+        m._predict = m._m.predict
     np.testing.assert_array_equal(m.predict(rows), ref)
     if impl.endswith("out="):
         out = np.empty(1, np.float32)
-        core = m._m
-        assert core.predict(x, out=out) is out and out[0] == ref[0]
-        benchmark(lambda: core.predict(x, out=out))  # Model.predict has no out= of its own
+        assert m.predict(x, out) is out and out[0] == ref[0]
+        benchmark(m.predict, x, out)
     else:
         benchmark(m.predict, x)
-    _record(benchmark, note, "predict-1row", impl, benchmark.stats.stats.median, kernel=mel._core.kernel_name())
+    _record(benchmark, note, "predict-1row", impl, benchmark.stats.stats.median, kernel=kernel)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -196,6 +214,8 @@ def summary(request):
         lines.append(f"| {g} | {i} | {ns:,.0f} | {ns / base:.2f}× |" if base else f"| {g} | {i} | {ns:,.0f} | — |")
     busy = runner.cpu_busy(0.5)
     lines.append("")
+    lines.append(f"maple_edge_lite {mel.__version__} from {Path(mel.__file__).parent}"
+                 + ("" if HAVE_CYCORE else " (no _cycore: its pybind11 paths as shipped)"))
     lines.append(
         f"pinned to CPU {_conftest.bench_cpu()}; other processes' load over 0.5 s after the run: "
         + ", ".join(f"cpu{c} {b:.0%}" for c, b in sorted(busy.items()))

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from . import _core
+from . import _core, _cycore
 from ._errors import UnsupportedError
 
 #: The eleven generic events MAPLE-Edge's authors sampled, in their order.
@@ -157,7 +157,8 @@ class Counters:
             flags |= _core.COUNTERS_EXCLUDE_KERNEL
         if not group:
             flags |= _core.COUNTERS_NO_GROUP
-        self._c = _core._Counters(list(self.names), flags)
+        # The window's two calls go through Cython, the rest through _core (docs/bindings.md).
+        self._c = _cycore._Counters(list(self.names), flags)
         self._results: Optional[Dict[str, CounterResult]] = None
 
     # A window is two calls into the core: start(), and stop(), which also reads the counts into a

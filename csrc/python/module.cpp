@@ -11,6 +11,7 @@
 
 #include "maple_edge_lite/maple_edge_lite.h"
 #include "internal.h"
+#include "mel_py_api.h"
 
 namespace py = pybind11;
 
@@ -145,7 +146,7 @@ public:
 
     // out=None: a new float32 [n]; else `out` itself, which must be a writeable, aligned,
     // C-contiguous float32 array of shape [n] (a scheduler reuses one and allocates nothing).
-    py::object predict(const py::array& x, const py::object& kernel, const py::object& out) const {
+    py::object predict(const py::array& x, const py::object& out, const py::object& kernel) const {
         const size_t n = rows_of(x);
         py::object res = out.is_none() ? new_float32(n) : checked_out(out, n);
         const float* px = static_cast<const float*>(x.data());
@@ -227,6 +228,9 @@ private:
 };
 
 #if defined(__linux__)
+// The pybind11 binding of a counters window. maple_edge_lite.counters uses the Cython one
+// (maple_edge_lite/_cycore.pyx: about 0.1 us less per call, docs/bindings.md); this one stays as
+// benchmarks/bench_bindings.py's pybind11 contender, and its presence marks a build with counters.
 class PyCounters {
 public:
     PyCounters(const std::vector<std::string>& names, unsigned flags) {
@@ -387,6 +391,16 @@ void def_encoders(py::module_& mod) {
     mod.attr("SPACE_FBNET") = MEL_SPACE_FBNET;
 }
 
+const mel_py_api kPyApi = {
+    sizeof(mel_py_api), mel_status_name, mel_last_error, mel_model_input_dim, mel_model_predict, mel_counter_state_name,
+#if defined(__linux__)
+    mel_counters_open, mel_counters_start, mel_counters_stop, mel_counters_read, mel_counters_free, mel_counters_count,
+    mel_counters_name, mel_counters_reason,
+#else
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+#endif
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -404,6 +418,8 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("ABI_VERSION") = MEL_ABI_VERSION;
     mod.attr("MAX_DIM") = MEL_MAX_DIM;
     mod.attr("MAX_LAYERS") = MEL_MAX_LAYERS;
+    // This module's copy of the C library for maple_edge_lite._cycore (mel_py_api.h).
+    mod.attr("_c_api") = py::capsule(static_cast<const void*>(&kPyApi), MEL_PY_API_CAPSULE);
 
 #if defined(__linux__)
     py::class_<PyCounters>(mod, "_Counters")
@@ -445,7 +461,11 @@ PYBIND11_MODULE(_core, mod) {
         .def_property_readonly("layer_dims", &PyModel::layer_dims)
         .def_property_readonly("feature_names", &PyModel::feature_names)
         .def_property_readonly("metadata_json", &PyModel::metadata_json)
-        .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none(), py::arg("out") = py::none())
+        .def("predict", &PyModel::predict, py::arg("x"), py::arg("out") = py::none(), py::arg("kernel") = py::none())
+        // The model handle for maple_edge_lite._cycore.Predictor, which keeps this object alive.
+        .def("_capsule", [](const PyModel& m) {
+            return py::capsule(const_cast<mel_model*>(m.handle()), "maple_edge_lite.mel_model");
+        })
         .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none())
         .def("predict_arch", &predict_arch, py::arg("archs"));
     def_encoders(mod);
