@@ -201,7 +201,10 @@ cdef class Predictor:
     cdef size_t d
 
     def __cinit__(self, core_model):
-        self.m = <const mel_model*>PyCapsule_GetPointer(core_model._capsule(), b"maple_edge_lite.mel_model")
+        capsule = getattr(core_model, "_capsule", None)
+        if capsule is None:
+            raise TypeError(f"Predictor needs a maple_edge_lite._core._Model (got {type(core_model).__name__})")
+        self.m = <const mel_model*>PyCapsule_GetPointer(capsule(), b"maple_edge_lite.mel_model")
         self.owner = core_model
         self.d = api.model_input_dim(self.m)
 
