@@ -15,9 +15,9 @@ to the C API ends the run):
 
 Contenders, all under the same Python layer (``Counters``, ``Model``) as shipped:
 
-* ``C API``: a loop over the C API in C (``benchmarks/bindings/_cybench.pyx``), one Python call per
-  ``C_LOOP`` C calls so the interpreter's share is amortised away; same process, CPU and pinning
-  as the others. This file builds it with CMake (-DMEL_BUILD_CYBENCH=ON) in ``$MEL_BENCH_WORK``
+* ``C API``: short loops over the C API (``benchmarks/bindings/_cybench.pyx``), ``C_LOOP`` calls
+  timed in C per round, the median over ``C_ROUNDS`` rounds; same process, CPU and pinning as
+  the others. This file builds it with CMake (-DMEL_BUILD_CYBENCH=ON) in ``$MEL_BENCH_WORK``
   (default: benchmarks/run.py's work directory).
 * ``pybind11``: the window over ``_core._Counters``, predict over ``_core._Model.predict``.
 * ``Cython``: ``maple_edge_lite._cycore``, which the package uses.
@@ -53,7 +53,10 @@ _conftest = next(
 # The package without _cycore (a version before it, e.g. to measure "before"): its pybind11 paths
 # as shipped, and no Cython contender.
 HAVE_CYCORE = importlib.util.find_spec("maple_edge_lite._cycore") is not None
-C_LOOP = 20_000  # C API calls per timed round of the C loops
+# The C loops: C_LOOP calls per round (tens of us, like pytest-benchmark's rounds of the Python
+# contenders, so a preemption spoils a round, not the median), C_ROUNDS rounds.
+C_LOOP = 32
+C_ROUNDS = 3000
 SOFTWARE_FOUR = ["task-clock", "page-faults", "context-switches", "cpu-migrations"]
 HARDWARE_FOUR = ["cpu-cycles", "instructions", "cache-references", "cache-misses"]
 IMPLS = ["C API", "pybind11", "Cython"]
@@ -115,11 +118,12 @@ def _counters(impl, names):
 
 
 def _c_loop(benchmark, fn, *args):
-    """Times rounds of a C loop; returns the median of the loops' own seconds per C call (each
-    loop times itself, without its set-up)."""
+    """Runs C_ROUNDS rounds of a C loop under pytest-benchmark; returns the median of the loops'
+    own seconds per C call (each loop times itself in C; pytest-benchmark's stats of this
+    contender include a Python call per round)."""
     per = []
-    benchmark.pedantic(lambda: per.append(fn(*args)), rounds=21, iterations=1, warmup_rounds=2)
-    per = per[2:]  # the warm-up rounds' values
+    benchmark.pedantic(lambda: per.append(fn(*args)), rounds=C_ROUNDS, iterations=1, warmup_rounds=200)
+    per = per[200:]  # the warm-up rounds'
     return sorted(per)[len(per) // 2]
 
 
@@ -130,7 +134,7 @@ def _record(benchmark, note, group, impl, per_call_s, **extra):
 
 def _bench_window(benchmark, note, group, impl, cy, names, results):
     if impl == "C API":
-        per = _c_loop(benchmark, cy.c_counters_windows, names, C_LOOP)
+        per = _c_loop(benchmark, cy.CCounters(names).windows, C_LOOP)
         _record(benchmark, note, group, impl, per, events=names, calls_per_round=C_LOOP)
         return
     if impl == "Cython" and not HAVE_CYCORE:
@@ -181,7 +185,13 @@ def test_predict_one_row(benchmark, note, impl, cy, model_path):
     x = rows[:1].copy()
     kernel = mel._core.kernel_name()
     if impl == "C API":
-        per = _c_loop(benchmark, cy.CModel(str(model_path)).predict_loop, rows, C_LOOP)
+        cm, start = cy.CModel(str(model_path)), [0]
+
+        def loop():  # each round goes on with the next rows
+            start[0] += C_LOOP
+            return cm.predict_loop(rows, C_LOOP, start[0])
+
+        per = _c_loop(benchmark, loop)
         _record(benchmark, note, "predict-1row", impl, per, calls_per_round=C_LOOP, kernel=kernel)
         return
     if not HAVE_CYCORE and impl != "pybind11":
@@ -204,6 +214,7 @@ def test_predict_one_row(benchmark, note, impl, cy, model_path):
 def summary(request):
     """After the groups above: the ns-per-call table, printed at the end of the run by
     benchmarks/conftest.py (pytest_terminal_summary)."""
+    busy_before = runner.cpu_busy(0.5)
     yield
     if not _TABLE:
         return
@@ -216,8 +227,11 @@ def summary(request):
     lines.append("")
     lines.append(f"maple_edge_lite {mel.__version__} from {Path(mel.__file__).parent}"
                  + ("" if HAVE_CYCORE else " (no _cycore: its pybind11 paths as shipped)"))
+    def load(b):
+        return ", ".join(f"cpu{c} {v:.0%}" for c, v in sorted(b.items())) or "unknown"
+
     lines.append(
-        f"pinned to CPU {_conftest.bench_cpu()}; other processes' load over 0.5 s after the run: "
-        + ", ".join(f"cpu{c} {b:.0%}" for c, b in sorted(busy.items()))
+        f"pinned to CPU {_conftest.bench_cpu()}; other processes' load (0.5 s of /proc/stat): "
+        f"before the run {load(busy_before)}, after it {load(busy)}"
     )
     request.config._mel_bindings_table = "\n".join(lines)
