@@ -206,6 +206,10 @@ def note(pytestconfig, bench_env):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    table = getattr(config, "_mel_bindings_table", None)  # benchmarks/bench_bindings.py
+    if table:
+        terminalreporter.section("bindings: median ns per call (benchmarks/bench_bindings.py)")
+        terminalreporter.write_line(table)
     notes = config.stash.get(_NOTES, [])
     if not notes:
         return

@@ -226,6 +226,8 @@ def is_stdlib(name):
 
 def outside(name):
     top = name.split(".")[0]
+    if name == "cython_runtime" or name.startswith("_cython_"):
+        return False  # made in memory by maple_edge_lite._cycore (Cython's shared types)
     return top not in ("maple_edge_lite", "numpy") and not is_stdlib(name)
 
 print(json.dumps({

@@ -4,12 +4,12 @@ The core (int8 MLP inference, the weights-file reader) is C++ behind a C API; th
 its Python client plus the host-side tooling (quantizing and packing models)."""
 
 try:
-    from . import _core
+    from . import _core, _cycore  # noqa: F401  (_cycore: the per-inference calls, docs/bindings.md)
 except ImportError as _e:  # pragma: no cover - depends on how the package was reached
     import os as _os
 
     raise ImportError(
-        f"maple_edge_lite's compiled core (_core) is missing in {_os.path.dirname(__file__)}: this is "
+        f"maple_edge_lite's compiled core (_core, _cycore) is missing in {_os.path.dirname(__file__)}: this is "
         "probably the source folder shadowing the installed package. Install with `pip install .` "
         f"and run from outside the source tree ({_e})"
     ) from None

@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, _cycore
 from ._errors import FormatError
 
 
@@ -14,10 +14,12 @@ class Model:
 
     ``predict`` runs in the C++ core: int8 MLP, no PyTorch, a few microseconds per call."""
 
-    __slots__ = ("_m", "_path", "_metadata", "_names")
+    __slots__ = ("_m", "_path", "_metadata", "_names", "_predict")
 
     def __init__(self, core_model, path: Optional[str] = None):
         self._m = core_model
+        # predict goes through Cython, the rest through _core (docs/bindings.md)
+        self._predict = _cycore.Predictor(core_model).predict
         self._path = path
         self._metadata = None
         self._names = None
@@ -65,11 +67,14 @@ class Model:
             self._metadata = meta
         return self._metadata
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Latency in milliseconds (float32 ``[n]``) for ``x``, a float32 ``[n, input_dim]``
         array of raw features (or one ``[input_dim]`` row). ``x`` is read in place; a
-        non-contiguous or non-float32 array raises ``InputError`` instead of being copied."""
-        return self._m.predict(x)
+        non-contiguous or non-float32 array raises ``InputError`` instead of being copied.
+
+        ``out``: a float32 ``[n]`` array (writeable, C-contiguous) to write the result into and
+        return, so a caller predicting row after row allocates nothing; the caller owns it."""
+        return self._predict(x, out)
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """The output before the transform (log-milliseconds for an ``exp`` model), float64."""

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_sdist_builds_offline(tmp_path):
     pytest.importorskip("scikit_build_core", reason="scikit-build-core is needed to make the sdist")
     pytest.importorskip("pybind11", reason="pybind11 is needed to build from the sdist without network")
+    pytest.importorskip("Cython", reason="Cython is needed to build from the sdist without network")
     if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
         pytest.skip("no C++ compiler on PATH")
     if not (REPO / "pyproject.toml").is_file():
@@ -51,5 +52,7 @@ def test_sdist_builds_offline(tmp_path):
     assert "maple_edge_lite/include/maple_edge_lite/maple_edge_lite.h" in names
     assert "maple_edge_lite/lib/libmaple_edge_lite.so" in names
     assert any(n.startswith("maple_edge_lite/_core.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("maple_edge_lite/_cycore.") and n.endswith(".so") for n in names)
+    assert not any(n.endswith(".pyx") for n in names)
     assert not any("/tests/" in n or n.startswith("tests/") for n in names)
     assert [n for n in tree if n not in names] == []

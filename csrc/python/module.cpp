@@ -11,6 +11,7 @@
 
 #include "maple_edge_lite/maple_edge_lite.h"
 #include "internal.h"
+#include "mel_py_api.h"
 
 namespace py = pybind11;
 
@@ -118,6 +119,18 @@ public:
     // x must already be float32, C-contiguous, [n, input_dim] (or [input_dim] for one row):
     // it is read in place, never copied.
     size_t rows_of(const py::array& x) const {
+        // The hot path of a one-row predict: plain field reads of the array (numpy's own struct,
+        // through pybind11's proxy), no dtype object made or compared. Anything it does not
+        // accept goes through the checks below, which name the problem.
+        const auto* a = py::detail::array_proxy(x.ptr());
+        const auto* descr = py::detail::array_descriptor_proxy(a->descr);
+        constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+        if (descr->type_num == py::detail::npy_api::NPY_FLOAT_ && (descr->byteorder == '=' || descr->byteorder == kNative) &&
+            (a->flags & need) == need) {
+            const size_t d = input_dim();
+            if (a->nd == 1 && size_t(a->dimensions[0]) == d) return 1;
+            if (a->nd == 2 && size_t(a->dimensions[1]) == d) return size_t(a->dimensions[0]);
+        }
         if (!x.dtype().equal(py::dtype::of<float>()))
             throw_input("x must be a float32 array (got dtype " + std::string(py::str(x.dtype())) +
                         "); convert with np.ascontiguousarray(x, dtype=np.float32)");
@@ -131,11 +144,13 @@ public:
         return size_t(x.shape(0));
     }
 
-    py::array_t<float> predict(const py::array& x, const py::object& kernel) const {
+    // out=None: a new float32 [n]; else `out` itself, which must be a writeable, aligned,
+    // C-contiguous float32 array of shape [n] (a scheduler reuses one and allocates nothing).
+    py::object predict(const py::array& x, const py::object& out, const py::object& kernel) const {
         const size_t n = rows_of(x);
-        py::array_t<float> out(static_cast<py::ssize_t>(n));
+        py::object res = out.is_none() ? new_float32(n) : checked_out(out, n);
         const float* px = static_cast<const float*>(x.data());
-        float* po = out.mutable_data();
+        float* po = reinterpret_cast<float*>(py::detail::array_proxy(res.ptr())->data);
         int st;
         if (kernel.is_none()) {
             st = run_batch(n, [&] { return mel_model_predict(m_, px, n, po); });
@@ -145,7 +160,7 @@ public:
             st = mel_internal_predict_with_kernel(m_, k.c_str(), px, n, po, nullptr);
         }
         check(st);
-        return out;
+        return res;
     }
 
     py::array_t<double> predict_raw(const py::array& x, const py::object& kernel) const {
@@ -165,6 +180,39 @@ public:
     }
 
 private:
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    static constexpr char kNative = '>';
+#else
+    static constexpr char kNative = '<';
+#endif
+
+    // A new 1-d float32 array straight from numpy's C API (py::array_t's constructor builds
+    // shape and stride vectors and a dtype object first: a third of a one-row predict).
+    static py::object new_float32(size_t n) {
+        auto& api = py::detail::npy_api::get();
+        static PyObject* const f32 = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_FLOAT_);  // immortal
+        Py_INCREF(f32);  // PyArray_NewFromDescr steals a reference
+        Py_intptr_t dim = static_cast<Py_intptr_t>(n);
+        PyObject* o = api.PyArray_NewFromDescr_(api.PyArray_Type_, f32, 1, &dim, nullptr, nullptr, 0, nullptr);
+        if (!o) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(o);
+    }
+
+    static py::object checked_out(const py::object& out, size_t n) {
+        auto& api = py::detail::npy_api::get();
+        if (!api.PyArray_Check_(out.ptr()))
+            throw_input("out must be a numpy float32 array of shape [" + std::to_string(n) + "] (got " +
+                        std::string(py::str(py::type::handle_of(out).attr("__name__"))) + ")");
+        const py::array a = py::reinterpret_borrow<py::array>(out);
+        if (!a.dtype().equal(py::dtype::of<float>()) || a.ndim() != 1 || size_t(a.shape(0)) != n)
+            throw_input("out must be a float32 array of shape [" + std::to_string(n) + "] (got dtype " +
+                        std::string(py::str(a.dtype())) + ", shape " + shape_str(a) + ")");
+        constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                             py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+        if ((a.flags() & need) != need) throw_input("out must be writeable, aligned and C-contiguous");
+        return out;
+    }
+
     [[noreturn]] static void throw_input(const std::string& msg) {
         py::object exc = g_errors.attr("InputError")(msg);
         exc.attr("status") = py::str("MEL_ERR_INVALID_ARGUMENT");
@@ -180,34 +228,52 @@ private:
 };
 
 #if defined(__linux__)
+// The pybind11 binding of a counters window. maple_edge_lite.counters uses the Cython one
+// (maple_edge_lite/_cycore.pyx: about 0.1 us less per call, docs/bindings.md); this one stays as
+// benchmarks/bench_bindings.py's pybind11 contender, and its presence marks a build with counters.
 class PyCounters {
 public:
     PyCounters(const std::vector<std::string>& names, unsigned flags) {
         std::vector<const char*> p;
         for (const auto& n : names) p.push_back(n.c_str());
         check(mel_counters_open(p.data(), p.size(), flags, &c_));
-        values_.resize(names.size());
+        values_.resize(mel_counters_count(c_));
         for (auto& v : values_) v.size = sizeof(mel_counter_value);
+        names_ = py::tuple(values_.size());
+        for (size_t i = 0; i < values_.size(); ++i) names_[i] = py::str(mel_counters_name(c_, i));
+        for (int s = 0; s < kStates; ++s) states_[s] = py::str(mel_counter_state_name(s));
     }
     ~PyCounters() { mel_counters_free(c_); }
     PyCounters(const PyCounters&) = delete;
     PyCounters& operator=(const PyCounters&) = delete;
 
-    void start() { check(mel_counters_start(c_)); }
-    void stop() { check(mel_counters_stop(c_)); }
+    void start() {
+        check(mel_counters_start(c_));
+        have_window_ = false;
+    }
+    // Ends the window and reads it into the buffer allocated at open: a window makes no Python
+    // object; read() builds them only when the results are asked for.
+    void stop() {
+        check(mel_counters_stop(c_));
+        check(mel_counters_read(c_, values_.data(), values_.size()));
+        have_window_ = true;
+    }
     void close() {
         mel_counters_free(c_);
         c_ = nullptr;
     }
 
-    // [(name, state, value, raw, enabled_ns, running_ns, errno, flags, reason)]
+    // [(name, state, value, raw, enabled_ns, running_ns, errno, flags, reason)] of the last window
     py::list read() {
-        check(mel_counters_read(c_, values_.data(), values_.size()));
-        py::list out;
+        // No window in the buffer (none yet, one in progress, or closed): the C API's own error.
+        if (!have_window_ || !c_) check(mel_counters_read(c_, values_.data(), values_.size()));
+        py::list out(values_.size());
         for (size_t i = 0; i < values_.size(); ++i) {
             const mel_counter_value& v = values_[i];
-            out.append(py::make_tuple(mel_counters_name(c_, i), mel_counter_state_name(v.state), v.value, v.raw,
-                                      v.enabled_ns, v.running_ns, v.error, v.flags, mel_counters_reason(c_, i)));
+            py::object state = v.state >= 0 && v.state < kStates ? states_[v.state] : py::str(mel_counter_state_name(v.state));
+            const char* reason = mel_counters_reason(c_, i);
+            out[i] = py::make_tuple(names_[i], std::move(state), v.value, v.raw, v.enabled_ns, v.running_ns, v.error, v.flags,
+                                    *reason ? py::str(reason) : empty_);
         }
         return out;
     }
@@ -220,8 +286,13 @@ public:
     }
 
 private:
+    static constexpr int kStates = MEL_COUNTER_DENIED + 1;
     mel_counters* c_ = nullptr;
     std::vector<mel_counter_value> values_;
+    bool have_window_ = false;
+    py::tuple names_;               // event names as str, made once
+    py::object states_[kStates];    // state names as str, made once
+    py::str empty_;
 };
 #endif
 
@@ -320,6 +391,16 @@ void def_encoders(py::module_& mod) {
     mod.attr("SPACE_FBNET") = MEL_SPACE_FBNET;
 }
 
+const mel_py_api kPyApi = {
+    sizeof(mel_py_api), mel_status_name, mel_last_error, mel_model_input_dim, mel_model_predict, mel_counter_state_name,
+#if defined(__linux__)
+    mel_counters_open, mel_counters_start, mel_counters_stop, mel_counters_read, mel_counters_free, mel_counters_count,
+    mel_counters_name, mel_counters_reason,
+#else
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+#endif
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
@@ -337,6 +418,8 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("ABI_VERSION") = MEL_ABI_VERSION;
     mod.attr("MAX_DIM") = MEL_MAX_DIM;
     mod.attr("MAX_LAYERS") = MEL_MAX_LAYERS;
+    // This module's copy of the C library for maple_edge_lite._cycore (mel_py_api.h).
+    mod.attr("_c_api") = py::capsule(static_cast<const void*>(&kPyApi), MEL_PY_API_CAPSULE);
 
 #if defined(__linux__)
     py::class_<PyCounters>(mod, "_Counters")
@@ -378,7 +461,11 @@ PYBIND11_MODULE(_core, mod) {
         .def_property_readonly("layer_dims", &PyModel::layer_dims)
         .def_property_readonly("feature_names", &PyModel::feature_names)
         .def_property_readonly("metadata_json", &PyModel::metadata_json)
-        .def("predict", &PyModel::predict, py::arg("x"), py::arg("kernel") = py::none())
+        .def("predict", &PyModel::predict, py::arg("x"), py::arg("out") = py::none(), py::arg("kernel") = py::none())
+        // The model handle for maple_edge_lite._cycore.Predictor, which keeps this object alive.
+        .def("_capsule", [](const PyModel& m) {
+            return py::capsule(const_cast<mel_model*>(m.handle()), "maple_edge_lite.mel_model");
+        })
         .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none())
         .def("predict_arch", &predict_arch, py::arg("archs"));
     def_encoders(mod);

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .. import _core
+from .. import _core, _cycore
 from .._errors import UnsupportedError
 
 #: The eleven generic events MAPLE-Edge's authors sampled, in their order.
@@ -157,9 +157,13 @@ class Counters:
             flags |= _core.COUNTERS_EXCLUDE_KERNEL
         if not group:
             flags |= _core.COUNTERS_NO_GROUP
-        self._c = _core._Counters(list(self.names), flags)
+        # The window's two calls go through Cython, the rest through _core (docs/bindings.md).
+        self._c = _cycore._Counters(list(self.names), flags)
         self._results: Optional[Dict[str, CounterResult]] = None
 
+    # A window is two calls into the core: start(), and stop(), which also reads the counts into a
+    # buffer the core allocated at open. No Python object is made per window: the
+    # CounterResult objects are built from that buffer when ``results`` is first asked for.
     def start(self) -> None:
         self._results = None
         self._c.start()
@@ -170,13 +174,14 @@ class Counters:
 
     @property
     def results(self) -> Dict[str, CounterResult]:
-        """Name -> CounterResult for the last finished window."""
+        """Name -> CounterResult for the last finished window (built on first access)."""
         if self._results is None:
             self._results = {r[0]: CounterResult(*r) for r in self._c.read()}
         return self._results
 
     def __enter__(self) -> "Counters":
-        self.start()
+        self._results = None  # start(), inlined: the window is the scheduler's per-inference cost
+        self._c.start()
         return self
 
     def __exit__(self, *exc) -> None:
