@@ -91,6 +91,22 @@ class Model:
         string."""
         return self._m.predict_arch((archs,) if isinstance(archs, str) else archs)
 
+    @property
+    def interval_level(self) -> Optional[float]:
+        """The level of the central interval this model gives around its predictions (e.g. 0.9),
+        or None for a model that carries none (only device models written by ``adapt`` do)."""
+        return self._m.interval_level
+
+    def predict_interval(self, x: np.ndarray):
+        """``(ms, lo, hi)``, float32 ``[n]`` each: the prediction and the model's central interval
+        (``interval_level``) around it, for ``x`` as in :meth:`predict`. ``UnsupportedError`` for a
+        model without an interval."""
+        return self._m.predict_interval(x)
+
+    def predict_archs_interval(self, archs):
+        """``(ms, lo, hi)`` straight from architecture strings (see :meth:`predict_archs`)."""
+        return self._m.predict_arch_interval((archs,) if isinstance(archs, str) else archs)
+
     def __repr__(self) -> str:
         dims = "→".join(str(d) for d in (self.input_dim,) + self.layer_dims)
         where = f" from {self._path!r}" if self._path else ""

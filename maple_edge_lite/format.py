@@ -24,6 +24,7 @@ HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 24
 SEC_INPUT, SEC_LAYER, SEC_OUTPUT, SEC_FEATURES, SEC_METADATA = 1, 2, 3, 4, 5
 SEC_ENCODER = 6  # optional: search space and feature schema version of the model's encoder
+SEC_INTERVAL = 7  # optional: the model's central interval around its predictions
 SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
@@ -119,6 +120,16 @@ def encode(
     sections.append((SEC_METADATA, meta))
     if encoder is not None:
         sections.append((SEC_ENCODER, struct.pack("<II", *encoder), SECTION_OPTIONAL))
+    if q.interval is not None:
+        iv = q.interval
+        if len(iv.index) and int(iv.index.max()) >= d:
+            raise InputError(f"interval index names feature {int(iv.index.max())} of a model with {d}")
+        terms, rank = iv.factor.shape
+        idx = np.asarray(iv.index, "<u4").tobytes()
+        idx += b"\0" * (-len(idx) % 8)
+        body = struct.pack("<IIIIddd", 1, terms, rank, 0, iv.level, iv.z, iv.noise) + idx
+        body += np.ascontiguousarray(iv.factor, "<f4").tobytes()
+        sections.append((SEC_INTERVAL, body, SECTION_OPTIONAL))
 
     table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * len(sections)
     offset = table_end + (-table_end % 8)
@@ -213,6 +224,7 @@ def pack(
     calibration: Optional[np.ndarray] = None,
     search_space: Optional[str] = None,
     output_floor: Optional[float] = None,
+    interval: Optional[Mapping] = None,
 ) -> QuantizedMLP:
     """Quantize a float MLP and write it as a ``.melw`` file; returns the quantized model
     (whose ``predict`` is the numpy reference of what the core will compute).
@@ -223,7 +235,9 @@ def pack(
     log-latency), ``t`` (``output="identity"``) or ``max(t, output_floor)`` (``output="floor"``:
     a linear model in milliseconds that must never predict 0 or less; ``output_floor`` is a
     positive float32, and the file is format version 2, which libraries before 0.2 refuse with a
-    version error). ``metadata``: JSON-serialisable mapping; by
+    version error). ``interval``: ``{"level", "index", "factor", "noise"}`` (see
+    :func:`maple_edge_lite.quantize.make_interval`), a central interval the core computes around
+    each prediction (``Model.predict_interval``). ``metadata``: JSON-serialisable mapping; by
     convention ``search_space`` (e.g. ``"nb201"``) and ``provenance`` (tables, devices, seed,
     commit). ``calibration``: representative raw inputs that set the activation scales (see
     :func:`maple_edge_lite.quantize.quantize`). ``search_space``: ``"nb201"`` or ``"fbnet"`` when
@@ -243,6 +257,12 @@ def pack(
         calibration=calibration,
         output_floor=output_floor,
     )
+    if interval is not None:
+        import dataclasses
+
+        from .quantize import make_interval
+
+        q = dataclasses.replace(q, interval=make_interval(**dict(interval)))
     user = dict(metadata or {})
     reserved = {"schema", "packed_by", "quantization"} & set(user)
     if reserved:

@@ -61,6 +61,7 @@ class QuantizedMLP:
     output_scale: float = 1.0
     output_shift: float = 0.0
     output_floor: float = 0.0  # "floor" transform: a float32 value > 0
+    interval: Optional["Interval"] = None  # the INTERVAL section, if any
 
     @property
     def input_dim(self) -> int:
@@ -94,6 +95,14 @@ class QuantizedMLP:
         y = acc.astype(np.float64) * np.float64(self.layers[-1].deq[0])
         return y * np.float64(self.output_scale) + np.float64(self.output_shift)
 
+    def predict_interval(self, x: np.ndarray):
+        """(ms, lo, hi): what ``Model.predict_interval`` returns, bit for bit."""
+        if self.interval is None:
+            raise InputError("this model has no interval")
+        ms = self.predict(x)
+        lo, hi = self.interval.bounds(_as_rows(x, self.input_dim), ms)
+        return ms, lo, hi
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Milliseconds, float32 ``[n]``: what ``Model.predict`` returns, bit for bit."""
         t = self.predict_raw(x)
@@ -111,6 +120,60 @@ class QuantizedMLP:
         if zero.any():
             raise NumericError(f"prediction for row {int(np.argmax(zero))} underflows to 0")
         return out
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A model's central interval (the INTERVAL section, docs/format.md): for a prediction ``ms``
+    and design row ``a = [1, x[index]]``, ``sd = sqrt(|F^T a|^2 + (noise * ms)^2) / ms`` and the
+    interval is ``ms * exp(-+ z * sd)``. ``factor`` F: float32 ``[1 + len(index), rank]`` in ms."""
+
+    level: float
+    z: float
+    noise: float
+    index: np.ndarray  # uint32 [terms - 1], increasing feature indices
+    factor: np.ndarray  # float32 [terms, rank]
+
+    def bounds(self, x: np.ndarray, ms: np.ndarray):
+        """(lo, hi) float32 for raw features ``x`` [n, d] and predictions ``ms`` (float32 [n]): the
+        core's arithmetic, in its order (so the two agree bit for bit)."""
+        x = np.asarray(x, dtype=np.float32)
+        F = self.factor.astype(np.float64)
+        u = np.repeat(F[:1], len(x), axis=0)  # the intercept's term, a_0 = 1
+        for t, i in enumerate(self.index, start=1):
+            u = u + x[:, i].astype(np.float64)[:, None] * F[t]
+        v = np.zeros(len(x))
+        for j in range(F.shape[1]):
+            v = v + u[:, j] * u[:, j]
+        y = ms.astype(np.float64)
+        e = np.float64(self.noise) * y
+        sd = np.sqrt(v + e * e) / y
+        w = np.float64(self.z) * sd
+        return (y * np.exp(-w)).astype(np.float32), (y * np.exp(w)).astype(np.float32)
+
+
+def make_interval(level: float, index, factor, noise: float = 0.0) -> Interval:
+    """Check and normalise an interval: ``level`` in (0, 1) (z is the standard normal's quantile
+    of (1 + level) / 2), ``index`` increasing feature indices, ``factor`` finite ``[1 +
+    len(index), rank]`` (rank <= rows), ``noise`` >= 0."""
+    from statistics import NormalDist
+
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise InputError(f"interval level must be in (0, 1), got {level}")
+    idx = np.asarray(index, dtype=np.int64).ravel()
+    F = np.asarray(factor, dtype=np.float64)
+    if F.ndim != 2 or F.shape[0] != len(idx) + 1 or not 1 <= F.shape[1] <= F.shape[0]:
+        raise InputError(f"interval factor must be [{len(idx) + 1}, rank <= {len(idx) + 1}], got {list(F.shape)}")
+    if len(idx) and (idx.min() < 0 or np.any(np.diff(idx) <= 0)):
+        raise InputError("interval index must hold increasing feature indices")
+    F32 = F.astype(np.float32)
+    if not np.all(np.isfinite(F32)):
+        raise InputError("interval factor must be finite in float32")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise InputError("interval noise must be a finite number >= 0")
+    z = NormalDist().inv_cdf((1.0 + level) / 2.0)
+    return Interval(level, float(z), float(noise), idx.astype(np.uint32), F32)
 
 
 def round_half_up(v: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ MAGIC = b"\x89MELW\r\n\x1a"
 HEADER_SIZE = 64
 ENTRY = 24
 INPUT, LAYER, OUTPUT, FEATURES, METADATA = 1, 2, 3, 4, 5
+INTERVAL = 7
 KIND = {"INPUT": INPUT, "LAYER": LAYER, "OUTPUT": OUTPUT, "FEATURES": FEATURES, "METADATA": METADATA}
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -273,13 +274,21 @@ def bases(model_bytes, pack_random):
         if name not in made:
             if name == "std":
                 made[name] = model_bytes[0]
-            elif name == "floor":  # format 2: a linear model in ms with a floor
+            elif name in ("floor", "interval"):  # format 2: a linear model in ms with a floor (and an interval)
                 with tempfile.TemporaryDirectory() as tmp:
+                    if name == "interval":  # terms 1, x1, x3 (index padded to 8 bytes), rank 2
+                        p = os.path.join(tmp, "iv.melw")
+                        mel.pack([(np.array([[0.5, 1.0, -0.25, 2.0]]), np.array([1.0]))], p, feature_names=list("abcd"),
+                                 output="floor", output_floor=0.01,
+                                 interval={"level": 0.9, "index": [1, 3], "factor": np.ones((3, 2)) * 0.1, "noise": 0.05})
+                        with open(p, "rb") as f:
+                            made[name] = f.read()
                     p = os.path.join(tmp, "floor.melw")
                     mel.pack([(np.array([[1.0, -2.0, 0.5]]), np.array([0.1]))], p, feature_names=["a", "b", "c"],
                              output="floor", output_floor=0.05)
-                    with open(p, "rb") as f:
-                        made[name] = f.read()
+                    if name == "floor":
+                        with open(p, "rb") as f:
+                            made[name] = f.read()
             else:
                 path, _ = pack_random([5, 7, 3, 1], seed=4, name="odd.melw")
                 made[name] = path.read_bytes()
@@ -464,6 +473,25 @@ CORRUPT = [
     case("output_floor_neg_zero", lambda d: in_sec(d, OUTPUT, 4, "<f", -0.0), F, "output floor is not a finite positive", base="floor"),
     case("output_floor_negative", lambda d: in_sec(d, OUTPUT, 4, "<f", -1.0), F, "output floor is not a finite positive", base="floor"),
     case("output_floor_nan", lambda d: in_sec(d, OUTPUT, 4, "<f", float("nan")), F, "output floor is not a finite positive", base="floor"),
+    # INTERVAL (optional section 7): header u32 kind, terms, rank, reserved; f64 level, z, noise; u32 index[2], no pad; f32 F[3x2]
+    case("interval_kind_2", lambda d: in_sec(d, INTERVAL, 0, "<I", 2), V, "(INTERVAL) has kind 2, unknown", base="interval"),
+    case("interval_reserved", lambda d: in_sec(d, INTERVAL, 12, "<I", 1), F, "(INTERVAL) reserved field is not zero", base="interval"),
+    case("interval_terms_0", lambda d: in_sec(d, INTERVAL, 4, "<I", 0), F, "(INTERVAL) has 0 terms for 4 features", base="interval"),
+    case("interval_terms_6", lambda d: in_sec(d, INTERVAL, 4, "<I", 6), F, "(INTERVAL) has 6 terms for 4 features", base="interval"),
+    case("interval_rank_0", lambda d: in_sec(d, INTERVAL, 8, "<I", 0), F, "(INTERVAL) rank 0 is not in 1..3", base="interval"),
+    case("interval_rank_4", lambda d: in_sec(d, INTERVAL, 8, "<I", 4), F, "(INTERVAL) rank 4 is not in 1..3", base="interval"),
+    case("interval_level_1", lambda d: in_sec(d, INTERVAL, 16, "<d", 1.0), F, "(INTERVAL) level is not in (0, 1)", base="interval"),
+    case("interval_level_nan", lambda d: in_sec(d, INTERVAL, 16, "<d", float("nan")), F, "level is not in (0, 1)", base="interval"),
+    case("interval_z_0", lambda d: in_sec(d, INTERVAL, 24, "<d", 0.0), F, "(INTERVAL) z is not a finite positive number", base="interval"),
+    case("interval_z_inf", lambda d: in_sec(d, INTERVAL, 24, "<d", float("inf")), F, "z is not a finite positive", base="interval"),
+    case("interval_noise_neg", lambda d: in_sec(d, INTERVAL, 32, "<d", -0.1), F, "(INTERVAL) noise is not a finite number >= 0", base="interval"),
+    case("interval_noise_nan", lambda d: in_sec(d, INTERVAL, 32, "<d", float("nan")), F, "noise is not a finite number", base="interval"),
+    case("interval_index_out_of_range", lambda d: in_sec(d, INTERVAL, 44, "<I", 4), F, "(INTERVAL) term 2 names feature 4 of 4", base="interval"),
+    case("interval_index_not_increasing", lambda d: in_sec(d, INTERVAL, 44, "<I", 1), F, "feature indices are not increasing", base="interval"),
+    case("interval_factor_nan", lambda d: in_sec(d, INTERVAL, 48 + 8, "<f", float("nan")), F, "(INTERVAL) factor value 2 is not finite", base="interval"),
+    case("interval_size_short", lambda d: edit(d, INTERVAL, lambda p: p[:-4]), F, "(INTERVAL) size 68 does not match its terms and rank (expected 72)", base="interval"),
+    case("interval_too_short", lambda d: edit(d, INTERVAL, lambda p: p[:32]), F, "(INTERVAL) is too short", base="interval"),
+    case("interval_twice", lambda d: resecs(d, lambda s: s + [x for x in s if x.kind == INTERVAL]), F, "more than one INTERVAL section", base="interval"),
     case("output_floor_inf", lambda d: in_sec(d, OUTPUT, 4, "<f", float("inf")), F, "output floor is not a finite positive", base="floor"),
     case("output_reserved", lambda d: in_sec(d, OUTPUT, 4, "<I", 1), F, "(OUTPUT) reserved field is not zero"),
     case("output_scale_nan", lambda d: in_sec(d, OUTPUT, 8, "<d", float("nan")), F, "output scale or shift is not finite"),
@@ -510,7 +538,7 @@ def fix_header_only(data: bytes) -> bytes:
 def test_repacker_reproduces_the_writer(bases):
     """The helpers above lay out a file byte for byte as maple_edge_lite.format does, so each case
     changes only what it means to change."""
-    for name in ("std", "odd", "floor"):
+    for name in ("std", "odd", "floor", "interval"):
         d = bases(name)
         assert build(parse(d)) == d
         assert fix(d, size=True) == d

@@ -117,6 +117,55 @@ def test_exp_output_underflow_is_an_error_not_zero(tmp_path):
             f(np.array([[-200.0]], np.float32))
 
 
+
+def _interval_model(tmp_path, noise=0.05):
+    """A linear model in ms over 4 features with a hand-made interval on features 1 and 3."""
+    w, b = np.array([[0.5, 1.0, -0.25, 2.0]]), np.array([1.0])
+    factor = np.array([[0.10, 0.00], [0.05, 0.02], [0.00, 0.30]])  # terms: 1, x1, x3
+    iv = {"level": 0.9, "index": [1, 3], "factor": factor, "noise": noise}
+    q = mel.pack([(w, b)], tmp_path / "iv.melw", feature_names=["a", "b", "c", "d"], output="floor",
+                 output_floor=0.01, interval=iv, calibration=np.array([[4.0, 4.0, 4.0, 4.0]]))
+    return q, mel.Model.load(tmp_path / "iv.melw")
+
+
+def test_interval_by_hand_and_bit_exact(tmp_path):
+    """The INTERVAL section: lo, hi = ms * exp(-+z * sqrt(|F^T a|^2 + (noise ms)^2) / ms),
+    a = [1, x1, x3], z = 1.6449 for 90%, worked out here independently of the core."""
+    q, m = _interval_model(tmp_path)
+    assert m.interval_level == 0.9
+    x = np.array([[1.0, 2.0, 0.0, 1.0], [0.0, 0.0, 4.0, 0.0], [3.0, 1.0, 1.0, 2.0]], np.float32)
+    ms, lo, hi = m.predict_interval(x)
+    np.testing.assert_array_equal(ms, m.predict(x))
+    a = np.column_stack([np.ones(3), x[:, 1], x[:, 3]]).astype(np.float64)
+    F = np.array([[0.10, 0.00], [0.05, 0.02], [0.00, 0.30]])
+    sd = np.sqrt(((a @ F) ** 2).sum(1) + (0.05 * ms.astype(np.float64)) ** 2) / ms
+    np.testing.assert_allclose(lo, ms * np.exp(-1.6448536269514722 * sd), rtol=1e-6)
+    np.testing.assert_allclose(hi, ms * np.exp(1.6448536269514722 * sd), rtol=1e-6)
+    assert np.all((lo < ms) & (ms < hi) & (lo > 0))
+    for got, want in zip((ms, lo, hi), q.predict_interval(x)):
+        np.testing.assert_array_equal(bits(got), bits(want))
+
+
+def test_interval_absent_is_unsupported_not_zero(tmp_path, pack_random):
+    path, _ = pack_random([5, 3, 1])
+    m = mel.Model.load(path)
+    assert m.interval_level is None
+    with pytest.raises(mel.UnsupportedError, match="carries no interval"):
+        m.predict_interval(np.zeros((1, 5), np.float32))
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    (dict(level=1.0), "level must be in"), (dict(level=0.0), "level must be in"),
+    (dict(index=[3, 1]), "increasing"), (dict(factor=np.ones((2, 1))), "factor must be"),
+    (dict(factor=np.ones((3, 4))), "factor must be"), (dict(noise=-1.0), "noise"),
+    (dict(factor=np.full((3, 1), np.inf)), "finite"), (dict(index=[1, 9]), "names feature 9"),
+])
+def test_interval_rejects_bad_input(tmp_path, bad, fragment):
+    iv = {"level": 0.9, "index": [1, 3], "factor": np.ones((3, 2)), "noise": 0.0, **bad}
+    with pytest.raises(mel.InputError, match=fragment):
+        mel.pack([(np.ones((1, 4)), np.zeros(1))], tmp_path / "x.melw", feature_names=list("abcd"), interval=iv)
+
+
 def test_single_row_forms_and_empty_batch(pack_random):
     path, q = pack_random([5, 3, 1])
     m = mel.Model.load(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,16 @@ def fake_rows(archs, device="board", runtime="fake-rt", version="1.0", threads=1
                           conditions={"runtime": {"name": runtime, "version": version, "threads": threads}})
 
 
+def parse_predictions(out):
+    """`predict`'s plain output, ``<ms> ms [<lo>, <hi>]\\t<arch>`` per line -> [(ms, lo, hi, arch)]."""
+    got = []
+    for line in out.splitlines():
+        m = re.fullmatch(r"(\d+\.\d{4}) ms \[(\d+\.\d{4}), (\d+\.\d{4})\]\t(\S+)", line)
+        assert m, f"unexpected line {line!r}"
+        got.append((float(m[1]), float(m[2]), float(m[3]), m[4]))
+    return got
+
+
 def run(args, capsys):
     rc = main([str(a) for a in args])
     out, err = capsys.readouterr()
@@ -79,9 +90,12 @@ def test_adapt_folds_descriptor_and_measurements_into_a_device_model(tmp_path, c
     got, want = dev.predict_archs(query), synthetic_ms(query)
     assert np.corrcoef(got, want)[0, 1] > 0.9
     rc, out, _ = run(["predict", "--model", tmp_path / "dev.melw", "--arch", ARCH_A, "--arch", ARCH_B], capsys)
-    lines = [line.split("\t") for line in out.splitlines()]
-    assert rc == 0 and [a for _, a in lines] == [ARCH_A, ARCH_B]
-    np.testing.assert_allclose([float(v) for v, _ in lines], dev.predict_archs([ARCH_A, ARCH_B]), rtol=1e-4)
+    lines = parse_predictions(out)
+    assert rc == 0 and [a for *_, a in lines] == [ARCH_A, ARCH_B]
+    ms, lo, hi = dev.predict_archs_interval([ARCH_A, ARCH_B])
+    np.testing.assert_allclose([v for v, *_ in lines], ms, rtol=0, atol=5.1e-5)  # printed with 4 decimals
+    np.testing.assert_allclose([(l, h) for _, l, h, _ in lines], np.column_stack([lo, hi]), rtol=0, atol=5.1e-5)
+    assert all(l < v < h for v, l, h, _ in lines) and dev.interval_level == 0.9
 
 
 def test_adapt_refuses_a_descriptor_of_another_feature_schema(tmp_path, capsys):
@@ -239,14 +253,15 @@ def test_predict_cli_builds_once_then_answers_from_the_cache(fake_device, capsys
     rc, out, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", ARCH_B], capsys)
     assert rc == 0, err
     assert "profiling" in err and "measuring reference architectures" in err and "cached this device" in err
-    first = [line.split("\t") for line in out.splitlines()]
-    assert [a for _, a in first] == [ARCH_A, ARCH_B] and all(float(v) > 0 for v, _ in first)
+    first = parse_predictions(out)
+    assert [a for *_, a in first] == [ARCH_A, ARCH_B] and all(0 < l < v < h for v, l, h, _ in first)
     rc, out, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", ARCH_B, "--json"], capsys)
     report = json.loads(out)
     assert rc == 0 and err == "" and report["cache"]["built"] is False
     assert [p["arch"] for p in report["predictions"]] == [ARCH_A, ARCH_B]
-    np.testing.assert_allclose([p["latency_ms"] for p in report["predictions"]], [float(v) for v, _ in first],
-                               rtol=1e-4)
+    np.testing.assert_allclose([[p["latency_ms"], p["lo_ms"], p["hi_ms"]] for p in report["predictions"]],
+                               [[v, l, h] for v, l, h, _ in first], rtol=0, atol=5.1e-5)
+    assert report["interval_level"] == 0.9
     assert fake_device["measure"] == 1
     rc, _, err = run(["predict", "--runtime", "fake-rt", "--threads", "2", "--arch", ARCH_A], capsys)
     assert rc == 0 and "cached this device" in err and fake_device["measure"] == 2
@@ -285,8 +300,8 @@ def test_cached_predict_imports_no_runtime(fake_device, tmp_path, monkeypatch):
     r = subprocess.run([sys.executable, "-P", "-c", code, ARCH_A], capture_output=True, text=True,
                        env=dict(os.environ, MAPLE_EDGE_LITE_CACHE=str(tmp_path / "cache")), cwd=tmp_path)
     assert r.stderr.strip() == "0 []", r.stderr  # no progress: the cache answered; no runtime imported
-    ms, arch = r.stdout.strip().split("\t")
-    assert arch == ARCH_A and float(ms) > 0
+    ((ms, lo, hi, arch),) = parse_predictions(r.stdout)
+    assert arch == ARCH_A and 0 < lo < ms < hi
 
 
 # --- on this machine -------------------------------------------------------------------------------

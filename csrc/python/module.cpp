@@ -373,6 +373,30 @@ py::array_t<float> predict_arch(const PyModel& m, const py::handle& archs) {
     return out;
 }
 
+py::tuple predict_arch_interval(const PyModel& m, const py::handle& archs) {
+    const ArchStrings a = arch_strings(archs);
+    const size_t n = a.ptrs.size();
+    py::array_t<float> ms(static_cast<py::ssize_t>(n)), lo(static_cast<py::ssize_t>(n)), hi(static_cast<py::ssize_t>(n));
+    float *pm = ms.mutable_data(), *pl = lo.mutable_data(), *ph = hi.mutable_data();
+    check(run_batch(n, [&] { return mel_model_predict_arch_interval(m.handle(), a.ptrs.data(), n, pm, pl, ph); }));
+    return py::make_tuple(ms, lo, hi);
+}
+
+py::tuple predict_interval(const PyModel& m, const py::array& x) {
+    const size_t n = m.rows_of(x);
+    py::array_t<float> ms(static_cast<py::ssize_t>(n)), lo(static_cast<py::ssize_t>(n)), hi(static_cast<py::ssize_t>(n));
+    const float* px = static_cast<const float*>(x.data());
+    float *pm = ms.mutable_data(), *pl = lo.mutable_data(), *ph = hi.mutable_data();
+    check(run_batch(n, [&] { return mel_model_predict_interval(m.handle(), px, n, pm, pl, ph); }));
+    return py::make_tuple(ms, lo, hi);
+}
+
+py::object interval_level(const PyModel& m) {
+    double level = 0.0;
+    if (mel_model_interval_level(m.handle(), &level) != MEL_OK) return py::none();
+    return py::float_(level);
+}
+
 void def_encoders(py::module_& mod) {
     mod.def("encoder_dim", [](const std::string& space) {
         size_t d = 0;
@@ -467,6 +491,9 @@ PYBIND11_MODULE(_core, mod) {
             return py::capsule(const_cast<mel_model*>(m.handle()), "maple_edge_lite.mel_model");
         })
         .def("predict_raw", &PyModel::predict_raw, py::arg("x"), py::arg("kernel") = py::none())
-        .def("predict_arch", &predict_arch, py::arg("archs"));
+        .def("predict_arch", &predict_arch, py::arg("archs"))
+        .def("predict_arch_interval", &predict_arch_interval, py::arg("archs"))
+        .def("predict_interval", &predict_interval, py::arg("x"))
+        .def_property_readonly("interval_level", &interval_level);
     def_encoders(mod);
 }

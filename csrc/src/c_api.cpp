@@ -182,6 +182,32 @@ int mel_model_predict(const mel_model* model, const float* x, size_t n_rows, flo
     });
 }
 
+int mel_model_interval_level(const mel_model* model, double* level) {
+    return guard([&] {
+        need(model, "model");
+        need(level, "level");
+        if (!model->m->has_interval)
+            fail(MEL_ERR_UNSUPPORTED, "this model carries no interval (only device models written by adapt do)");
+        *level = model->m->iv_level;
+    });
+}
+
+int mel_model_predict_interval(const mel_model* model, const float* x, size_t n_rows, float* out_ms, float* out_lo,
+                               float* out_hi) {
+    return guard([&] {
+        need(model, "model");
+        if (!model->m->has_interval)
+            fail(MEL_ERR_UNSUPPORTED, "this model carries no interval (only device models written by adapt do)");
+        if (n_rows == 0) return;
+        need(x, "x");
+        need(out_ms, "out_ms");
+        need(out_lo, "out_lo");
+        need(out_hi, "out_hi");
+        mel::forward(*model->m, mel::active_kernel(), x, n_rows, out_ms, nullptr);
+        mel::interval(*model->m, x, n_rows, out_ms, out_lo, out_hi);
+    });
+}
+
 int mel_model_predict_raw(const mel_model* model, const float* x, size_t n_rows, double* out) {
     return guard([&] {
         need(model, "model");

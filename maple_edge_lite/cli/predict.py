@@ -255,15 +255,24 @@ def _predict(args) -> int:
     if meta.get("model_kind") == "base":
         raise InputError(f"{source} is a base predictor (device-agnostic, unit latency scale): adapt it to the "
                          "device first (`maple-edge-lite adapt`), or omit --model")
+    level = model.interval_level
     try:
-        ms = model.predict_archs(archs)
+        if level is not None:
+            ms, lo, hi = model.predict_archs_interval(archs)
+        else:  # a device model from before 0.2 (or a hand-made one): no interval
+            ms = model.predict_archs(archs)
+            lo = hi = [None] * len(archs)
     except InputError as e:
         raise InputError(f"{e} (the model predicts {meta.get('search_space')} architectures)") from None
+    r6 = lambda v: None if v is None else round(float(v), 6)  # noqa: E731
     if args.json:
         print(json.dumps({"model": source, "search_space": meta.get("search_space"), "cache": cache,
-                          "predictions": [{"arch": a, "latency_ms": round(float(v), 6)} for a, v in zip(archs, ms)]},
-                         indent=2))
+                          "interval_level": level,
+                          "predictions": [{"arch": a, "latency_ms": r6(v), "lo_ms": r6(l), "hi_ms": r6(h)}
+                                          for a, v, l, h in zip(archs, ms, lo, hi)]}, indent=2))
     else:
-        out = "".join(f"{float(v):.4f}\t{a}\n" for a, v in zip(archs, ms))
+        # ms, then the interval, a tab, the architecture: `cut -f2` gives the strings back.
+        out = "".join(f"{float(v):.4f} ms" + ("" if l is None else f" [{float(l):.4f}, {float(h):.4f}]") + f"\t{a}\n"
+                      for a, v, l, h in zip(archs, ms, lo, hi))
         sys.stdout.write(out)
     return 0

@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 METRICS = ("acc5", "acc10", "acc15", "spearman", "rmspe", "mape")
+#: Reported for the methods that give intervals (an ``interval(idx) -> (lo_ms, hi_ms)`` method):
+#: ``cover``, the share of query archs whose measured latency lies inside the interval.
+OPTIONAL_METRICS = ("cover",)
 # Larger is better for these; smaller for rmspe and mape.
 HIGHER_IS_BETTER = {"acc5": True, "acc10": True, "acc15": True, "spearman": True, "rmspe": False, "mape": False}
 
@@ -242,6 +245,9 @@ def _run_split(table, X, names, factories, train, test, shots, seeds, protocol, 
                     q = query
                 pred = np.exp(np.asarray(method.predict(q), dtype=np.float64))
                 r = metrics(pred, col[q])
+                if hasattr(method, "interval"):
+                    lo, hi = method.interval(q)
+                    r["cover"] = float(np.mean((col[q] >= lo) & (col[q] <= hi)))
                 r["n_query"] = int(len(q))
                 r["shots"] = int(len(idx))
                 runs.append(r)
@@ -250,9 +256,15 @@ def _run_split(table, X, names, factories, train, test, shots, seeds, protocol, 
     return out
 
 
+def _metrics_of(runs_by_device: Dict[str, List[dict]]) -> Tuple[str, ...]:
+    """METRICS, then the optional ones every run of this method reports."""
+    runs = [r for rs in runs_by_device.values() for r in rs]
+    return METRICS + tuple(m for m in OPTIONAL_METRICS if runs and all(m in r for r in runs))
+
+
 def _summarise_device(runs: List[dict]) -> dict:
     d = {}
-    for mt in METRICS:
+    for mt in _metrics_of({"": runs}):
         v = np.array([r[mt] for r in runs], dtype=np.float64)
         d[mt] = float(np.mean(v))
         d[mt + "_std"] = float(np.std(v))
@@ -312,7 +324,7 @@ def evaluate(table: LatencyTable, encoder=None, method_factories=None, train_dev
     for mname in factories:
         devs = {d: _summarise_device(raw[mname][d]) for d in test}
         mean = {}
-        for mt in METRICS:
+        for mt in _metrics_of(raw[mname]):
             S = _seed_matrix(raw[mname], test, mt)  # [dev, seed]
             mean[mt] = float(S.mean())
             mean[mt + "_std"] = float(np.std(S.mean(0)))
@@ -376,11 +388,11 @@ def leave_one_out(table: LatencyTable, encoder=None, method_factories=None, devi
         gblocks = []
         for g in groups:
             gb = {"devices": list(g)}
-            for mt in METRICS:
+            for mt in _metrics_of(raw[mname]):
                 gb[mt] = float(np.mean([devs[d][mt] for d in g]))
             gblocks.append(gb)
         mean = {}
-        for mt in METRICS:
+        for mt in _metrics_of(raw[mname]):
             # per seed: group means, then their mean; std of that over seeds
             per_seed = np.mean([_seed_matrix(raw[mname], g, mt).mean(0) for g in groups], axis=0)
             mean[mt] = float(np.mean([gb[mt] for gb in gblocks]))

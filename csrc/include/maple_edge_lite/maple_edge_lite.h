@@ -111,6 +111,16 @@ MEL_API int mel_model_predict(const mel_model* model, const float* x, size_t n_r
  * (log-latency for an "exp" model) as double. */
 MEL_API int mel_model_predict_raw(const mel_model* model, const float* x, size_t n_rows, double* out);
 
+/* The model's central interval (*level, e.g. 0.90) around its predictions: MEL_OK and the level
+ * for a model that carries one (a device model that `adapt` wrote), MEL_ERR_UNSUPPORTED for one
+ * that does not. */
+MEL_API int mel_model_interval_level(const mel_model* model, double* level);
+
+/* As mel_model_predict, and the interval: out_lo[i] <= out_ms[i] <= out_hi[i], all > 0 ms
+ * (docs/format.md, INTERVAL). MEL_ERR_UNSUPPORTED for a model without an interval. */
+MEL_API int mel_model_predict_interval(const mel_model* model, const float* x, size_t n_rows, float* out_ms,
+                                       float* out_lo, float* out_hi);
+
 /* ------------------------------------------------------------------------------------------
  * Performance counters (Linux perf_event), counting exactly the code between start and stop.
  *
@@ -217,6 +227,10 @@ MEL_API int mel_encode(const char* space, const char* const* archs, size_t n, fl
  * for a model that also takes descriptor features (adapt it to a device first) and for invalid
  * strings. No heap allocation; uses 8 KB of stack on top of mel_model_predict's. */
 MEL_API int mel_model_predict_arch(const mel_model* model, const char* const* archs, size_t n, float* out_ms);
+
+/* As mel_model_predict_arch, with the interval (see mel_model_predict_interval). */
+MEL_API int mel_model_predict_arch_interval(const mel_model* model, const char* const* archs, size_t n,
+                                            float* out_ms, float* out_lo, float* out_hi);
 
 /* ---------------------------------------------------------------------------------------- */
 

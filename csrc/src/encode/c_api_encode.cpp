@@ -127,7 +127,8 @@ int mel_encode(const char* space, const char* const* archs, size_t n, float* out
     });
 }
 
-int mel_model_predict_arch(const mel_model* model, const char* const* archs, size_t n, float* out_ms) {
+static int predict_arch(const mel_model* model, const char* const* archs, size_t n, float* out_ms, bool with_interval,
+                        float* out_lo, float* out_hi) {
     return guard([&] {
         need(model, "model");
         const mel::Model& m = *model->m;
@@ -142,9 +143,15 @@ int mel_model_predict_arch(const mel_model* model, const char* const* archs, siz
                      e->name + " architecture features and " + std::to_string(m.input_dim - dim) + " more (from '" +
                      m.feature_names[dim] + "'), so it needs a device descriptor; adapt it to a device first "
                      "(`maple-edge-lite adapt`) or pass full feature vectors to mel_model_predict");
+        if (with_interval && !m.has_interval)
+            fail(MEL_ERR_UNSUPPORTED, "this model carries no interval (only device models written by adapt do)");
         if (n == 0) return;
         need(archs, "archs");
         need(out_ms, "out_ms");
+        if (with_interval) {
+            need(out_lo, "out_lo");
+            need(out_hi, "out_hi");
+        }
         // Encode a chunk into this buffer, predict it, go on: no heap allocation, 8 KiB of stack
         // on top of what the forward pass takes.
         constexpr size_t kBufFloats = 2048;
@@ -157,12 +164,22 @@ int mel_model_predict_arch(const mel_model* model, const char* const* archs, siz
             mel::enc::encode_batch(*e, archs + r0, cnt, buf, r0);
             try {
                 mel::forward(m, k, buf, cnt, out_ms + r0, nullptr);
+                if (with_interval) mel::interval(m, buf, cnt, out_ms + r0, out_lo + r0, out_hi + r0);
             } catch (const mel::Error& err) {
                 throw mel::Error(err.status(), "predicting archs[" + std::to_string(r0) + ".." +
                                                    std::to_string(r0 + cnt - 1) + "]: " + err.what());
             }
         }
     });
+}
+
+int mel_model_predict_arch(const mel_model* model, const char* const* archs, size_t n, float* out_ms) {
+    return predict_arch(model, archs, n, out_ms, false, nullptr, nullptr);
+}
+
+int mel_model_predict_arch_interval(const mel_model* model, const char* const* archs, size_t n, float* out_ms,
+                                    float* out_lo, float* out_hi) {
+    return predict_arch(model, archs, n, out_ms, true, out_lo, out_hi);
 }
 
 }  // extern "C"

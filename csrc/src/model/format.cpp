@@ -32,6 +32,7 @@ namespace {
 // encoder whose features the model takes first. Older readers skip it (it is written with the
 // optional flag); this reader checks it against its own encoders.
 constexpr uint32_t kSecEncoder = 6;
+constexpr uint32_t kSecInterval = 7;
 
 // Little-endian loads that do not depend on the host's byte order or on alignment.
 uint32_t rd_u32(const unsigned char* p) {
@@ -79,6 +80,7 @@ const char* kind_name(uint32_t k) {
         case kSecFeatures: return "FEATURES";
         case kSecMetadata: return "METADATA";
         case kSecEncoder: return "ENCODER";
+        case kSecInterval: return "INTERVAL";
         default: return "unknown";
     }
 }
@@ -117,6 +119,49 @@ struct LayerRaw {
 };
 
 }  // namespace
+
+// INTERVAL (docs/format.md): u32 kind (1), u32 terms, u32 rank, u32 reserved; f64 level, z,
+// noise_rel; u32 index[terms - 1], zero-padded to 8 bytes; f32 F[terms * rank].
+void parse_interval(Model& m, const unsigned char* p, uint64_t size, const std::string& where) {
+    if (size < 40) bad(where + " is too short");
+    if (rd_u32(p) != 1) fail(MEL_ERR_VERSION, where + " has kind " + std::to_string(rd_u32(p)) +
+                                                   ", unknown to this reader; upgrade maple_edge_lite");
+    const uint32_t terms = rd_u32(p + 4), rank = rd_u32(p + 8);
+    if (rd_u32(p + 12) != 0) bad(where + " reserved field is not zero");
+    if (terms < 1 || terms - 1 > m.input_dim)
+        bad(where + " has " + std::to_string(terms) + " terms for " + std::to_string(m.input_dim) + " features");
+    if (rank < 1 || rank > terms) bad(where + " rank " + std::to_string(rank) + " is not in 1.." + std::to_string(terms));
+    const double level = rd_f64(p + 16), z = rd_f64(p + 24), noise = rd_f64(p + 32);
+    if (!(level > 0.0 && level < 1.0)) bad(where + " level is not in (0, 1)");
+    if (!(std::isfinite(z) && z > 0.0)) bad(where + " z is not a finite positive number");
+    if (!(std::isfinite(noise) && noise >= 0.0)) bad(where + " noise is not a finite number >= 0");
+    const uint64_t idx_bytes = 4ull * (terms - 1), idx_pad = (idx_bytes + 7) / 8 * 8;
+    const uint64_t expect = 40 + idx_pad + 4ull * terms * rank;
+    if (size != expect) bad(where + " size " + std::to_string(size) + " does not match its terms and rank (expected " +
+                            std::to_string(expect) + ")");
+    m.iv_index.resize(terms - 1);
+    for (uint32_t k = 0; k + 1 < terms; ++k) {
+        const uint32_t i = rd_u32(p + 40 + 4ull * k);
+        if (i >= m.input_dim) bad(where + " term " + std::to_string(k + 1) + " names feature " + std::to_string(i) +
+                                  " of " + std::to_string(m.input_dim));
+        if (k > 0 && i <= m.iv_index[k - 1]) bad(where + " feature indices are not increasing");
+        m.iv_index[k] = i;
+    }
+    for (uint64_t b = 40 + idx_bytes; b < 40 + idx_pad; ++b)
+        if (p[b] != 0) bad(where + " padding is not zero");
+    m.iv_factor.resize(size_t(terms) * rank);
+    for (size_t k = 0; k < m.iv_factor.size(); ++k) {
+        const float f = rd_f32(p + 40 + idx_pad + 4 * k);
+        if (!std::isfinite(f)) bad(where + " factor value " + std::to_string(k) + " is not finite");
+        m.iv_factor[k] = f;
+    }
+    m.has_interval = true;
+    m.iv_level = level;
+    m.iv_z = z;
+    m.iv_noise = noise;
+    m.iv_terms = terms;
+    m.iv_rank = rank;
+}
 
 std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     // --- fixed header ---------------------------------------------------------------------
@@ -188,7 +233,10 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
 
     auto model = std::make_unique<Model>();
     model->format_version = version;
-    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0;
+    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0, n_interval = 0;
+    const unsigned char* iv_p = nullptr;
+    uint64_t iv_size = 0;
+    std::string iv_where;
     uint32_t enc_space = 0, enc_version = 0;
     std::vector<LayerRaw> raw;
     for (uint32_t i = 0; i < n_sections; ++i) {
@@ -301,6 +349,13 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
                 enc_version = rd_u32(p + 4);
                 break;
             }
+            case kSecInterval: {  // checked after FEATURES (it needs input_dim)
+                if (++n_interval > 1) bad("more than one INTERVAL section");
+                iv_p = p;
+                iv_size = s.size;
+                iv_where = where;
+                break;
+            }
             default:
                 if (!(s.flags & kSectionOptional))
                     fail(MEL_ERR_VERSION, where + " has kind " + std::to_string(s.kind) +
@@ -315,6 +370,7 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     if (model->feature_names.size() != model->input_dim)
         bad("FEATURES lists " + std::to_string(model->feature_names.size()) + " names but input_dim is " +
             std::to_string(model->input_dim));
+    if (n_interval) parse_interval(*model, iv_p, iv_size, iv_where);
     if (n_encoder) {  // the encoder must compute exactly the model's first features
         if (enc_space == 0) bad("ENCODER section: search space id 0 is not valid");
         const enc::Encoder* e = enc::encoder_by_id(enc_space);

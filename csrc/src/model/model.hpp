@@ -54,6 +54,13 @@ struct Model {
     // (mel::enc::kSpaceNb201, kSpaceFbnet; 0 = no section) and its feature schema version.
     uint32_t encoder_space = 0;
     uint32_t encoder_version = 0;
+    // INTERVAL section (optional): a central `level` interval around each prediction ms,
+    // ms * exp(+-z * sqrt(|F^T a|^2 + (noise_rel * ms)^2) / ms) with a = [1, x[index[0]], ...].
+    bool has_interval = false;
+    double iv_level = 0.0, iv_z = 0.0, iv_noise = 0.0;
+    uint32_t iv_terms = 0, iv_rank = 0;      // rows (1 + index.size()) and columns of F
+    std::vector<uint32_t> iv_index;          // feature index of each term after the intercept
+    std::vector<double> iv_factor;           // F, terms x rank, row-major (read from f32)
     uint32_t tile_rows = 1;  // rows per forward tile, chosen from the stack budget
     AlignedBuf arena;        // backing store of the layer arrays
 };

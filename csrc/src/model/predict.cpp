@@ -91,4 +91,32 @@ void forward(const Model& m, const Kernel& k, const float* x, size_t n, float* o
     }
 }
 
+void interval(const Model& m, const float* x, size_t n, const float* ms, float* lo, float* hi) {
+    constexpr uint32_t kMaxRank = 256;
+    if (m.iv_rank > kMaxRank) fail(MEL_ERR_LIMIT, "interval rank above " + std::to_string(kMaxRank));
+    double u[kMaxRank];
+    const size_t d = m.input_dim;
+    for (size_t row = 0; row < n; ++row) {
+        const float* xr = x + row * d;
+        const double* F = m.iv_factor.data();
+        for (uint32_t j = 0; j < m.iv_rank; ++j) u[j] = F[j];  // the intercept's term: a_0 = 1
+        for (uint32_t t = 1; t < m.iv_terms; ++t) {
+            const double a = double(xr[m.iv_index[t - 1]]);
+            const double* Ft = F + size_t(t) * m.iv_rank;
+            for (uint32_t j = 0; j < m.iv_rank; ++j) u[j] = u[j] + a * Ft[j];
+        }
+        double v = 0.0;
+        for (uint32_t j = 0; j < m.iv_rank; ++j) v = v + u[j] * u[j];
+        const double y = double(ms[row]);
+        const double e = m.iv_noise * y;
+        const double sd = std::sqrt(v + e * e) / y;
+        const double w = m.iv_z * sd;
+        lo[row] = static_cast<float>(y * std::exp(-w));
+        hi[row] = static_cast<float>(y * std::exp(w));
+        if (!(lo[row] > 0.0f) || !std::isfinite(hi[row]))
+            fail(MEL_ERR_NUMERIC, "interval for row " + std::to_string(row) + " is not finite and positive (sd " +
+                                      std::to_string(sd) + ")");
+    }
+}
+
 }  // namespace mel
