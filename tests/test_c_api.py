@@ -134,13 +134,13 @@ def test_scheduler_corrupt_model(scheduler, model_bytes, candidates, tmp_path):
 
 def test_scheduler_future_version(scheduler, model_bytes, candidates, tmp_path):
     data = bytearray(model_bytes[0])
-    struct.pack_into("<H", data, 12, 2)
+    struct.pack_into("<H", data, 12, 3)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     p = tmp_path / "future.melw"
     p.write_bytes(bytes(data))
     r = run(scheduler, p, candidates[0])
     assert r.returncode == 1
-    assert "error: MEL_ERR_VERSION: " in r.stderr and "format version 2 is not supported" in r.stderr
+    assert "error: MEL_ERR_VERSION: " in r.stderr and "format version 3 is not supported" in r.stderr
 
 
 def test_scheduler_missing_model(scheduler, candidates, tmp_path):
@@ -177,3 +177,36 @@ def test_c_api_argument_handling(scheduler, model_bytes, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     m = re.search(r"ok (\d+) checks", r.stdout)
     assert m and int(m.group(1)) >= 80, r.stdout
+
+
+def test_interval_from_c_matches_python_bit_for_bit(scheduler, tmp_path):
+    """tests/c/interval.c: a device model's interval through mel_model_predict_arch_interval and
+    mel_model_interval_level, compiled against the installed package like the scheduler."""
+    from maple_edge_lite import encode as enc
+    from maple_edge_lite.learn.adapt import adapt_base
+
+    cc = _c_compiler()
+    flags = subprocess.run([sys.executable, "-m", "maple_edge_lite", "--cflags", "--libs"], capture_output=True,
+                           text=True, cwd=tmp_path).stdout.split()
+    exe = tmp_path / "interval"
+    cmd = cc + ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", str(SRC.parent / "interval.c"), "-o",
+                str(exe)] + flags + ["-lm"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(3)
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    archs = ["|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*rng.choice(ops, 6)) for _ in range(30)]
+    ms = np.exp(rng.normal(0, 0.5, 10))
+    adapt_base(mel.load(), archs[:10], ms, out=tmp_path / "dev.melw")
+    r = run(exe, tmp_path / "dev.melw", *archs)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    got = np.array([[np.float32(float(v)) for v in line.split()[:3]] for line in lines[:-1]], np.float32)
+    assert [line.split()[3] for line in lines[:-1]] == archs and lines[-1] == "level 0.9"
+    want = np.column_stack(mel.Model.load(tmp_path / "dev.melw").predict_archs_interval(archs))
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.all((got[:, 1] < got[:, 0]) & (got[:, 0] < got[:, 2]))
+    mel.pack([(np.ones((1, len(enc.feature_names("nb201")))), np.zeros(1))], tmp_path / "plain.melw",
+             feature_names=enc.feature_names("nb201"), output="identity", search_space="nb201")
+    r = run(exe, tmp_path / "plain.melw", archs[0])
+    assert r.returncode == 1 and "level: MEL_ERR_UNSUPPORTED" in r.stderr and "carries no interval" in r.stderr
