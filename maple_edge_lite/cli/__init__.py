@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .device import add_parser as _add_dev; _add_dev(sub)  # noqa: E702
     from .evaluate import add_parser as _add_eval; _add_eval(sub)  # noqa: E702
     from .predict import add_parser as _add_pred; _add_pred(sub)  # noqa: E702
+    from .validate import add_parser as _add_val; _add_val(sub)  # noqa: E702
     return p
 
 

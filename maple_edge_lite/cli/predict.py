@@ -198,7 +198,7 @@ def _progress_printer():
     tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
-            "adapt": "adapting the default predictor"}
+            "adapt": "adapting the default predictor", "validate": "measuring the sample"}
 
     def show(stage, i, n, item):
         el = time.perf_counter() - t0

@@ -81,6 +81,25 @@ def sample_archs(n: int, seed: int = 0) -> List[str]:
     return out
 
 
+def is_connected(arch: str) -> bool:
+    """Whether a NAS-Bench-201 cell connects its input to its output through edges that are not
+    ``none`` (the 341 disconnected cells output zeros whatever the input)."""
+    ops = [e.split("~")[0] for node in check_arch(arch).strip("|").split("|+|") for e in node.split("|")]
+    live = [o != "none" for o in ops]  # edges (1,0), (2,0), (2,1), (3,0), (3,1), (3,2)
+    n1 = live[0]
+    n2 = live[1] or (n1 and live[2])
+    return live[3] or (n1 and live[4]) or (n2 and live[5])
+
+
+def sample_connected(n: int, seed: int = 0) -> List[str]:
+    """``n`` distinct connected NAS-Bench-201 cells: the connected ones among the seeded
+    permutation of :func:`sample_archs`, in its order (so a larger ``n`` extends a smaller one)."""
+    total = len(NB201_OPS) ** 6
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= total - 341:
+        raise InputError(f"sample size must be an integer in 1..{total - 341}, got {n!r}")
+    return [a for a in sample_archs(total, seed) if is_connected(a)][: int(n)]
+
+
 def check_arch(arch: str) -> str:
     """``arch`` if it is a valid NAS-Bench-201 string, else ``InputError`` naming the problem
     (the C++ encoder's verdict, the one the predictor uses)."""
@@ -329,6 +348,8 @@ __all__ = [
     "Measurements",
     "measure",
     "sample_archs",
+    "sample_connected",
+    "is_connected",
     "arch_string",
     "check_arch",
     "read_archs",

@@ -1,0 +1,168 @@
+"""``maple-edge-lite validate``: how good this device's predictor is, measured on this device.
+
+    maple-edge-lite validate --sample 100 --seed 1 --plot validate.png
+
+Measures ``--sample`` random connected NAS-Bench-201 cells under the runtime (the same timing as
+``measure``), predicts them with this device's cached predictor (built first if there is none),
+and reports ±5/10/15% accuracy, Spearman, MAPE and how many measurements fall inside the
+predictor's interval; ``--plot`` draws predicted against measured (log-log, the ±10% band, the
+intervals). The cache is only read (or built once, as ``predict`` would): an interrupted run
+leaves it as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+EXIT_NO_PLOT = 3  # --plot asked for but matplotlib is not installed (nothing was measured)
+
+
+def add_parser(subparsers) -> None:
+    v = subparsers.add_parser(
+        "validate",
+        help="measure random architectures on this device and score this device's predictor on them",
+        description="Measure --sample random connected NAS-Bench-201 cells under --runtime at --threads (the "
+        "timing of `measure`), predict them with this device's cached predictor (built first if needed, as "
+        "`predict` does), and print +-5/10/15%% accuracy, Spearman, MAPE and the share of measurements inside "
+        "the predicted interval. Exit status: 0 done; 1 error; %d --plot without matplotlib "
+        "(pip install 'maple-edge-lite[plot]'); 130 interrupted (the cache is left as it was)." % EXIT_NO_PLOT,
+    )
+    v.add_argument("--sample", type=int, default=50, metavar="N", help="random connected cells to measure (default 50)")
+    v.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the sample (default 0)")
+    v.add_argument("--runtime", default=None, metavar="NAME", help="runtime (default onnxruntime)")
+    v.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads (default 1)")
+    v.add_argument("--plot", metavar="FILE.png", help="draw predicted against measured into this PNG")
+    v.add_argument("--csv", metavar="FILE", help="also write the measurements (the shared CSV format + sidecar)")
+    v.add_argument("--json", action="store_true", help="print a JSON report")
+    v.set_defaults(func=_validate)
+
+
+def _check_plot_target(path):
+    """Before measuring: matplotlib importable and the PNG's folder writable."""
+    from .._errors import InputError
+    from ..device.measure import check_writable
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _NoPlot("--plot needs matplotlib, which is not installed: pip install 'maple-edge-lite[plot]' "
+                      "(or pip install matplotlib)") from None
+    if not str(path).lower().endswith(".png"):
+        raise InputError(f"--plot {path}: give a .png file name")
+    check_writable(path)
+
+
+class _NoPlot(Exception):
+    pass
+
+
+def plot(path, measured, predicted, lo=None, hi=None, title=""):
+    """Predicted against measured ms, log-log, with the ±10% band and the intervals (if any)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    y, p = np.asarray(measured, float), np.asarray(predicted, float)
+    a, b = min(y.min(), p.min()) * 0.8, max(y.max(), p.max()) * 1.25
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=120)
+    g = np.geomspace(a, b, 50)
+    ax.fill_between(g, g / 1.1, g * 1.1, color="0.85", label="±10%")
+    ax.plot(g, g, color="0.4", lw=0.8)
+    inside = np.abs(p / y - 1) <= 0.10 + 1e-9
+    if lo is not None:
+        err = np.vstack([p - np.asarray(lo, float), np.asarray(hi, float) - p])
+        ax.errorbar(y, p, yerr=err, fmt="none", ecolor="tab:blue", alpha=0.35, lw=0.8, label="interval")
+    ax.scatter(y[inside], p[inside], s=14, color="tab:blue", label="within ±10%")
+    ax.scatter(y[~inside], p[~inside], s=14, color="tab:red", label="outside")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(a, b)
+    ax.set_ylim(a, b)
+    ax.set_xlabel("measured (ms)")
+    ax.set_ylabel("predicted (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    tmp = f"{path}.{os.getpid()}.tmp.png"
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _validate(args) -> int:
+    import numpy as np
+
+    from .._cache import DEFAULT_RUNTIME, _device_model
+    from .._errors import InputError
+    from ..device import measure as M
+    from ..learn.evaluate import metrics
+    from .predict import _progress_printer
+
+    if isinstance(args.sample, bool) or args.sample < 1:
+        raise InputError(f"--sample must be at least 1, got {args.sample}")
+    if args.plot:
+        try:
+            _check_plot_target(args.plot)
+        except _NoPlot as e:
+            print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+            return EXIT_NO_PLOT
+    if args.csv:
+        M.check_writable(args.csv)
+    runtime = args.runtime or DEFAULT_RUNTIME
+    archs = M.sample_connected(args.sample, args.seed)
+    t0 = time.perf_counter()
+    model, entry, built = _device_model(runtime, args.threads, progress=_progress_printer())
+    level = model.interval_level
+    show = _progress_printer()
+    rows = M.measure(archs, runtime, args.threads, device=M.default_device(runtime, args.threads),
+                     progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
+    measured = np.array([r.latency_ms for r in rows])
+    if level is not None:
+        pred, lo, hi = (np.asarray(v, float) for v in model.predict_archs_interval(archs))
+        cover = float(np.mean((measured >= lo) & (measured <= hi)))
+    else:
+        pred, lo, hi, cover = np.asarray(model.predict_archs(archs), float), None, None, None
+    m = metrics(pred, measured)
+    small = measured < 0.3
+    report = {
+        "device_model": str(entry / "device.melw"), "built": built, "runtime": runtime, "threads": args.threads,
+        "sample": args.sample, "seed": args.seed, "seconds": round(time.perf_counter() - t0, 1),
+        "loadavg": list(os.getloadavg()),
+        "acc5": m["acc5"], "acc10": m["acc10"], "acc15": m["acc15"], "spearman": m["spearman"], "mape": m["mape"],
+        "interval_level": level, "coverage": cover,
+        "acc10_under_0.3ms": (float(np.mean(np.abs(pred[small] / measured[small] - 1) <= 0.10 + 1e-9))
+                              if small.any() else None),
+        "n_under_0.3ms": int(small.sum()),
+        "archs": [{"arch": a, "measured_ms": round(float(y), 6), "latency_ms": round(float(p), 6),
+                   "lo_ms": None if lo is None else round(float(lo[i]), 6),
+                   "hi_ms": None if hi is None else round(float(hi[i]), 6)}
+                  for i, (a, y, p) in enumerate(zip(archs, measured, pred))],
+    }
+    if args.csv:
+        M.write_csv(rows, args.csv)
+    if args.plot:
+        plot(args.plot, measured, pred, lo, hi,
+             title=f"{runtime} {args.threads}t, {args.sample} random cells: ±10% {m['acc10']:.2f}, "
+                   f"ρ {m['spearman']:.3f}" + ("" if cover is None else f", {level:.0%} interval covers {cover:.2f}"))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.sample} random connected cells, {runtime} at {args.threads} thread(s), this device's predictor "
+              f"({'built now' if built else 'cached'}):")
+        print(f"  within ±5% {m['acc5']:.2f}   ±10% {m['acc10']:.2f}   ±15% {m['acc15']:.2f}   "
+              f"Spearman {m['spearman']:.3f}   MAPE {m['mape']:.1f}%")
+        if cover is not None:
+            print(f"  {level:.0%} interval covers {cover:.2f} of the measurements")
+        if small.any():
+            print(f"  under 0.3 ms ({int(small.sum())} cells): ±10% {report['acc10_under_0.3ms']:.2f}")
+        if args.plot:
+            print(f"  plot: {args.plot}")
+    return 0
