@@ -329,30 +329,60 @@ def test_end_to_end_on_this_machine(tmp_path, capsys):
 def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     """A device whose networks cost what its operator suite says: with the descriptor's operator
     latencies the ten measurements land it almost exactly; without them, the prior is the public
-    devices' average and the same ten measurements leave larger errors."""
+    devices' average and the same ten measurements leave larger errors. The operator sum is
+    checked against the rule worked by hand on a made-up descriptor, not against itself."""
     from maple_edge_lite.learn.adapt import adapt_base
     from maple_edge_lite.learn.operator_sum import operator_sum_prior
 
-    stages = ("16x32x32", "32x16x16", "64x8x8")
-    per_op = {"skip_connect": 0.0, "nor_conv_1x1": 0.02, "nor_conv_3x3": 0.3, "avg_pool_3x3": 0.01}
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01}
-    for i, st in enumerate(stages):
-        for o, c in per_op.items():
-            lat[f"{o}@{st}"] = 0.004 + 8 * c * (1.0 - 0.1 * i)  # a chain of 8 plus the call
+    # A made-up descriptor: chains of 8 ops cost 0.004 ms (the call, all the skip_connect chain
+    # costs) plus 8 times the per-op latency, which falls by a tenth per stage.
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+           "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
+           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    # By hand: fixed part 0.02 + 0.08 + 0.07 + 0.01 = 0.18 ms. An executed edge costs, per stage,
+    # (chain - skip chain) / 8, times 5 cells:
+    #   nor_conv_3x3: 5 * (2.4 + 2.16 + 1.92) / 8 = 4.05 ms
+    #   nor_conv_1x1: 5 * (0.16 + 0.144 + 0.128) / 8 = 0.27 ms
+    #   avg_pool_3x3: 5 * (0.08 + 0.072 + 0.064) / 8 = 0.135 ms
+    #   skip_connect: 0 (its chain is the call alone)
+    edge_ms = {"skip_connect": 0.0, "nor_conv_1x1": 0.27, "nor_conv_3x3": 4.05, "avg_pool_3x3": 0.135}
     names = enc.feature_names("nb201")
     c0, w = operator_sum_prior(lat, names)
+    assert c0 == pytest.approx(0.18)
+    for k, n in enumerate(names):
+        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else 0.0
+        assert w[k] == pytest.approx(want, abs=1e-12), n
+    # Whole networks, edge by edge (edges 0: 0->1; 1, 2: 0->2, 1->2; 3, 4, 5: 0->3, 1->3, 2->3):
+    cases = {
+        ARCH_A: 0.18 + 3 * 4.05 + 0.135,  # every edge executed: three 3x3 convs, a pool, two skips
+        # the 3x3 conv feeds node 1, which reaches node 3 by none edges only: not executed
+        "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|": 0.18 + 0.27,
+        # the pool's input node is fed by none alone, but its result reaches node 3: executed
+        "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|": 0.18 + 0.135 + 4.05,
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 0.18,
+    }
+    got = c0 + enc.encode("nb201", list(cases)) @ w
+    np.testing.assert_allclose(got, list(cases.values()), rtol=1e-9)
     assert operator_sum_prior({k: v for k, v in lat.items() if k != "head@64x8x8"}, names) is None
     # A runtime that rejects the identity-only skip_connect model (ncnn's converter): no per-call
-    # cost is subtracted, every other weight is the chain's per-op latency.
+    # cost is subtracted, so a 3x3 conv edge costs 5 * (2.404 + 2.164 + 1.924) / 8 = 4.0575 ms.
     no_skip = operator_sum_prior({k: v for k, v in lat.items() if not k.startswith("skip_connect")}, names)
-    assert no_skip[0] == c0
-    j = list(names).index("exec_edge0:nor_conv_3x3")
-    assert no_skip[1][j] == pytest.approx(w[j] + 5 * 3 * 0.004 / 8)
+    assert no_skip[0] == pytest.approx(0.18)
+    assert no_skip[1][list(names).index("exec_edge0:nor_conv_3x3")] == pytest.approx(4.0575)
+    assert no_skip[1][list(names).index("exec_edge3:skip_connect")] == 0.0  # no chain, no cost
+
+    def device_ms(archs):  # the device: the hand-worked costs above, summed over executed edges
+        X = enc.encode("nb201", archs)
+        cols = [k for k, n in enumerate(names) if n.startswith("exec_edge")]
+        return 0.18 + X[:, cols] @ np.array([edge_ms[names[k].split(":")[1]] for k in cols])
+
     archs = M.sample_archs(300, seed=3)
-    true = c0 + enc.encode("nb201", archs) @ w
+    true = device_ms(archs)
     base = mel.load()
     refs = base.metadata["fewshot"]["reference_archs"]
-    y = c0 + enc.encode("nb201", refs) @ w
+    y = device_ms(refs)
     doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
     doc["suite"] = {"repeat": 8}
     with_ops = adapt_base(base, refs, y, out=tmp_path / "dev.melw", descriptor=doc)
