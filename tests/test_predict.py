@@ -293,11 +293,29 @@ def test_cached_predict_imports_no_runtime(fake_device, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_end_to_end_on_this_machine(tmp_path, capsys):
+def test_end_to_end_on_this_machine(tmp_path, capsys, monkeypatch):
     """profile + measure the reference archs under ONNX Runtime at one thread + adapt the default
-    predictor, then measure 20 random architectures and score the predictions. Cheap timing
-    settings (this is a test, not the benchmark); the accuracy is printed, not asserted as a
-    target, since a loaded shared machine moves measured latencies by tens of percent."""
+    predictor, then measure 20 random architectures and compare: the predictions must be within
+    15% of the fresh measurements (median over the archs) and order them.
+
+    What this guards is the pipeline (descriptor, measurements, adaptation, packing, encoding,
+    the order of the answers), not how quiet the machine is, so the oracle is kept away from
+    other processes' load. Every run is timed with the calling thread's CPU clock (at one thread
+    ONNX Runtime runs every op on it; with the wall clock, other processes on this 2-CPU VM moved
+    single networks by up to 3.7x and the median error to 20-35% at load 8), and the check
+    measures the ten reference archs again, interleaved with the 20 new ones, and scales the
+    predictions by how much the references moved since the build (cache and memory contention
+    slow all networks alike). Both corrections come from measurements only: a predictor off by
+    30% is still off by 30%, and archs answered in the wrong order are far off. Five runs here at
+    load 5-8 on 2 CPUs: median error 4.0-6.3%, Spearman 0.98-0.99; the bound is 15%."""
+    import functools
+    import time
+
+    from maple_edge_lite.device import timing
+
+    cpu_timed = functools.partial(timing.time_session, clock=time.thread_time_ns)
+    monkeypatch.setattr(M, "time_session", cpu_timed)
+    monkeypatch.setattr(P, "time_session", cpu_timed)
     try:
         runtimes.get("onnxruntime", threads=1)
     except runtimes.RuntimeNotInstalledError:
@@ -308,22 +326,30 @@ def test_end_to_end_on_this_machine(tmp_path, capsys):
         "onnxruntime", 1, cache_dir=tmp_path, profile_options=dict(passes=1, budget_s=0.05), measure_options=cheap)
     assert built and (entry / "descriptor.json").is_file() and (entry / "measurements.csv").is_file()
     assert _cache._device_model("onnxruntime", 1, cache_dir=tmp_path)[2] is False
+    built_ms = {r["arch_str"]: r["latency_ms"] for r in M.read_csv(entry / "measurements.csv")}
+    refs = list(built_ms)
     query = M.sample_archs(20, seed=2024)
+    assert not set(query) & set(refs)
+    # every other network measured is a reference one until they run out: both sets see the same load
+    order = [a for pair in zip(query, refs) for a in pair] + query[len(refs):]
+    fresh = {r.arch_str: r.latency_ms for r in M.measure(order, "onnxruntime", 1, **cheap)}
+    drift = float(np.median([fresh[a] / built_ms[a] for a in refs]))
     pred = model.predict_archs(query).astype(np.float64)
-    rows = M.measure(query, "onnxruntime", 1, **cheap)
-    true = np.array([r.latency_ms for r in rows])
-    err = pred / true - 1
-    acc10 = float(np.mean(np.abs(err) <= 0.10))
+    true = np.array([fresh[a] for a in query])
+    err = pred * drift / true - 1
+    raw = pred / true - 1
     rho = float(np.corrcoef(np.argsort(np.argsort(pred)), np.argsort(np.argsort(true)))[0, 1])
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
     with capsys.disabled():  # shown in a plain `pytest` run too
-        print(f"\nthis machine, onnxruntime 1 thread, 20 random archs: +-10% accuracy {acc10:.2f}, "
-              f"median |error| {np.median(np.abs(err)):.1%}, Spearman {rho:.2f} (load {load:.1f})")
+        print(f"\nthis machine, onnxruntime 1 thread, 20 random archs: median |error| {np.median(np.abs(err)):.1%} "
+              f"after the load drift x{drift:.2f} ({np.median(np.abs(raw)):.1%} before), +-10% accuracy "
+              f"{np.mean(np.abs(err) <= 0.10):.2f}, Spearman {rho:.2f} (load {load:.1f})")
     assert np.all(np.isfinite(pred)) and np.all(pred > 0)
-    assert rho > 0.5  # the predictor orders architectures far better than chance, even on a busy machine
+    assert np.median(np.abs(err)) < 0.15, (err, drift)
+    assert rho > 0.8
 
 
 def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
