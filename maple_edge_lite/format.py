@@ -159,15 +159,31 @@ def encode(
     return head + payload
 
 
+def _create_temp(parent: Path, name: str):
+    """``(fd, path)`` of a new file ``.{name}.<random>.tmp`` in ``parent``, created like mkstemp
+    (O_EXCL, a random name retried on collision) but with mode 0666, so the kernel applies the
+    process umask: the file gets the mode a plain open() would, and nothing reads or changes the
+    umask (process-wide state, not thread-safe to touch)."""
+    import errno
+    import secrets
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(parent, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", os.fspath(parent))
+
+
 def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename: a reader sees the
     old file or the new one, never half of one, and a failure leaves the old file in place."""
-    import tempfile
-
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        fd, tmp = _create_temp(parent, path.name)
     except PermissionError as e:
         raise MapleEdgePermissionError(f"cannot write {path}: permission denied in {parent}") from e
     except OSError as e:
@@ -179,11 +195,6 @@ def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
             why = f"directory {parent} does not exist"
         raise MapleEdgeError(f"cannot write {path}: {why}") from e
     try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask),
-        # so the services and users that read models can read this one.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -12,6 +12,7 @@ import pytest
 
 from maple_edge_lite.device import measure as M
 from maple_edge_lite.device import profile as P
+from maple_edge_lite import InputError
 from maple_edge_lite.learn.bayes_linear import BayesLinear
 from maple_edge_lite.device.runtimes import ModelRejectedError
 
@@ -282,7 +283,8 @@ def test_descriptor_regression_strength_is_cross_validated():
 def test_bayes_linear_descriptor_shape_is_checked():
     X, A, phis, Y, _ = _synthetic(m=10)
     model = BayesLinear().fit(X, Y, [f"d{i}" for i in range(10)], descriptors=phis, descriptor_names=["a", "b"])
-    with pytest.raises(ValueError):
+    # InputError with the shapes, not whatever numpy broadcasting would raise further in.
+    with pytest.raises(InputError, match=r"descriptor has 3 features, the model was trained with 2 \(a, b"):
         model.adapt(np.arange(3), Y[:3, 0], descriptor=np.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match=r"descriptors must be \[10 training devices, q features\] \(got \[5, 2\]\)"):
         BayesLinear().fit(X, Y, [f"d{i}" for i in range(10)], descriptors=phis[:5])

@@ -166,3 +166,49 @@ def test_descriptor_conditions_the_prior_and_masks_work():
     np.testing.assert_allclose(m2.predict(q), m.predict(q), rtol=1e-10)
     with pytest.raises(mel.InputError, match="descriptor has 2 features"):
         m.adapt(idx, np.log(new[idx]), descriptor=np.ones(2))
+
+
+def _posterior_by_hand(A, mu, S, z, noise):
+    """The Gaussian posterior mean of c in ``z = A c + e``, ``c ~ N(mu, S)``, ``e ~ N(0, diag((noise z)^2))``,
+    in information form (precision-weighted), not the covariance form adapt uses."""
+    Rinv = np.diag(1.0 / (noise * z) ** 2)
+    P = np.linalg.inv(S) + A.T @ Rinv @ A
+    return np.linalg.solve(P, np.linalg.solve(S, mu) + A.T @ Rinv @ z)
+
+
+@pytest.mark.parametrize("iters", [0, 1, 2])
+def test_scale_iters_counts_the_scale_re_estimations(iters):
+    """scale_iters = 0 is the posterior at the measurements' median ratio to the prior mean (no
+    re-estimation of the scale); each further iteration re-estimates the scale from the last
+    posterior's fit and recomputes the posterior. Checked against the rule worked by hand on a
+    4-feature prior."""
+    names = ["a", "b", "c", "d"]
+    X = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0],
+                  [0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float64)
+    mu = np.array([1.0, 0.5, 2.0, 0.25, 1.0])
+    Lc = np.diag([0.3, 0.2, 0.5, 0.1, 0.4]) + np.tril(np.full((5, 5), 0.05), -1)
+    prior = {"method": "bayes_linear", "version": 1, "columns": names, "mu": mu.tolist(),
+             "prior_factor": Lc.tolist(), "noise": 0.1, "shrink": 0.3, "design_noise": 0.1, "candidates": None,
+             "scale_iters": iters, "descriptor": None}
+    m = BayesLinear.from_prior(prior, names).use_archs(X)
+    idx = np.array([1, 2, 3, 5, 7, 8])
+    y = np.array([4.1, 7.9, 2.2, 9.0, 6.5, 11.8])  # ms: a device about 3x the prior, not additive
+    m.adapt(idx, np.log(y))
+    A = np.column_stack([np.ones(len(X)), X])[idx]
+    s = float(np.median(y / (A @ mu)))
+    for i in range(max(iters, 1)):
+        c = _posterior_by_hand(A, mu, Lc @ Lc.T, y / s, 0.1)
+        if i < iters:
+            s *= float(np.median((y / s) / (A @ c)))
+    np.testing.assert_allclose(m.coef, c * s, rtol=1e-9)
+    if iters == 0:
+        # The scale stayed the median ratio of y to the prior means 1.5, 3, 1.25, 3.5, 2.75, 4.75:
+        # sorted, the ratios are 1.76, 2.36, 2.48 (11.8 / 4.75), 2.57 (9 / 3.5), 2.63, 2.73.
+        assert s == pytest.approx((11.8 / 4.75 + 9.0 / 3.5) / 2)
+        np.testing.assert_allclose(m.coef[0] / c[0], (11.8 / 4.75 + 9.0 / 3.5) / 2, rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_scale_iters_must_be_a_count(bad):
+    with pytest.raises(mel.InputError, match=r"scale_iters must be an integer >= 0"):
+        BayesLinear(scale_iters=bad)

@@ -312,6 +312,88 @@ def test_written_file_has_the_usual_mode(pack_random):
     assert (path.stat().st_mode & 0o777) == 0o644
 
 
+def _umask_now():
+    """The process umask read from /proc (reading it with os.umask would change it for a moment)."""
+    import os
+
+    with open(f"/proc/{os.getpid()}/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    pytest.skip("this kernel's /proc/<pid>/status has no Umask line (Linux < 4.7)")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664), (0o027, 0o640)])
+def test_write_atomic_mode_is_what_open_would_give(tmp_path, monkeypatch, umask, mode):
+    """The file's mode is 0666 minus the umask (the modes written out by hand), and write_atomic
+    never calls os.umask: it is process-wide, so even a read-and-restore races other threads."""
+    import os
+
+    from maple_edge_lite.format import write_atomic
+
+    old = os.umask(umask)
+    try:
+        def no_umask(*_):
+            raise AssertionError("write_atomic touched the process umask")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        write_atomic(tmp_path / "f.bin", b"abc")
+        monkeypatch.undo()
+        assert os.umask(umask) == umask  # unchanged
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "f.bin").read_bytes() == b"abc"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_write_atomic_from_threads_leaves_the_umask_alone(tmp_path):
+    """Writers in eight threads while another thread watches the umask through /proc: it never
+    moves, every file has its own content and the usual mode, and no temporary file is left."""
+    import os
+    import threading
+
+    from maple_edge_lite.format import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        seen, stop = set(), threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                seen.add(_umask_now())
+
+        def write(k):
+            for i in range(40):
+                write_atomic(tmp_path / f"w{k}.bin", f"{k}:{i}".encode())
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        writers = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        stop.set()
+        watcher.join()
+    finally:
+        os.umask(old)
+    assert seen == {0o022}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"w{k}.bin" for k in range(8))
+    for k in range(8):
+        p = tmp_path / f"w{k}.bin"
+        assert p.read_bytes() == f"{k}:39".encode() and p.stat().st_mode & 0o777 == 0o644
+
+
+def test_write_atomic_failure_removes_its_temporary_file(tmp_path):
+    from maple_edge_lite.format import write_atomic
+
+    (tmp_path / "d").mkdir()  # the rename onto a directory fails after the data was written
+    with pytest.raises(mel.MapleEdgeError, match="cannot write"):
+        write_atomic(tmp_path / "d", b"x" * 100)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"] and list((tmp_path / "d").iterdir()) == []
+
+
 def test_endless_or_huge_inputs_are_refused_early(tmp_path):
     import time
 

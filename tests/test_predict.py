@@ -308,11 +308,29 @@ def test_cached_predict_imports_no_runtime(fake_device, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_end_to_end_on_this_machine(tmp_path, capsys):
+def test_end_to_end_on_this_machine(tmp_path, capsys, monkeypatch):
     """profile + measure the reference archs under ONNX Runtime at one thread + adapt the default
-    predictor, then measure 20 random architectures and score the predictions. Cheap timing
-    settings (this is a test, not the benchmark); the accuracy is printed, not asserted as a
-    target, since a loaded shared machine moves measured latencies by tens of percent."""
+    predictor, then measure 20 random architectures and compare: the predictions must be within
+    15% of the fresh measurements (median over the archs) and order them.
+
+    What this guards is the pipeline (descriptor, measurements, adaptation, packing, encoding,
+    the order of the answers), not how quiet the machine is, so the oracle is kept away from
+    other processes' load. Every run is timed with the calling thread's CPU clock (at one thread
+    ONNX Runtime runs every op on it; with the wall clock, other processes on this 2-CPU VM moved
+    single networks by up to 3.7x and the median error to 20-35% at load 8), and the check
+    measures the ten reference archs again, interleaved with the 20 new ones, and scales the
+    predictions by how much the references moved since the build (cache and memory contention
+    slow all networks alike). Both corrections come from measurements only: a predictor off by
+    30% is still off by 30%, and archs answered in the wrong order are far off. Five runs here at
+    load 5-8 on 2 CPUs: median error 4.0-6.3%, Spearman 0.98-0.99; the bound is 15%."""
+    import functools
+    import time
+
+    from maple_edge_lite.device import timing
+
+    cpu_timed = functools.partial(timing.time_session, clock=time.thread_time_ns)
+    monkeypatch.setattr(M, "time_session", cpu_timed)
+    monkeypatch.setattr(P, "time_session", cpu_timed)
     try:
         runtimes.get("onnxruntime", threads=1)
     except runtimes.RuntimeNotInstalledError:
@@ -323,51 +341,89 @@ def test_end_to_end_on_this_machine(tmp_path, capsys):
         "onnxruntime", 1, cache_dir=tmp_path, profile_options=dict(passes=1, budget_s=0.05), measure_options=cheap)
     assert built and (entry / "descriptor.json").is_file() and (entry / "measurements.csv").is_file()
     assert _cache._device_model("onnxruntime", 1, cache_dir=tmp_path)[2] is False
+    built_ms = {r["arch_str"]: r["latency_ms"] for r in M.read_csv(entry / "measurements.csv")}
+    refs = list(built_ms)
     query = M.sample_archs(20, seed=2024)
+    assert not set(query) & set(refs)
+    # every other network measured is a reference one until they run out: both sets see the same load
+    order = [a for pair in zip(query, refs) for a in pair] + query[len(refs):]
+    fresh = {r.arch_str: r.latency_ms for r in M.measure(order, "onnxruntime", 1, **cheap)}
+    drift = float(np.median([fresh[a] / built_ms[a] for a in refs]))
     pred = model.predict_archs(query).astype(np.float64)
-    rows = M.measure(query, "onnxruntime", 1, **cheap)
-    true = np.array([r.latency_ms for r in rows])
-    err = pred / true - 1
-    acc10 = float(np.mean(np.abs(err) <= 0.10))
+    true = np.array([fresh[a] for a in query])
+    err = pred * drift / true - 1
+    raw = pred / true - 1
     rho = float(np.corrcoef(np.argsort(np.argsort(pred)), np.argsort(np.argsort(true)))[0, 1])
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
     with capsys.disabled():  # shown in a plain `pytest` run too
-        print(f"\nthis machine, onnxruntime 1 thread, 20 random archs: +-10% accuracy {acc10:.2f}, "
-              f"median |error| {np.median(np.abs(err)):.1%}, Spearman {rho:.2f} (load {load:.1f})")
+        print(f"\nthis machine, onnxruntime 1 thread, 20 random archs: median |error| {np.median(np.abs(err)):.1%} "
+              f"after the load drift x{drift:.2f} ({np.median(np.abs(raw)):.1%} before), +-10% accuracy "
+              f"{np.mean(np.abs(err) <= 0.10):.2f}, Spearman {rho:.2f} (load {load:.1f})")
     assert np.all(np.isfinite(pred)) and np.all(pred > 0)
-    assert rho > 0.5  # the predictor orders architectures far better than chance, even on a busy machine
+    assert np.median(np.abs(err)) < 0.15, (err, drift)
+    assert rho > 0.8
 
 
 def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     """A device whose networks cost what its operator suite says: with the descriptor's operator
     latencies the ten measurements land it almost exactly; without them, the prior is the public
-    devices' average and the same ten measurements leave larger errors."""
+    devices' average and the same ten measurements leave larger errors. The operator sum is
+    checked against the rule worked by hand on a made-up descriptor, not against itself."""
     from maple_edge_lite.learn.adapt import adapt_base
     from maple_edge_lite.learn.operator_sum import operator_sum_prior
 
-    stages = ("16x32x32", "32x16x16", "64x8x8")
-    per_op = {"skip_connect": 0.0, "nor_conv_1x1": 0.02, "nor_conv_3x3": 0.3, "avg_pool_3x3": 0.01}
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01}
-    for i, st in enumerate(stages):
-        for o, c in per_op.items():
-            lat[f"{o}@{st}"] = 0.004 + 8 * c * (1.0 - 0.1 * i)  # a chain of 8 plus the call
+    # A made-up descriptor: chains of 8 ops cost 0.004 ms (the call, all the skip_connect chain
+    # costs) plus 8 times the per-op latency, which falls by a tenth per stage.
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+           "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
+           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    # By hand: fixed part 0.02 + 0.08 + 0.07 + 0.01 = 0.18 ms. An executed edge costs, per stage,
+    # (chain - skip chain) / 8, times 5 cells:
+    #   nor_conv_3x3: 5 * (2.4 + 2.16 + 1.92) / 8 = 4.05 ms
+    #   nor_conv_1x1: 5 * (0.16 + 0.144 + 0.128) / 8 = 0.27 ms
+    #   avg_pool_3x3: 5 * (0.08 + 0.072 + 0.064) / 8 = 0.135 ms
+    #   skip_connect: 0 (its chain is the call alone)
+    edge_ms = {"skip_connect": 0.0, "nor_conv_1x1": 0.27, "nor_conv_3x3": 4.05, "avg_pool_3x3": 0.135}
     names = enc.feature_names("nb201")
     c0, w = operator_sum_prior(lat, names)
+    assert c0 == pytest.approx(0.18)
+    for k, n in enumerate(names):
+        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else 0.0
+        assert w[k] == pytest.approx(want, abs=1e-12), n
+    # Whole networks, edge by edge (edges 0: 0->1; 1, 2: 0->2, 1->2; 3, 4, 5: 0->3, 1->3, 2->3):
+    cases = {
+        ARCH_A: 0.18 + 3 * 4.05 + 0.135,  # every edge executed: three 3x3 convs, a pool, two skips
+        # the 3x3 conv feeds node 1, which reaches node 3 by none edges only: not executed
+        "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|": 0.18 + 0.27,
+        # the pool's input node is fed by none alone, but its result reaches node 3: executed
+        "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|": 0.18 + 0.135 + 4.05,
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 0.18,
+    }
+    got = c0 + enc.encode("nb201", list(cases)) @ w
+    np.testing.assert_allclose(got, list(cases.values()), rtol=1e-9)
     assert operator_sum_prior({k: v for k, v in lat.items() if k != "head@64x8x8"}, names) is None
     # A runtime that rejects the identity-only skip_connect model (ncnn's converter): no per-call
-    # cost is subtracted, every other weight is the chain's per-op latency.
+    # cost is subtracted, so a 3x3 conv edge costs 5 * (2.404 + 2.164 + 1.924) / 8 = 4.0575 ms.
     no_skip = operator_sum_prior({k: v for k, v in lat.items() if not k.startswith("skip_connect")}, names)
-    assert no_skip[0] == c0
-    j = list(names).index("exec_edge0:nor_conv_3x3")
-    assert no_skip[1][j] == pytest.approx(w[j] + 5 * 3 * 0.004 / 8)
+    assert no_skip[0] == pytest.approx(0.18)
+    assert no_skip[1][list(names).index("exec_edge0:nor_conv_3x3")] == pytest.approx(4.0575)
+    assert no_skip[1][list(names).index("exec_edge3:skip_connect")] == 0.0  # no chain, no cost
+
+    def device_ms(archs):  # the device: the hand-worked costs above, summed over executed edges
+        X = enc.encode("nb201", archs)
+        cols = [k for k, n in enumerate(names) if n.startswith("exec_edge")]
+        return 0.18 + X[:, cols] @ np.array([edge_ms[names[k].split(":")[1]] for k in cols])
+
     archs = M.sample_archs(300, seed=3)
-    true = c0 + enc.encode("nb201", archs) @ w
+    true = device_ms(archs)
     base = mel.load()
     refs = base.metadata["fewshot"]["reference_archs"]
-    y = c0 + enc.encode("nb201", refs) @ w
+    y = device_ms(refs)
     doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
     doc["suite"] = {"repeat": 8}
     with_ops = adapt_base(base, refs, y, out=tmp_path / "dev.melw", descriptor=doc)

@@ -474,3 +474,155 @@ def test_overhead_command_times_a_runtime(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["model"] for r in rows] == ["tiny", "conv_net"]
     assert all(r["name"] == "onnxruntime" and r["median_us"] > 0 for r in rows)
+
+
+# --- what becomes ModelRejectedError: the runtime's refusals, not the adapter's bugs -------------
+
+
+def _error_from(module: str, base=Exception):
+    """An exception type as a runtime's extension module would define it."""
+    return type("RuntimeOwnError", (base,), {"__module__": module})
+
+
+def test_runtime_rejected_tells_a_refusal_from_a_bug():
+    from maple_edge_lite.device.runtimes._base import runtime_rejected
+
+    own = _error_from("fakert._native")
+    assert runtime_rejected(own("bad graph"), ("fakert",))
+    assert runtime_rejected(_error_from("fakert", TypeError)("its own TypeError"), ("fakert",))
+    assert not runtime_rejected(_error_from("fakertx")("another package"), ("fakert",))
+    assert runtime_rejected(RuntimeError("compile failed"), ("fakert",), (RuntimeError,))
+    assert not runtime_rejected(RuntimeError("compile failed"), ("fakert",))
+    for bug in (TypeError("x"), AttributeError("x"), NameError("x"), KeyError("x"), IndexError("x"),
+                UnboundLocalError("x"), AssertionError("x"), NotImplementedError("x")):
+        assert not runtime_rejected(bug, ("fakert",), (RuntimeError, ValueError, Exception)), bug
+    # maple_edge_lite's own errors (an InputError is a ValueError) say what they mean already
+    assert not runtime_rejected(mel.InputError("x"), ("fakert",), (ValueError,))
+    assert not runtime_rejected(mel.ModelNotFoundError("x"), ("fakert",), (OSError,))
+
+
+def _unsupported_op_model():
+    node = helper.make_node("Frobnicate", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def test_onnxruntime_rejections_and_bugs(monkeypatch):
+    """ORT's own error types (InvalidGraph for an op it lacks) become ModelRejectedError; a bug in
+    the adapter's code, here session options of the wrong type or a missing attribute, comes
+    out as the TypeError / AttributeError it is."""
+    pytest.importorskip("onnxruntime")
+    rt = R.get("onnxruntime")
+    with pytest.raises(R.ModelRejectedError, match="onnxruntime rejected the model: .*Frobnicate"):
+        rt.load(_unsupported_op_model())
+    def wrong_type():
+        so = rt._ort.SessionOptions()
+        so.intra_op_num_threads = "one"  # ORT's binding refuses a str: TypeError
+        return so
+
+    monkeypatch.setattr(rt, "session_options", wrong_type)
+    with pytest.raises(TypeError) as e:
+        rt.load(nets.tiny())
+    assert not isinstance(e.value, R.ModelRejectedError)
+    monkeypatch.setattr(rt, "session_options", lambda: rt.no_such_attribute)
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        rt.load(nets.tiny())
+
+
+def test_a_bug_in_load_onnx_is_not_an_invalid_model(monkeypatch):
+    from maple_edge_lite.device.runtimes._base import load_onnx
+
+    with pytest.raises(R.ModelRejectedError, match="fake: not a valid ONNX model"):
+        load_onnx(b"\xff\xff not protobuf", "fake")
+    monkeypatch.setattr(onnx, "load_model_from_string", lambda data: data.no_such_attribute)
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        load_onnx(nets.tiny(), "fake")
+    with pytest.raises(mel.ModelNotFoundError):  # not "not a valid ONNX model"
+        load_onnx("/no/such/model.onnx", "fake")
+
+
+def _fake_litert(exc):
+    from types import SimpleNamespace
+
+    from maple_edge_lite.device.runtimes._litert import LiteRtSession
+
+    def interpreter(**_):
+        raise exc
+
+    rt = SimpleNamespace(_interp=SimpleNamespace(Interpreter=interpreter), threads=1)
+    return lambda: LiteRtSession(rt, b"\0\0\0\0TFL3 a flatbuffer")
+
+
+def _fake_openvino(exc):
+    from types import SimpleNamespace
+
+    from maple_edge_lite.device.runtimes._openvino import OpenVinoSession
+
+    def read_model(path):
+        raise exc
+
+    rt = SimpleNamespace(_ov=SimpleNamespace(), _core=SimpleNamespace(read_model=read_model), config=dict, threads=1)
+    return lambda: OpenVinoSession(rt, nets.tiny())
+
+
+def _fake_mnn(exc):
+    from types import SimpleNamespace
+
+    from maple_edge_lite.device.runtimes._mnn import MnnSession
+
+    def mnnconvert(argv):
+        with open(argv[argv.index("--MNNModel") + 1], "wb") as f:
+            f.write(b"converted")
+        return True
+
+    def interpreter(path):
+        raise exc
+
+    rt = SimpleNamespace(_mnn=SimpleNamespace(Interpreter=interpreter), _tools=SimpleNamespace(mnnconvert=mnnconvert),
+                         threads=1, precision="high")
+    return lambda: MnnSession(rt, nets.tiny())
+
+
+# (adapter, its runtime's module, a builtin type the adapter documents its runtime raising)
+FAKE_ADAPTERS = [("litert", _fake_litert, "ai_edge_litert.interpreter", ValueError),
+                 ("openvino", _fake_openvino, "openvino._pyopenvino", RuntimeError),
+                 ("mnn", _fake_mnn, "MNN", RuntimeError)]
+
+
+@pytest.mark.parametrize("name, make, module, documented", FAKE_ADAPTERS, ids=[a[0] for a in FAKE_ADAPTERS])
+def test_adapters_reject_for_the_runtime_and_let_bugs_through(name, make, module, documented):
+    """Each adapter's load over a fake runtime module: the runtime's own error types and the
+    builtin type it documents raising become ModelRejectedError naming the runtime and keeping
+    the runtime's words; Python programming errors raised in the same place propagate as they
+    are (before, every exception became an "unsupported" model)."""
+    for exc in (_error_from(module)("the runtime's words"), documented("the runtime's words")):
+        with pytest.raises(R.ModelRejectedError, match=f"{name} rejected the model: the runtime's words"):
+            make(exc)()
+    for bug in (TypeError("bug"), AttributeError("bug"), KeyError("bug"), NameError("bug")):
+        with pytest.raises(type(bug), match="bug") as e:
+            make(bug)()
+        assert type(e.value) is type(bug)
+
+
+def test_profile_reports_an_adapter_bug_instead_of_an_unsupported_op():
+    """Through the profiler: a rejection is an "unsupported" op and the run goes on; an adapter
+    bug stops the run with its own exception."""
+    pytest.importorskip("onnxruntime")
+    from maple_edge_lite.device import profile as P
+    from maple_edge_lite.device.builders import OpSpec
+    from maple_edge_lite.device.runtimes._onnxruntime import OnnxRuntime
+
+    class Buggy(OnnxRuntime):
+        def session_options(self):
+            so = super().session_options()
+            so.intra_op_num_threads = "one"  # the bug: a string where ORT takes an int
+            return so
+
+    R.register("buggy-ort", lambda threads=1: Buggy(threads))
+    try:
+        with pytest.raises(TypeError):
+            P.profile("buggy-ort", suite=[OpSpec.of("skip_connect", 16, 8, repeat=2)], events=("task-clock",),
+                      passes=1, warmup=1, warmup_s=0, min_runs=2, budget_s=0.05)
+    finally:
+        R.unregister("buggy-ort")

@@ -62,6 +62,8 @@ class BayesLinear(Method):
         self.shrink = float(shrink)
         self.design_noise = float(design_noise)
         self.candidates = candidates
+        if isinstance(scale_iters, bool) or not isinstance(scale_iters, (int, np.integer)) or scale_iters < 0:
+            raise InputError(f"BayesLinear scale_iters must be an integer >= 0, got {scale_iters!r}")
         self.scale_iters = int(scale_iters)
         if descriptor_ridge != "auto" and not (isinstance(descriptor_ridge, (int, float)) and descriptor_ridge > 0):
             raise InputError(f"descriptor_ridge must be 'auto' or a positive number, not {descriptor_ridge!r}")
@@ -306,12 +308,16 @@ class BayesLinear(Method):
         mu, Lc, L = self._descriptor_prior(descriptor)
         m, Lk = self.A[idx] @ mu, L[idx]
         s = float(np.median(y / np.maximum(m, 1e-12)))
-        for _ in range(self.scale_iters):
+        # The posterior is computed at least once; ``scale_iters`` counts the re-estimations of
+        # the scale s that follow each posterior (0: s stays the measurements' median ratio to
+        # the prior mean).
+        for i in range(max(self.scale_iters, 1)):
             z = y / s
             K = Lk @ Lk.T + np.diag((self.noise * z) ** 2)
             w = Lk.T @ np.linalg.solve(K, z - m)
-            f = m + Lk @ w
-            s *= float(np.median(z / np.maximum(f, 1e-12)))
+            if i < self.scale_iters:
+                f = m + Lk @ w
+                s *= float(np.median(z / np.maximum(f, 1e-12)))
         self.coef = (mu + Lc @ w) * s  # latency (ms) = [1, x[cols]] @ coef
         self.floor = 1e-3 * float(y.min())
         self._interval_factor(Lc, Lk, y / s, s)

@@ -32,7 +32,8 @@ Your own runtime (TensorRT on a Jetson, a vendor NPU SDK) plugs in as callables:
 Errors: an unknown name raises ``InputError`` listing the known ones; a runtime that is not
 installed raises ``RuntimeNotInstalledError`` (an ``UnsupportedError`` and an ``ImportError``)
 naming the ``pip install`` that brings it; a model the runtime refuses raises
-``ModelRejectedError`` (an ``InputError``) with the runtime's name and words; ``threads < 1``
+``ModelRejectedError`` (an ``InputError``) with the runtime's name and words (only the runtime's
+own errors: a bug in adapter code propagates as the ``TypeError`` etc. it is); ``threads < 1``
 raises ``InputError``.
 """
 

@@ -31,6 +31,34 @@ class ModelRejectedError(InputError):
     runtime and carries the runtime's own words."""
 
 
+#: Errors that mean a bug in maple_edge_lite or in an adapter, never a model the runtime refused:
+#: :func:`runtime_rejected` does not take them for a rejection (unless the runtime's own module
+#: defines the type), so they reach the caller as they are instead of turning an adapter bug into
+#: an "unsupported" operator in a descriptor.
+PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, LookupError, AssertionError, ImportError,
+                      NotImplementedError, RecursionError, SyntaxError)
+
+
+def _defined_in(cls: type, modules: Sequence[str]) -> bool:
+    mod = getattr(cls, "__module__", "") or ""
+    return any(mod == m or mod.startswith(m + ".") for m in modules)
+
+
+def runtime_rejected(exc: BaseException, modules: Sequence[str], also: Tuple[type, ...] = ()) -> bool:
+    """Whether ``exc``, raised while a runtime loaded a model, is the runtime refusing the model
+    (to become ``ModelRejectedError``) rather than a bug to let through. Yes when the exception's
+    type (or a base of it) is defined in one of ``modules``, the runtime's packages (e.g.
+    ``onnxruntime``'s ``InvalidGraph``); yes when it is one of ``also``, the builtin types an
+    adapter documents its runtime raising for a model it cannot take (OpenVINO's ``RuntimeError``),
+    unless it is a :data:`PROGRAMMING_ERRORS` type or one of maple_edge_lite's own errors (those
+    already say what they mean)."""
+    if any(_defined_in(t, modules) for t in type(exc).__mro__ if t.__module__ != "builtins"):
+        return True
+    if isinstance(exc, PROGRAMMING_ERRORS) or _defined_in(type(exc), ("maple_edge_lite",)):
+        return False
+    return isinstance(exc, tuple(also))
+
+
 def not_installed(name: str, install: str, cause: Optional[BaseException] = None) -> RuntimeNotInstalledError:
     why = f" ({type(cause).__name__}: {cause})" if cause is not None and str(cause) else ""
     return RuntimeNotInstalledError(f"runtime {name!r} is not installed: {install}{why}")
@@ -124,9 +152,12 @@ def load_onnx(model: ModelLike, runtime: str):
         import onnx
     except ImportError as e:
         raise not_installed(runtime, "pip install onnx", e) from None
+    data = model_bytes(model)  # a missing file is ModelNotFoundError, not an invalid model
     try:
-        return onnx.load_model_from_string(model_bytes(model))
-    except Exception as e:  # onnx raises DecodeError and friends
+        return onnx.load_model_from_string(data)
+    except Exception as e:  # protobuf's DecodeError and onnx's own errors
+        if not runtime_rejected(e, ("onnx", "google.protobuf")):
+            raise
         raise ModelRejectedError(f"{runtime}: not a valid ONNX model: {e}") from None
 
 

@@ -21,6 +21,7 @@ from ._base import (
     fixed_input,
     model_source,
     not_installed,
+    runtime_rejected,
     static_shape,
     tail,
 )
@@ -77,7 +78,9 @@ class LiteRtSession(Session):
             try:
                 self.interpreter = rt._interp.Interpreter(model_path=path, model_content=data, num_threads=rt.threads)
                 self.interpreter.allocate_tensors()
-            except Exception as e:
+            except Exception as e:  # the interpreter raises ValueError / RuntimeError with its log
+                if not runtime_rejected(e, ("ai_edge_litert", "tflite_runtime", "tensorflow"), (ValueError, RuntimeError)):
+                    raise
                 raise ModelRejectedError(f"litert rejected the model: {e} {tail(said())}".rstrip()) from None
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(ins) != 1 or ins[0]["dtype"] != np.float32:

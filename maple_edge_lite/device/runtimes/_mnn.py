@@ -25,6 +25,7 @@ from ._base import (
     model_path,
     not_installed,
     onnx_input,
+    runtime_rejected,
     tail,
 )
 
@@ -96,7 +97,9 @@ class MnnSession(Session):
                     if tuple(self._in.getShape()) != self.input_shape:
                         self.interpreter.resizeTensor(self._in, self.input_shape)
                         self.interpreter.resizeSession(self.session)
-                except Exception as e:
+                except Exception as e:  # MNN's bindings raise RuntimeError / ValueError
+                    if not runtime_rejected(e, ("MNN", "_mnncengine", "_tools"), (RuntimeError, ValueError)):
+                        raise
                     raise ModelRejectedError(f"mnn rejected the model: {e} {tail(said())}") from None
             self.input = fixed_input(self.input_shape)
             self._set(self.input)

@@ -6,7 +6,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from ._base import ModelRejectedError, Runtime, Session, check_threads, fixed_input, model_source, not_installed, static_shape
+from ._base import (ModelRejectedError, Runtime, Session, check_threads, fixed_input, model_source, not_installed,
+                    runtime_rejected, static_shape)
 
 INSTALL = "pip install 'maple-edge-lite[onnxruntime]'"
 
@@ -84,6 +85,8 @@ class OrtSession(Session):
                 data if data is not None else path, rt.session_options(), providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+            if not runtime_rejected(e, ("onnxruntime",)):
+                raise  # a bug in this adapter (TypeError, AttributeError, ...): not the model's fault
             raise ModelRejectedError(f"onnxruntime rejected the model: {e}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:

@@ -17,6 +17,7 @@ from ._base import (
     fixed_input,
     model_path,
     not_installed,
+    runtime_rejected,
     static_shape,
 )
 
@@ -94,6 +95,8 @@ class OpenVinoSession(Session):
             except ModelRejectedError:
                 raise
             except Exception as e:  # OpenVINO raises RuntimeError/GeneralFailure with its log
+                if not runtime_rejected(e, ("openvino",), (RuntimeError,)):
+                    raise
                 raise ModelRejectedError(f"openvino rejected the model: {e}") from None
             rt._compiled_props = _props(self.compiled)
             self.input = fixed_input(self.input_shape)

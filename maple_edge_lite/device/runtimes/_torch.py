@@ -23,6 +23,7 @@ from ._base import (
     load_onnx,
     not_installed,
     onnx_input,
+    runtime_rejected,
 )
 
 INSTALL = "pip install 'maple-edge-lite[torch]'"
@@ -105,7 +106,9 @@ class TorchSession(Session):
                 self.module(self._x)
         except UnsupportedError:
             raise
-        except Exception as e:
+        except Exception as e:  # torch's op errors are RuntimeError (or torch's own types)
+            if not runtime_rejected(e, ("torch",), (RuntimeError,)):
+                raise
             raise ModelRejectedError(f"torch could not run the model: {type(e).__name__}: {e}") from None
 
     def run(self) -> None:
