@@ -175,7 +175,8 @@ def _load_entry(d: Path, key: Dict[str, Any]):
 
 def device_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None, refresh: bool = False,
                  cache_dir: Union[str, os.PathLike, None] = None, progress: Optional[Progress] = None,
-                 profile_options: Optional[Dict[str, Any]] = None, measure_options: Optional[Dict[str, Any]] = None):
+                 profile_options: Optional[Dict[str, Any]] = None, measure_options: Optional[Dict[str, Any]] = None,
+                 shots=None, budget_s: Optional[float] = None):
     """This device's adapted predictor for ``runtime`` at ``threads`` threads, as a ``Model``
     (architecture strings -> ms): from the cache when an entry for the current key exists (a few
     milliseconds), else built now and cached (profile + measure the base's reference
@@ -184,31 +185,45 @@ def device_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
     instead of :func:`cache_root`. ``progress``: see :data:`Progress`. ``profile_options`` /
     ``measure_options``: keyword arguments for ``profile.profile`` / ``measure.measure`` (e.g.
     cheaper, noisier timing settings for tests: ``passes``, ``budget_s``, ``min_time_s``); they
-    are not part of the key."""
+    are not part of the key. ``shots``: an int >= 10 makes sure at least that many measurements
+    are behind the model (a cached entry with fewer is extended: the most informative further
+    architectures are measured, no new profile), ``"auto"`` extends in rounds of 5 until the
+    model expects 90% of architectures within ±10% or ``budget_s`` seconds are spent."""
     return _device_model(runtime, threads, base=base, refresh=refresh, cache_dir=cache_dir, progress=progress,
-                         profile_options=profile_options, measure_options=measure_options)[0]
+                         profile_options=profile_options, measure_options=measure_options, shots=shots,
+                         budget_s=budget_s)[0]
 
 
 def _device_model(runtime=DEFAULT_RUNTIME, threads=1, *, base=None, refresh=False, cache_dir=None, progress=None,
-                  profile_options=None, measure_options=None) -> Tuple[Any, Path, bool]:
-    """(model, entry folder, whether it was built by this call).
+                  profile_options=None, measure_options=None, shots=None, budget_s=None) -> Tuple[Any, Path, bool]:
+    """(model, entry folder, whether it was built or extended by this call).
+
+    ``shots``: None (what the cache has; 10 when building), an int >= 10 (at least that many
+    measurements behind the model: an entry with fewer is extended with the most informative
+    architectures, without profiling again) or ``"auto"`` (extend in small batches until the
+    model expects SHARE_TARGET of the architectures within ±10%, or ``budget_s`` seconds of
+    measuring are spent).
 
     Builders of one key take turns under a lock, and each looks again once it holds it: two first
     calls at once build the entry once and both answer from it. Readers take no lock: the entry
-    is swapped in by one atomic rename, so they find either the old one or the new one."""
+    is swapped in by one atomic rename, so they find either the old one or the new one; an
+    interrupted build or extension leaves the old entry as it was."""
+    want = _check_shots(shots, budget_s)
     key = cache_key(runtime, threads, base)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     d = entry_dir(key, root)
     if not refresh:
         model = _load_entry(d, key)
-        if model is not None:
+        if model is not None and not _wants_more(d, want):
             return model, d, False
     with _build_lock(d):
-        if not refresh:
-            model = _load_entry(d, key)  # another process built it while this one waited
-            if model is not None:
-                return model, d, False
-        _build(d, key, runtime, threads, base, progress, profile_options or {}, measure_options or {})
+        model = None if refresh else _load_entry(d, key)  # another process may have built it meanwhile
+        if model is None:
+            _build(d, key, runtime, threads, base, progress, profile_options or {}, measure_options or {})
+        if _wants_more(d, want):
+            _extend(d, key, runtime, threads, base, want, budget_s, progress, measure_options or {})
+        elif model is not None:
+            return model, d, False
     model = _load_entry(d, key)
     if model is None:  # pragma: no cover - only if another process broke the entry meanwhile
         raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
@@ -266,6 +281,7 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
                          "measurements_schema": measure.SIDECAR_SCHEMA},
             "files": {k: v for k, v in FILES.items() if k != "manifest"},
             "reference_archs": refs,
+            "shots": len(rows),
             "build": times,
         }
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
@@ -290,6 +306,133 @@ def _build_lock(d: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+#: ``shots="auto"`` stops once the model expects this share of architectures within ±10%.
+SHARE_TARGET = 0.90
+#: Architectures measured per round of ``shots="auto"``.
+AUTO_BATCH = 5
+MIN_SHOTS = 10
+
+
+def _check_shots(shots, budget_s):
+    if shots is None:
+        if budget_s is not None:
+            raise InputError("a measuring budget goes with shots='auto'")
+        return None
+    if shots == "auto":
+        if budget_s is None or not (isinstance(budget_s, (int, float)) and budget_s > 0):
+            raise InputError(f"shots='auto' needs a budget in seconds > 0 (got {budget_s!r})")
+        return "auto"
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < MIN_SHOTS:
+        raise InputError(f"shots must be an integer >= {MIN_SHOTS} or 'auto', got {shots!r}")
+    if budget_s is not None:
+        raise InputError("a measuring budget goes with shots='auto'")
+    return shots
+
+
+def _wants_more(d: Path, want) -> bool:
+    if want is None:
+        return False
+    if want == "auto":
+        return True
+    return _shots_of(read_manifest(d)) < want
+
+
+def _shots_of(manifest) -> int:
+    return int(manifest.get("shots") or len(manifest.get("reference_archs") or ()))
+
+
+def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, measure_options) -> None:
+    """Measure more architectures on this device and adapt again (no new profile): the most
+    informative ones under the current posterior, chosen among 1,000 random connected cells.
+    Written into a copy of the entry and installed atomically, under the build lock."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from . import encode as enc, registry
+    from .device import measure, profile
+    from .format import write_atomic
+    from .learn.adapt import adapt_base
+
+    note = progress or (lambda *a: None)
+    manifest = read_manifest(d)
+    desc = profile.load_descriptor(d / FILES["descriptor"])
+    old = measure.read_csv(d / FILES["measurements"])
+    model = registry.load(base)
+    space = model.metadata.get("search_space")
+    archs = [r["arch_str"] for r in old]
+    ms = [r["latency_ms"] for r in old]
+    pool = [a for a in measure.sample_connected(1200, seed=int(digest(key)[:8], 16)) if a not in set(archs)][:1000]
+    X = enc.encode(space, pool)
+    per_arch = float((manifest.get("build") or {}).get("measure_s") or 0.0) / max(len(archs), 1)
+    t0 = time.perf_counter()
+    added = []
+    conditions = {}
+    share = None
+    while True:
+        m = adapt_base(model, archs, np.array(ms), descriptor=desc)
+        if want == "auto":
+            share = m.share_within(X)
+            left = budget_s - (time.perf_counter() - t0)
+            if share >= SHARE_TARGET or (added and left <= 0):
+                break
+            k = min(AUTO_BATCH, int(left // per_arch)) if per_arch > 0 else (AUTO_BATCH if left > 0 else 0)
+            if k < 1:
+                if not added:
+                    raise InputError(f"a budget of {budget_s:g} s is too small for one measurement here (about "
+                                     f"{per_arch:.1f} s each): give --budget-s {int(per_arch) + 1} or more")
+                break
+        else:
+            k = want - len(archs)
+            if k <= 0:
+                break
+        k = min(k, len(pool))
+        if k < 1:  # every candidate measured
+            break
+        pick = [int(i) for i in m.most_informative(X, k)]
+        chosen = [pool[i] for i in pick]
+        keep = np.setdiff1d(np.arange(len(pool)), pick)
+        pool, X = [pool[i] for i in keep], X[keep]
+        t = time.perf_counter()
+        rows = measure.measure(chosen, runtime, threads, device=measure.default_device(runtime, threads),
+                               progress=lambda i, n, a, r: (r is None or i == n) and note("extend", i, n, a),
+                               **measure_options)
+        per_arch = (time.perf_counter() - t) / len(chosen)
+        added += list(rows)
+        conditions = dict(getattr(rows, "conditions", None) or {})
+        archs += [r.arch_str for r in rows]
+        ms += [r.latency_ms for r in rows]
+    if not added:
+        return
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tmp", dir=d.parent))
+    try:
+        for f in FILES.values():
+            if f != FILES["manifest"] and (d / f).exists():
+                shutil.copy2(d / f, tmp / f)
+        sidecar = json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
+        all_rows = measure.Measurements(
+            [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"], None) for r in old] + added,
+            conditions={**sidecar, "extended": (sidecar.get("extended") or []) + [
+                {"rows": len(added), "conditions": conditions}]})
+        measure.write_csv(all_rows, tmp / FILES["measurements"])
+        adapt_base(model, archs, np.array(ms), out=tmp / FILES["model"], descriptor=desc,
+                   provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]})
+        manifest = dict(manifest)
+        manifest["shots"] = len(archs)
+        manifest["updated"] = measure._now()
+        manifest["extensions"] = (manifest.get("extensions") or []) + [{
+            "added": len(added), "shots": "auto" if want == "auto" else want, "budget_s": budget_s,
+            "measure_s": round(time.perf_counter() - t0, 3),
+            "expected_share_within_10pct": None if share is None else round(share, 4)}]
+        write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+        _install(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _install(tmp: Path, d: Path) -> None:

@@ -249,6 +249,85 @@ def test_a_broken_cache_entry_is_rebuilt(fake_device):
     assert _cache._device_model("fake-rt", 1)[2]
 
 
+
+def test_more_shots_extend_the_cached_model_without_profiling(fake_device, capsys):
+    """`predict --shots 25` on a 10-shot entry measures 15 more architectures (the most informative:
+    new, connected), adapts again and keeps the profile; the intervals narrow; a smaller --shots
+    afterwards measures nothing."""
+    query = M.sample_connected(300, seed=8)
+    model, entry, _ = _cache._device_model("fake-rt", 1)
+    _, lo0, hi0 = model.predict_archs_interval(query)
+    ms0 = model.predict_archs(query)
+    refs = [r["arch_str"] for r in M.read_csv(entry / "measurements.csv")]
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--shots", "25", "--arch", ARCH_A, "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["cache"]["shots"] == 25 and "measuring more architectures" in err
+    assert fake_device["profile"] == 1 and fake_device["measure"] == 2  # one more measuring call, no profile
+    rows = M.read_csv(entry / "measurements.csv")
+    added = [r["arch_str"] for r in rows[10:]]
+    assert [r["arch_str"] for r in rows[:10]] == refs and len(added) == 15 == len(set(added) - set(refs))
+    assert all(M.is_connected(a) for a in added)
+    manifest = _cache.read_manifest(entry)
+    assert manifest["shots"] == 25 and manifest["extensions"][-1]["added"] == 15
+    model = _cache._device_model("fake-rt", 1)[0]
+    ms1, lo1, hi1 = model.predict_archs_interval(query)
+    assert np.median((hi1 - lo1) / ms1) < np.median((hi0 - lo0) / ms0)  # more measurements, narrower
+    truth = synthetic_ms(query)
+    assert np.mean(np.abs(ms1 / truth - 1)) <= np.mean(np.abs(ms0 / truth - 1)) + 0.005
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--shots", "12", "--arch", ARCH_A], capsys)
+    assert rc == 0 and fake_device["measure"] == 2 and err == ""
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--shots", "9"], 2, "must be at least 10"),
+    (["--shots", "ten"], 2, "must be an integer >= 10 or 'auto'"),
+    (["--shots", "auto"], 1, "--shots auto needs --budget-s"),
+    (["--budget-s", "5"], 1, "--budget-s goes with --shots auto"),
+    (["--shots", "auto", "--budget-s", "0.001"], 1, "too small for one measurement"),
+])
+def test_shots_bad_input(fake_device, capsys, args, code, fragment):
+    _cache._device_model("fake-rt", 1, measure_options={})
+    m = _cache.read_manifest(_cache._device_model("fake-rt", 1)[1])
+    m["build"]["measure_s"] = 20.0  # 2 s per architecture, so a 1 ms budget cannot hold one
+    path = _cache._device_model("fake-rt", 1)[1] / "manifest.json"
+    path.write_text(json.dumps(m))
+    with pytest.raises(SystemExit) if code == 2 else _nullcontext():
+        rc, _, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, *args], capsys)
+        assert rc == code and fragment in err
+    if code == 2:
+        assert fragment in capsys.readouterr().err
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_interrupted_extension_leaves_the_cache_as_it_was(fake_device, capsys, monkeypatch):
+    model, entry, _ = _cache._device_model("fake-rt", 1)
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    names = sorted(p.name for p in entry.parent.iterdir())
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(M, "measure", interrupted)
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--shots", "20", "--arch", ARCH_A], capsys)
+    assert rc == 130 and "interrupted" in err
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+    assert sorted(p.name for p in entry.parent.iterdir()) == names  # no half-made copy left
+
+
+def test_auto_shots_stop_at_the_target_or_the_budget(fake_device):
+    model, entry, _ = _cache._device_model("fake-rt", 1, shots="auto", budget_s=30)
+    m = _cache.read_manifest(entry)
+    ext = (m.get("extensions") or [{}])[-1]
+    # either the model already expects 90% within ±10%, or it measured in rounds of 5 until it did
+    assert (m["shots"] - 10) % 5 == 0
+    assert m["shots"] == 10 or ext["expected_share_within_10pct"] >= _cache.SHARE_TARGET or ext["measure_s"] >= 30
+
+
 def test_predict_cli_builds_once_then_answers_from_the_cache(fake_device, capsys):
     rc, out, err = run(["predict", "--runtime", "fake-rt", "--arch", ARCH_A, "--arch", ARCH_B], capsys)
     assert rc == 0, err

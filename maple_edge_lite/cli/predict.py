@@ -59,6 +59,13 @@ def add_parser(subparsers) -> None:
                    "(default onnxruntime)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads (default 1)")
     p.add_argument("--refresh", action="store_true", help="rebuild this device's cached predictor")
+    p.add_argument("--shots", type=_shots_arg, default=None, metavar="N|auto",
+                   help="measurements behind this device's predictor: N >= 10 (a cached predictor with fewer is "
+                   "extended with the most informative further architectures, without profiling again), or auto: "
+                   "measure in rounds of 5 until the model expects 90%% of architectures within ±10%% or "
+                   "--budget-s is spent (default: what the cache has, 10 when building)")
+    p.add_argument("--budget-s", type=float, default=None, metavar="S",
+                   help="with --shots auto: seconds of measuring at most")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=_predict)
 
@@ -192,13 +199,28 @@ def _adapt(args) -> int:
 # --- predict ---------------------------------------------------------------------------------
 
 
+def _shots_arg(v: str):
+    import argparse
+
+    if v == "auto":
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 10 or 'auto', not {v!r}") from None
+    if n < 10:
+        raise argparse.ArgumentTypeError(f"must be at least 10 (the base predictor's reference architectures), not {n}")
+    return n
+
+
 def _progress_printer():
     """progress(stage, i, n, item) on stderr: one rewritten line on a terminal; otherwise a line
     when a stage starts and ends and about every tenth of the way."""
     tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
-            "adapt": "adapting the default predictor", "validate": "measuring the sample"}
+            "adapt": "adapting the default predictor", "validate": "measuring the sample",
+            "extend": "measuring more architectures"}
 
     def show(stage, i, n, item):
         el = time.perf_counter() - t0
@@ -210,6 +232,16 @@ def _progress_printer():
         elif i == 0 or i == n or i % max(1, n // 10) == 0:
             sys.stderr.write(f"maple-edge-lite: {what[stage]} {i}/{n} ({el:.1f} s)\n")
     return show
+
+
+def _cache_shots(entry):
+    from .._cache import _shots_of, read_manifest
+    from .._errors import MapleEdgeError
+
+    try:
+        return _shots_of(read_manifest(entry))
+    except (MapleEdgeError, OSError, ValueError):  # the count is informative only
+        return None
 
 
 def _predict(args) -> int:
@@ -225,9 +257,9 @@ def _predict(args) -> int:
     t0 = time.perf_counter()
     cache = None
     if args.model:
-        if args.runtime is not None or args.threads is not None or args.refresh:
-            raise InputError("--runtime, --threads and --refresh choose the cached predictor; they do not apply "
-                             "with --model")
+        if args.runtime is not None or args.threads is not None or args.refresh or args.shots is not None:
+            raise InputError("--runtime, --threads, --refresh and --shots choose the cached predictor; they do not "
+                             "apply with --model")
         from .. import registry
 
         model = registry.load(args.model)
@@ -245,12 +277,18 @@ def _predict(args) -> int:
         runtime = args.runtime or DEFAULT_RUNTIME
         threads = 1 if args.threads is None else args.threads
         progress = _progress_printer()
-        model, entry, built = _device_model(runtime, threads, refresh=args.refresh, progress=progress)
+        if args.budget_s is not None and args.shots != "auto":
+            raise InputError("--budget-s goes with --shots auto")
+        if args.shots == "auto" and args.budget_s is None:
+            raise InputError("--shots auto needs --budget-s S, the seconds of measuring it may spend")
+        model, entry, built = _device_model(runtime, threads, refresh=args.refresh, progress=progress,
+                                            shots=args.shots, budget_s=args.budget_s)
         if built:
             print(f"maple-edge-lite: cached this device's predictor in {entry} "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         source = str(entry / "device.melw")
-        cache = {"dir": str(entry), "built": built, "runtime": runtime, "threads": threads}
+        cache = {"dir": str(entry), "built": built, "runtime": runtime, "threads": threads,
+                 "shots": _cache_shots(entry)}
     meta = model.metadata
     if meta.get("model_kind") == "base":
         raise InputError(f"{source} is a base predictor (device-agnostic, unit latency scale): adapt it to the "

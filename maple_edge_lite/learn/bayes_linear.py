@@ -275,10 +275,11 @@ class BayesLinear(Method):
             pool = rng.choice(pool, self.candidates, replace=False)
         return self._greedy(int(k), pool)
 
-    def _greedy(self, k: int, pool: np.ndarray) -> np.ndarray:
+    def _greedy(self, k: int, pool: np.ndarray, L=None) -> np.ndarray:
         """A-optimal design: each step adds the arch that most reduces the prior-predictive
-        variance of z summed over every arch (weights w ~ N(0, I), z = m + L w, noise s2)."""
-        L = self.L
+        variance of z summed over every arch (weights w ~ N(0, I), z = m + L w, noise s2).
+        ``L``: another factor over the same rows (the posterior one, for further measurements)."""
+        L = self.L if L is None else L
         s2 = self.design_noise**2
         G = L.T @ L
         Up = L[pool]
@@ -336,10 +337,28 @@ class BayesLinear(Method):
         truncated to the directions holding 99.9% of its trace."""
         R = (self.noise * z) ** 2
         Sw = np.linalg.inv(np.eye(Lk.shape[1]) + Lk.T @ (Lk / R[:, None]))
-        F = s * Lc @ np.linalg.cholesky((Sw + Sw.T) / 2)
+        self.post_Lc = Lc @ np.linalg.cholesky((Sw + Sw.T) / 2)  # posterior factor of c / s
+        F = s * self.post_Lc
         U, S, _ = np.linalg.svd(F, full_matrices=False)
         keep = int(np.searchsorted(np.cumsum(S * S) / max(float(S @ S), 1e-300), 0.999) + 1)
         self.post_factor = U[:, :keep] * S[:keep]
+
+    def most_informative(self, X, k: int) -> np.ndarray:
+        """After ``adapt``: the ``k`` rows of X (encoded candidate architectures) whose measurement
+        would most reduce the posterior variance over all of them (the greedy design of ``select``,
+        on the posterior instead of the prior): what to measure next."""
+        return self._greedy(int(k), np.arange(len(X)), L=self.design(X) @ self.post_Lc)
+
+    def share_within(self, X, tol: float = 0.10) -> float:
+        """After ``adapt``: the share of the architectures X expected within ``tol`` of the
+        prediction under the model's predictive distribution (log-normal, the interval's sd)."""
+        from statistics import NormalDist
+
+        A = self.design(X)
+        ms = np.maximum(A @ self.coef, self.floor)
+        sd = np.sqrt(np.sum((A @ self.post_factor) ** 2, axis=1) + (self.interval_noise * ms) ** 2) / ms
+        nd = NormalDist()
+        return float(np.mean([2 * nd.cdf(np.log1p(tol) / max(v, 1e-12)) - 1 for v in sd]))
 
     def interval(self, idx):
         """(lo, hi) ms: the central ``interval_level`` interval around the prediction for the archs
