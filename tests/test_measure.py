@@ -7,7 +7,6 @@ import csv
 import json
 import time
 
-import numpy as np
 import pytest
 
 import maple_edge_lite as mel

@@ -251,9 +251,9 @@ def test_a_broken_cache_entry_is_rebuilt(fake_device):
 
 
 def test_more_shots_extend_the_cached_model_without_profiling(fake_device, capsys):
-    """`predict --shots 25` on a 10-shot entry measures 15 more architectures (the most informative:
-    new, connected), adapts again and keeps the profile; the intervals narrow; a smaller --shots
-    afterwards measures nothing."""
+    """`predict --shots 25` on a 10-shot entry measures 15 more architectures (new, connected),
+    adapts again and keeps the profile; the intervals narrow; a smaller --shots afterwards
+    measures nothing."""
     query = M.sample_connected(300, seed=8)
     model, entry, _ = _cache._device_model("fake-rt", 1)
     _, lo0, hi0 = model.predict_archs_interval(query)

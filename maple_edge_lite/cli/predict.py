@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--refresh", action="store_true", help="rebuild this device's cached predictor")
     p.add_argument("--shots", type=_shots_arg, default=None, metavar="N|auto",
                    help="measurements behind this device's predictor: N >= 10 (a cached predictor with fewer is "
-                   "extended with the most informative further architectures, without profiling again), or auto: "
+                   "extended with random further architectures, without profiling again), or auto: "
                    "measure in rounds of 5 until the model expects 90%% of architectures within ±10%% or "
                    "--budget-s is spent (default: what the cache has, 10 when building)")
     p.add_argument("--budget-s", type=float, default=None, metavar="S",

@@ -16,8 +16,8 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 
 #: What a device model made by this code holds; the device cache keys on it, so a bump rebuilds
 #: every cached device model. 1: up to 0.1 (no floor); 2: the floored device model (format 2);
-#: 3: with its interval.
-ADAPT_VERSION = 3
+#: 3: with its interval; 4: the interval calibrated on the device's own measurements.
+ADAPT_VERSION = 4
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
