@@ -93,8 +93,13 @@ if [ ! -e "$ROOT/.venv-done" ]; then
   log "venv /opt/venv with the build backend and the test dependencies (numpy comes as a wheel)"
   in_root sh -c \
     'python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --upgrade pip &&
-     /opt/venv/bin/pip install -q --only-binary=numpy numpy pytest pytest-benchmark "scikit-build-core>=0.10" "pybind11>=2.12" build'
-  touch "$ROOT/.venv-done"
+     /opt/venv/bin/pip install -q --only-binary=numpy numpy pytest pytest-benchmark "scikit-build-core>=0.10" "pybind11>=2.12" "cython>=3.0" build'
+  touch "$ROOT/.venv-done" "$ROOT/.cython-done"
+fi
+if [ ! -e "$ROOT/.cython-done" ]; then  # roots made before 0.2 (the Cython module): add its build requirement
+  log "cython and numpy >= 2 in /opt/venv (0.2's build requirements)"
+  in_root /opt/venv/bin/pip install -q --only-binary=numpy "numpy>=2.0" "cython>=3.0"
+  touch "$ROOT/.cython-done"
 fi
 if [ "${ONNX:-0}" = 1 ] && [ ! -e "$ROOT/.onnx-done" ]; then
   log "onnx and onnxruntime in /opt/venv (binary wheels only)"
