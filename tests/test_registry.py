@@ -299,6 +299,10 @@ def test_shipped_predictors_reproduce_from_this_checkout(tmp_path):
         commit = shipped.metadata["provenance"]["commit"]
         assert commit and not commit.endswith("-dirty"), f"{name}: trained from a dirty tree ({commit})"
         if shutil.which("git") and (REPO / ".git").exists():
-            r = subprocess.run(["git", "-C", str(REPO), "merge-base", "--is-ancestor", commit, "HEAD"])
-            assert r.returncode == 0, f"{name}: provenance commit {commit} is not in this history"
+            shallow = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--is-shallow-repository"],
+                                     capture_output=True, text=True).stdout.strip() == "true"
+            r = subprocess.run(["git", "-C", str(REPO), "merge-base", "--is-ancestor", commit, "HEAD"],
+                               capture_output=True)
+            # a shallow clone may not hold the commit: then only its form is checked above
+            assert r.returncode == 0 or shallow, f"{name}: provenance commit {commit} is not in this history"
         assert enc.schema_version(space) == shipped.metadata["provenance"]["encoder_schema_version"]
