@@ -148,7 +148,7 @@ class Interval:
         y = ms.astype(np.float64)
         e = np.float64(self.noise) * y
         sd = np.sqrt(v + e * e) / y
-        w = np.float64(self.z) * sd
+        w = np.minimum(np.float64(self.z) * sd, 40.0)  # the core's cap (docs/format.md)
         return (y * np.exp(-w)).astype(np.float32), (y * np.exp(w)).astype(np.float32)
 
 

@@ -146,6 +146,20 @@ def test_interval_by_hand_and_bit_exact(tmp_path):
         np.testing.assert_array_equal(bits(got), bits(want))
 
 
+def test_interval_at_the_floor_stays_finite_and_positive(tmp_path):
+    """A prediction floored at 0.01 ms with a factor of 1e3 ms: sd = 1e5, so w is capped at 40:
+    lo = 0.01 e^-40, hi = 0.01 e^40, both finite and > 0, in the core as in the reference."""
+    iv = {"level": 0.9, "index": [0], "factor": np.array([[1e3], [0.0]]), "noise": 0.0}
+    q = mel.pack([(np.array([[1.0]]), np.array([0.0]))], tmp_path / "f.melw", feature_names=["x"], output="floor",
+                 output_floor=0.01, interval=iv, calibration=np.array([[4.0]]))
+    m = mel.Model.load(tmp_path / "f.melw")
+    ms, lo, hi = m.predict_interval(np.array([[-3.0]], np.float32))
+    assert ms[0] == np.float32(0.01)
+    np.testing.assert_allclose([lo[0], hi[0]], [0.01 * np.exp(-40.0), 0.01 * np.exp(40.0)], rtol=1e-6)
+    for got, want in zip((ms, lo, hi), q.predict_interval(np.array([[-3.0]], np.float32))):
+        np.testing.assert_array_equal(bits(got), bits(want))
+
+
 def test_interval_absent_is_unsupported_not_zero(tmp_path, pack_random):
     path, _ = pack_random([5, 3, 1])
     m = mel.Model.load(path)

@@ -378,7 +378,7 @@ class BayesLinear(Method):
         A = self.A[np.asarray(idx)]
         ms = np.maximum(A @ self.coef, self.floor)
         v = np.sum((A @ self.post_factor) ** 2, axis=1) + (self.noise_scaled * ms) ** 2
-        w = NormalDist().inv_cdf((1 + self.interval_level) / 2) * np.sqrt(v) / ms
+        w = np.minimum(NormalDist().inv_cdf((1 + self.interval_level) / 2) * np.sqrt(v) / ms, 40.0)  # the core's cap
         return ms * np.exp(-w), ms * np.exp(w)
 
     def predict(self, idx):

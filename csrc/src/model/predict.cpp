@@ -110,10 +110,12 @@ void interval(const Model& m, const float* x, size_t n, const float* ms, float* 
         const double y = double(ms[row]);
         const double e = m.iv_noise * y;
         const double sd = std::sqrt(v + e * e) / y;
-        const double w = m.iv_z * sd;
+        // Capped: a prediction at the floor can carry an sd of thousands; e^40 keeps lo > 0 and hi
+        // finite for any latency below 1e21 ms (docs/format.md).
+        const double w = std::min(m.iv_z * sd, 40.0);
         lo[row] = static_cast<float>(y * std::exp(-w));
         hi[row] = static_cast<float>(y * std::exp(w));
-        if (!(lo[row] > 0.0f) || !std::isfinite(hi[row]))
+        if (!(lo[row] > 0.0f) || !std::isfinite(hi[row]))  // only for latencies beyond 1e21 ms
             fail(MEL_ERR_NUMERIC, "interval for row " + std::to_string(row) + " is not finite and positive (sd " +
                                       std::to_string(sd) + ")");
     }
