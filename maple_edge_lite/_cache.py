@@ -230,16 +230,13 @@ def _device_model(runtime=DEFAULT_RUNTIME, threads=1, *, base=None, refresh=Fals
     return model, d, True
 
 
-def _build(d: Path, key, runtime, threads, base, progress, profile_options, measure_options) -> None:
+@contextlib.contextmanager
+def _staged(d: Path):
+    """A new folder beside the entry ``d`` to write an entry into; installed at ``d`` when the block
+    ends normally (:func:`_install`), removed when it raises (Ctrl-C included): the old entry stays."""
     import shutil
     import tempfile
 
-    from . import __version__, registry
-    from .device import measure, profile
-    from .learn.adapt import adapt_base
-    from .format import write_atomic
-
-    note = progress or (lambda *a: None)
     try:
         d.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tmp", dir=d.parent))
@@ -247,6 +244,21 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
         raise CacheError(f"cannot create the cache folder {d.parent}: {e.strerror or e} (set MAPLE_EDGE_LITE_CACHE "
                          "to a writable folder)") from None
     try:
+        yield tmp
+        _install(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _build(d: Path, key, runtime, threads, base, progress, profile_options, measure_options) -> None:
+    from . import __version__, registry
+    from .device import measure, profile
+    from .learn.adapt import adapt_base
+    from .format import write_atomic
+
+    note = progress or (lambda *a: None)
+    with _staged(d) as tmp:
         model = registry.load(base)
         refs = registry.reference_archs(model)
         times = {}
@@ -285,10 +297,6 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
             "build": times,
         }
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
-        _install(tmp, d)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -340,7 +348,7 @@ def _wants_more(d: Path, want) -> bool:
 
 
 def _shots_of(manifest) -> int:
-    return int(manifest.get("shots") or len(manifest.get("reference_archs") or ()))
+    return int(manifest["shots"])  # every manifest of this code's key has it (``_build``, ``_extend``)
 
 
 def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, measure_options) -> None:
@@ -348,7 +356,6 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     connected cells (1,000 candidates, in an order seeded by the key). Written into a copy of the
     entry and installed atomically, under the build lock."""
     import shutil
-    import tempfile
 
     import numpy as np
 
@@ -366,16 +373,15 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     archs = [r["arch_str"] for r in old]
     ms = [r["latency_ms"] for r in old]
     pool = [a for a in measure.sample_connected(1200, seed=int(digest(key)[:8], 16)) if a not in set(archs)][:1000]
-    X = enc.encode(space, pool)
+    X = enc.encode(space, pool) if want == "auto" else None  # what share_within judges
     per_arch = float((manifest.get("build") or {}).get("measure_s") or 0.0) / max(len(archs), 1)
     t0 = time.perf_counter()
     added = []
     conditions = {}
     share = None
     while True:
-        m = adapt_base(model, archs, np.array(ms), descriptor=desc)
         if want == "auto":
-            share = m.share_within(X)
+            share = adapt_base(model, archs, np.array(ms), descriptor=desc).share_within(X)
             left = budget_s - (time.perf_counter() - t0)
             if share >= SHARE_TARGET or (added and left <= 0):
                 break
@@ -396,7 +402,9 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
         # under ONNX Runtime, the main job's 10 references plus k - 10 more): random ones gave ±10%
         # accuracy 0.744 / 0.791 / 0.847 at k = 20 / 50 / 100, the greedy A-optimal ones among the
         # rest 0.716 / 0.750 / 0.855: the design favours untypical cells, as for the references.
-        chosen, pool, X = pool[:k], pool[k:], X[k:]
+        chosen, pool = pool[:k], pool[k:]
+        if X is not None:
+            X = X[k:]
         t = time.perf_counter()
         rows = measure.measure(chosen, runtime, threads, device=measure.default_device(runtime, threads),
                                progress=lambda i, n, a, r: (r is None or i == n) and note("extend", i, n, a),
@@ -408,9 +416,7 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
         ms += [r.latency_ms for r in rows]
     if not added:
         return
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tmp", dir=d.parent))
-    try:
+    with _staged(d) as tmp:
         for f in FILES.values():
             if f != FILES["manifest"] and (d / f).exists():
                 shutil.copy2(d / f, tmp / f)
@@ -430,10 +436,6 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
             "measure_s": round(time.perf_counter() - t0, 3),
             "expected_share_within_10pct": None if share is None else round(share, 4)}]
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
-        _install(tmp, d)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _install(tmp: Path, d: Path) -> None:
