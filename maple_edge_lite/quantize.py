@@ -116,9 +116,8 @@ class QuantizedMLP:
         bad = ~np.isfinite(out)
         if bad.any():
             raise NumericError(f"prediction for row {int(np.argmax(bad))} is not finite")
-        zero = (out <= 0) if self.transform == "exp" else np.zeros(out.shape, bool)
-        if zero.any():
-            raise NumericError(f"prediction for row {int(np.argmax(zero))} underflows to 0")
+        if self.transform == "exp" and (out <= 0).any():
+            raise NumericError(f"prediction for row {int(np.argmax(out <= 0))} underflows to 0")
         return out
 
 

@@ -338,14 +338,14 @@ class BayesLinear(Method):
     #: 0.965, 0.985); without the calibration: 0.886 and 0.995.
     interval_calibration_prior = 1.0
 
-    def _interval_factor(self, Lc, Lk, z, s, m=None):
+    def _interval_factor(self, Lc, Lk, z, s, m):
         """``post_factor`` F [p, r]: the posterior covariance of the coefficients in ms, F F^T
         (weights w ~ N(0, I) a priori, c = s (mu + Lc w); measurements of z with relative noise),
         truncated to the directions holding 99.9% of its trace, and scaled by this device's
         calibration ``interval_scale`` (also applied to ``interval_noise`` via ``noise_scaled``)."""
         R = (self.noise * z) ** 2
         kappa2 = 1.0
-        if m is not None and len(z) >= 3:
+        if len(z) >= 3:
             K = Lk @ Lk.T + np.diag(R)
             Ki = np.linalg.inv(K)
             e = (Ki @ (z - m)) / np.sqrt(np.diag(Ki))  # leave-one-out standardised residuals
@@ -359,14 +359,19 @@ class BayesLinear(Method):
         self.post_factor = U[:, :keep] * S[:keep]
         self.noise_scaled = self.interval_noise * self.interval_scale
 
+    def _predictive(self, A):
+        """(ms, sd) after ``adapt`` for design rows A: the prediction and the relative sd of the
+        log-normal predictive distribution the interval describes."""
+        ms = np.maximum(A @ self.coef, self.floor)
+        sd = np.sqrt(np.sum((A @ self.post_factor) ** 2, axis=1) + (self.noise_scaled * ms) ** 2) / ms
+        return ms, sd
+
     def share_within(self, X, tol: float = 0.10) -> float:
         """After ``adapt``: the share of the architectures X expected within ``tol`` of the
         prediction under the model's predictive distribution (log-normal, the interval's sd)."""
         from statistics import NormalDist
 
-        A = self.design(X)
-        ms = np.maximum(A @ self.coef, self.floor)
-        sd = np.sqrt(np.sum((A @ self.post_factor) ** 2, axis=1) + (self.noise_scaled * ms) ** 2) / ms
+        _, sd = self._predictive(self.design(X))
         nd = NormalDist()
         return float(np.mean([2 * nd.cdf(np.log1p(tol) / max(v, 1e-12)) - 1 for v in sd]))
 
@@ -375,10 +380,8 @@ class BayesLinear(Method):
         ``idx`` (what the device model's INTERVAL section computes, in float64)."""
         from statistics import NormalDist
 
-        A = self.A[np.asarray(idx)]
-        ms = np.maximum(A @ self.coef, self.floor)
-        v = np.sum((A @ self.post_factor) ** 2, axis=1) + (self.noise_scaled * ms) ** 2
-        w = np.minimum(NormalDist().inv_cdf((1 + self.interval_level) / 2) * np.sqrt(v) / ms, 40.0)  # the core's cap
+        ms, sd = self._predictive(self.A[np.asarray(idx)])
+        w = np.minimum(NormalDist().inv_cdf((1 + self.interval_level) / 2) * sd, 40.0)  # the core's cap
         return ms * np.exp(-w), ms * np.exp(w)
 
     def predict(self, idx):
