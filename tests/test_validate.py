@@ -82,7 +82,7 @@ def test_plot_is_a_png(device, tmp_path, capsys):
     assert main(["validate", "--sample", "12", "--plot", str(tmp_path / "v.png")]) == 0
     data = (tmp_path / "v.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert not list(tmp_path.glob("*.tmp.png")) and not list(tmp_path.glob(".v.png.*.tmp"))  # no temporary file left
 
 
 @pytest.mark.parametrize("args, fragment", [(["--sample", "0"], "--sample must be at least 1"),

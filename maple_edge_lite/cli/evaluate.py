@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 _METHOD_HELP = ("comma-separated method names (default: all baselines: flops, ridge_enc, ridge_dev, kriging, "
@@ -95,26 +93,10 @@ def _json_safe(x):
     return x
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _run(args) -> int:
     from .._errors import InputError
     from ..learn.data import load_table
+    from ..format import write_atomic
     from ..learn.evaluate import evaluate, format_report, leave_one_out
 
     split = bool(args.train_devices or args.test_devices)
@@ -143,6 +125,6 @@ def _run(args) -> int:
     report["config"]["data"] = [str(d) for d in args.data]
     text = json.dumps(_json_safe(report), indent=2, allow_nan=False)
     if args.out:
-        _write_atomic(Path(args.out), text + "\n")
+        write_atomic(Path(args.out), (text + "\n").encode("utf-8"))
     print(text if args.json else format_report(report))
     return 0

@@ -93,14 +93,16 @@ def plot(path, measured, predicted, lo=None, hi=None, title=""):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    tmp = f"{path}.{os.getpid()}.tmp.png"
+    import io
+
+    from ..format import write_atomic
+
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, buf.getvalue())
 
 
 def _validate(args) -> int:
