@@ -513,3 +513,70 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     assert np.median(err_ops) < 0.02 and np.median(err_ops) < np.median(err_mean)
     meta = mel.Model.load(tmp_path / "dev.melw").metadata
     assert meta["provenance"]["descriptor"]["prior_mean"] == "operator sum of the descriptor's latencies"
+
+
+def test_zero_fed_direction_counts_the_executed_edges_on_zero_nodes():
+    """The operator-sum prior's extra direction is, over every NAS-Bench-201 cell, the number of
+    edges the builders' network executes whose input node is the zero tensor (fed by ``none``
+    edges only), worked out from the builder's own graph rules."""
+    import itertools
+
+    from maple_edge_lite.device.builders import nb201 as B
+    from maple_edge_lite.learn.operator_sum import zero_fed_direction
+
+    names = enc.feature_names("nb201")
+    ops_all = list(itertools.product(B.OPS, repeat=6))
+    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in ops_all]
+    X = enc.encode("nb201", archs)
+    cols = np.arange(X.shape[1])
+    d = zero_fed_direction(names, cols)
+    got = np.column_stack([np.ones(len(X)), X]) @ d
+
+    def want(ops):
+        reach = {0}
+        for to in (1, 2, 3):
+            if any(ops[e] != "none" and t == to and f in reach for e, (t, f) in enumerate(B.EDGES)):
+                reach.add(to)
+        return sum(1 for e in B.edges_built(ops) if B.EDGES[e][1] not in reach)
+
+    np.testing.assert_array_equal(got, [want(o) for o in ops_all])
+    assert got.max() == 3 and np.mean(got > 0) > 0.1
+    # without both one-hot families in the design there is no direction
+    assert zero_fed_direction(names, [k for k, n in enumerate(names) if not n.startswith("live_edge")]).size == 0
+
+
+def test_zero_fed_direction_learns_onnx_runtime_s_zero_node_cost():
+    """On this VM's committed ONNX Runtime table (500 cells, benchmarks/data/pool), ten random
+    measurements: with the zero-fed direction the adapted model prices cells with a zero node
+    (ONNX Runtime's NCHWc pass breaks around their Mul) and scores clearly better than without
+    it, on those cells and overall."""
+    from maple_edge_lite.learn import operator_sum as OS
+    from maple_edge_lite.learn.adapt import adapt_base
+
+    pool = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "pool"
+    rows = M.read_csv(pool / "vm-onnxruntime-1t.csv")
+    archs = [r["arch_str"] for r in rows]
+    y = np.array([r["latency_ms"] for r in rows])
+    desc = P.load_descriptor(pool / "vm-onnxruntime-1t.descriptor.json")
+    X = enc.encode("nb201", archs)
+    names = enc.feature_names("nb201")
+    fed = np.column_stack([np.ones(len(X)), X]) @ OS.zero_fed_direction(names, np.arange(X.shape[1])) > 0
+    base = mel.load()
+
+    def score(monkey):
+        acc, acc_fed = [], []
+        with pytest.MonkeyPatch.context() as mp:
+            if monkey:
+                mp.setattr(OS, "zero_fed_direction", lambda names, cols: np.zeros(0))
+            for seed in range(5):
+                idx = np.random.default_rng(seed).choice(len(archs), 10, replace=False)
+                rest = np.setdiff1d(np.arange(len(archs)), idx)
+                m = adapt_base(base, [archs[i] for i in idx], y[idx], descriptor=desc)
+                ok = np.abs(m.predict_features(X[rest]) / y[rest] - 1) <= 0.10
+                acc.append(ok.mean())
+                acc_fed.append(ok[fed[rest]].mean())
+        return np.mean(acc), np.mean(acc_fed)
+
+    with_dir, without = score(False), score(True)
+    assert with_dir[0] >= without[0] + 0.04, (with_dir, without)
+    assert with_dir[1] >= without[1] + 0.10, (with_dir, without)

@@ -16,8 +16,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 
 #: What a device model made by this code holds; the device cache keys on it, so a bump rebuilds
 #: every cached device model. 1: up to 0.1 (no floor); 2: the floored device model (format 2);
-#: 3: with its interval; 4: the interval calibrated on the device's own measurements.
-ADAPT_VERSION = 4
+#: 3: with its interval; 4: the interval calibrated on the device's own measurements; 5: the
+#: operator-sum prior prices edges executed on a zero node.
+ADAPT_VERSION = 5
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
