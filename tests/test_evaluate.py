@@ -316,6 +316,42 @@ def test_cli_failures_are_one_line(tmp_path):
         assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("maple-edge-lite: error:"), r.stderr
 
 
+def test_observe_sees_the_scored_predictions():
+    """The observer gets, per method, device and draw, exactly the measurements and predictions the
+    report's metrics were computed from."""
+    table, _ = linear_world(n=120)
+    seen = {}
+
+    def observe(method, device, seed, measured, predicted, lo, hi):
+        seen[(method, device, seed)] = (np.asarray(measured), np.asarray(predicted), lo, hi)
+
+    rep = E.evaluate(table, "simple", ["ridge_dev", "bayes_linear"], TRAIN, ["lin"], shots=8, seeds=2, observe=observe)
+    assert set(seen) == {(m, "lin", s) for m in ("ridge_dev", "bayes_linear") for s in (0, 1)}
+    for m in ("ridge_dev", "bayes_linear"):
+        acc = np.mean([np.mean(np.abs(seen[(m, "lin", s)][1] / seen[(m, "lin", s)][0] - 1) <= 0.10) for s in (0, 1)])
+        assert acc == pytest.approx(rep["methods"][m]["devices"]["lin"]["acc10"])
+    y, p, lo, hi = seen[("bayes_linear", "lin", 0)]
+    assert lo is not None and np.all(lo <= p) and np.all(p <= hi)
+    assert seen[("ridge_dev", "lin", 0)][2] is None  # no intervals from a method without them
+
+
+def test_cli_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="the [plot] extra is not installed")
+    table, _ = linear_world(n=120)
+    write_table(tmp_path / "d", table)
+    png = tmp_path / "e.png"
+    r = cli("--data", str(tmp_path / "d"), "--leave-one-out", "--shots", "8", "--seeds", "1",
+            "--methods", "bayes_linear,kriging", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in r.stdout
+    r = cli("--data", str(tmp_path / "d"), "--leave-one-out", "--plot", str(tmp_path / "nope" / "e.png"))
+    assert r.returncode == 1 and "nope" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    code = ("import sys; sys.modules['matplotlib'] = None; from maple_edge_lite.cli import main; "
+            f"sys.exit(main(['evaluate', '--data', {str(tmp_path / 'd')!r}, '--leave-one-out', '--plot', 'x.png']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 3 and "pip install 'maple-edge-lite[plot]'" in r.stderr and not (tmp_path / "x.png").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # the shared data
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
-_METHOD_HELP = ("comma-separated method names (default: all baselines: flops, ridge_enc, ridge_dev, kriging, "
-                "kriging_greedy, ceiling), or module:factory for any Method (a zero-argument callable)")
+_METHOD_HELP = ("comma-separated method names (default: all, the shipped predictor's method bayes_linear and its "
+                "variants first, then mlp and the baselines flops, ridge_enc, ridge_dev, kriging, kriging_greedy, "
+                "ceiling), or module:factory for any Method (a zero-argument callable)")
+#: Points drawn by --plot at most (sampled evenly over the test devices, seed 0's draw).
+PLOT_POINTS = 3000
 
 
 def add_parser(subparsers) -> None:
@@ -23,7 +27,8 @@ def add_parser(subparsers) -> None:
         "measured archs (--seeds random draws, the same archs for every method), and report acc5/10/15 "
         "(fractions), Spearman, RMSPE and MAPE (percent) per device and on average. With --leave-one-out, "
         "each group of near-duplicate devices is held out in turn; the headline is the group mean. "
-        "Tip: on a busy machine, OPENBLAS_NUM_THREADS=1 can be many times faster.",
+        "Tip: on a busy machine, OPENBLAS_NUM_THREADS=1 can be many times faster. Exit status: 0 done; "
+        "1 error; 3 --plot without matplotlib (pip install 'maple-edge-lite[plot]'), nothing was run.",
     )
     e.add_argument("--data", action="append", required=True, metavar="DIR",
                    help="folder in the shared latency-table format, searched recursively (repeatable)")
@@ -49,6 +54,9 @@ def add_parser(subparsers) -> None:
                    help="group by correlation only, ignoring the setups declared in devices.csv")
     e.add_argument("--json", action="store_true", help="print the JSON report")
     e.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE")
+    e.add_argument("--plot", metavar="FILE.png",
+                   help="draw predicted against measured ms of the primary method (the first by default) on the "
+                   f"test devices, first draw, at most {PLOT_POINTS} points, with its intervals")
     e.set_defaults(func=_run)
 
 
@@ -109,22 +117,65 @@ def _run(args) -> int:
     factories = _factories(args.methods)
     if args.primary and args.primary not in factories:
         raise InputError(f"--primary {args.primary!r} is not among the methods: {', '.join(factories)}")
+    observe, points = None, {}
+    if args.plot:
+        from .validate import EXIT_NO_PLOT, _check_plot_target, _NoPlot
+
+        try:
+            _check_plot_target(args.plot)
+        except _NoPlot as e:
+            print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+            return EXIT_NO_PLOT
+        shown = args.primary or next(iter(factories))
+
+        def observe(method, device, seed, measured, predicted, lo, hi):
+            if method == shown and seed == 0:
+                points[device] = (measured, predicted, lo, hi)
     if split:
         train, test = _split(args.train_devices), _split(args.test_devices)
         table = load_table(args.data, args.space, devices=list(dict.fromkeys(train + test)))
         report = evaluate(table, args.encoder, factories, train, test, shots=args.shots, seeds=args.seeds,
                           protocol=args.protocol, primary=args.primary or (next(iter(factories))
-                                                                             if len(factories) > 1 else None))
+                                                                             if len(factories) > 1 else None),
+                          observe=observe)
     else:
         devices = _split(args.devices) or None
         table = load_table(args.data, args.space, devices=devices)
         report = leave_one_out(table, args.encoder, factories, devices=devices, shots=args.shots,
                                seeds=args.seeds, protocol=args.protocol, primary=args.primary,
                                group_threshold=args.group_threshold,
-                               group_metadata=not args.no_group_metadata)
+                               group_metadata=not args.no_group_metadata, observe=observe)
     report["config"]["data"] = [str(d) for d in args.data]
     text = json.dumps(_json_safe(report), indent=2, allow_nan=False)
     if args.out:
         write_atomic(Path(args.out), (text + "\n").encode("utf-8"))
+    if args.plot:
+        _plot(args.plot, points, shown, args.shots)
     print(text if args.json else format_report(report))
+    if args.plot and not args.json:
+        print(f"plot: {args.plot}")
     return 0
+
+
+def _plot(path, points, method, shots):
+    """Seed 0's predictions of ``method`` on every test device, an even share of PLOT_POINTS each."""
+    import numpy as np
+
+    from .validate import plot
+
+    rng = np.random.default_rng(0)
+    per = max(1, PLOT_POINTS // max(len(points), 1))
+    cols = [[], [], [], []]
+    total = 0
+    for dev in sorted(points):
+        y, p, lo, hi = points[dev]
+        total += len(y)
+        take = np.sort(rng.choice(len(y), min(per, len(y)), replace=False))
+        for c, v in zip(cols, (y, p, lo, hi)):
+            c.append(None if v is None else np.asarray(v, float)[take])
+    y, p = np.concatenate(cols[0]), np.concatenate(cols[1])
+    lo = hi = None
+    if all(v is not None for v in cols[2]):
+        lo, hi = np.concatenate(cols[2]), np.concatenate(cols[3])
+    plot(path, y, p, lo, hi, title=f"{method}, {shots} shots, first draw: {len(y)} of {total} predictions "
+                                   f"on {len(points)} test devices")

@@ -209,8 +209,10 @@ def _device_seed(seed: int, device: str) -> List[int]:
     return [int(seed), zlib.crc32(device.encode("utf-8"))]
 
 
-def _run_split(table, X, names, factories, train, test, shots, seeds, protocol, timings):
-    """-> {method: {device: [per-seed dict]}}; fits every method once on ``train``."""
+def _run_split(table, X, names, factories, train, test, shots, seeds, protocol, timings, observe=None):
+    """-> {method: {device: [per-seed dict]}}; fits every method once on ``train``. ``observe``:
+    called as observe(method, device, seed, measured_ms, predicted_ms, lo_ms, hi_ms) for every
+    scored draw (lo/hi None for a method without intervals)."""
     tcols = [table.devices.index(d) for d in train]
     Y = np.log(table.latency_ms[:, tcols])
     out: Dict[str, Dict[str, List[dict]]] = {}
@@ -245,9 +247,12 @@ def _run_split(table, X, names, factories, train, test, shots, seeds, protocol, 
                     q = query
                 pred = np.exp(np.asarray(method.predict(q), dtype=np.float64))
                 r = metrics(pred, col[q])
+                lo = hi = None
                 if hasattr(method, "interval"):
                     lo, hi = method.interval(q)
                     r["cover"] = float(np.mean((col[q] >= lo) & (col[q] <= hi)))
+                if observe is not None:
+                    observe(mname, dev, s, col[q], pred, lo, hi)
                 r["n_query"] = int(len(q))
                 r["shots"] = int(len(idx))
                 runs.append(r)
@@ -292,9 +297,10 @@ def _check_devices(table, devices, what):
 
 def evaluate(table: LatencyTable, encoder=None, method_factories=None, train_devices: Sequence[str] = (),
              test_devices: Sequence[str] = (), shots: int = 10, seeds: int = 5, protocol: str = "all",
-             primary: Optional[str] = None) -> dict:
+             primary: Optional[str] = None, observe=None) -> dict:
     """Fit every method once on ``train_devices``, then for each test device and seed select
-    ``shots`` archs, adapt, and score on the query archs. Returns the JSON-ready report:
+    ``shots`` archs, adapt, and score on the query archs (``observe``: see ``_run_split``; the
+    predictions themselves are not in the report). Returns the JSON-ready report:
 
         {"config": {...},
          "methods": {name: {"description": str, "fit_s": s, "adapt_predict_s": s,
@@ -313,7 +319,7 @@ def evaluate(table: LatencyTable, encoder=None, method_factories=None, train_dev
     X, names, label = _features(table, encoder)
     t0 = time.perf_counter()
     timings: Dict[str, dict] = {}
-    raw = _run_split(table, X, names, factories, train, test, shots, seeds, protocol, timings)
+    raw = _run_split(table, X, names, factories, train, test, shots, seeds, protocol, timings, observe)
     groups = device_groups(table.select(train + test))
     same = [g for g in groups if set(g) & set(train) and set(g) & set(test)]
     report = {
@@ -339,7 +345,7 @@ def evaluate(table: LatencyTable, encoder=None, method_factories=None, train_dev
 def leave_one_out(table: LatencyTable, encoder=None, method_factories=None, devices: Optional[Sequence[str]] = None,
                   shots: int = 10, seeds: int = 5, protocol: str = "all", groups: Optional[List[List[str]]] = None,
                   primary: Optional[str] = None, group_threshold: Optional[float] = None,
-                  group_metadata: bool = True) -> dict:
+                  group_metadata: bool = True, observe=None) -> dict:
     """Leave one group of near-duplicate devices out at a time: train on every other device of
     ``devices`` (default: all of the table), test each device of the group. Groups default to
     ``device_groups`` of those devices.
@@ -348,7 +354,7 @@ def leave_one_out(table: LatencyTable, encoder=None, method_factories=None, devi
     "groups": [{"devices": [...], metric: mean over the group's devices}] aligned with it; a
     method's "mean" is the group mean (each group weighted once), "<metric>_std" its std over
     seeds; "paired": the primary method (default: the first) minus each other method, over groups:
-    mean difference and its standard error."""
+    mean difference and its standard error. ``observe``: as in ``evaluate``."""
     devices = _check_devices(table, devices if devices is not None else table.devices, "devices")
     _check_run_args(shots, seeds, protocol)
     if groups is None:
@@ -370,7 +376,7 @@ def leave_one_out(table: LatencyTable, encoder=None, method_factories=None, devi
     for g in groups:
         train = [d for d in devices if d not in g]
         train_sets.append(train)
-        part = _run_split(table, X, names, factories, train, g, shots, seeds, protocol, timings)
+        part = _run_split(table, X, names, factories, train, g, shots, seeds, protocol, timings, observe)
         for m in factories:
             raw[m].update(part[m])
     report = {
