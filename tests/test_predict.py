@@ -492,6 +492,17 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     assert no_skip[0] == pytest.approx(0.18)
     assert no_skip[1][list(names).index("exec_edge0:nor_conv_3x3")] == pytest.approx(4.0575)
     assert no_skip[1][list(names).index("exec_edge3:skip_connect")] == 0.0  # no chain, no cost
+    # With the none chain (a Mul per op): 0.036 ms per 8 at every stage, i.e. (0.036 - 0.004) / 8 =
+    # 0.004 ms per pass and 5 * 3 * 0.004 = 0.06 ms per network: every executed edge into node 2
+    # or 3 (edges 1..5) pays it once more, for the sum; edge 0 (node 1's only input) does not.
+    with_none = dict(lat, **{f"none@{st}": 0.036 for st in ("16x32x32", "32x16x16", "64x8x8")})
+    c0n, wn = operator_sum_prior(with_none, names)
+    assert c0n == pytest.approx(0.18)
+    for k, n in enumerate(names):
+        want = 0.0
+        if n.startswith("exec_edge"):
+            want = edge_ms[n.split(":")[1]] + (0.06 if not n.startswith("exec_edge0:") else 0.0)
+        assert wn[k] == pytest.approx(want, abs=1e-12), n
 
     def device_ms(archs):  # the device: the hand-worked costs above, summed over executed edges
         X = enc.encode("nb201", archs)
