@@ -106,6 +106,49 @@ def check_opset(model, what: str) -> int:
     return v
 
 
+def _check_strings(model, what: str) -> None:
+    """Every name the reader uses is text: protobuf hands back invalid UTF-8 in ONNX's (proto2)
+    string fields as ``bytes``, or raises when it is read."""
+    g = model.graph
+    try:
+        texts = [g.name] + [o.domain for o in model.opset_import]
+        for n in g.node:
+            texts += [n.name, n.op_type, n.domain, *n.input, *n.output]
+        for coll in (g.input, g.output, g.initializer, g.value_info):
+            texts += [x.name for x in coll]
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+    except UnicodeDecodeError as e:
+        bad = e.object[:40]
+    if bad is not None:
+        raise InputError(f"{what}: a name in the graph is not valid UTF-8 ({bad[:40]!r}): a damaged model")
+
+
+def _check_arity(nodes, opset: int, what: str) -> None:
+    """Every default-domain node has as many inputs and outputs as its op's schema allows (ONNX
+    shape inference does not check this); an op unknown to onnx passes (it becomes ``other``)."""
+    defs = require_onnx().defs
+    schemas: Dict[str, Any] = {}
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        if n.op_type not in schemas:
+            try:
+                schemas[n.op_type] = defs.get_schema(n.op_type, opset, "")
+            except Exception:  # SchemaError: not an op of this opset
+                schemas[n.op_type] = None
+        sc = schemas[n.op_type]
+        if sc is None:
+            continue
+        ins = len(n.input)
+        while ins and not n.input[ins - 1]:
+            ins -= 1
+        outs = len([t for t in n.output])
+        if not sc.min_input <= ins <= sc.max_input or not sc.min_output <= outs <= sc.max_output:
+            raise InputError(f"{what}: {n.op_type} node {n.name or n.op_type!r} has {ins} input(s) and {outs} "
+                             f"output(s); opset {opset}'s {n.op_type} takes {sc.min_input} to {sc.max_input} "
+                             f"inputs and {sc.min_output} to {sc.max_output} outputs")
+
+
 class Graph:
     """The checked graph: ``nodes`` in execution (topological) order, ``index[i]`` the node's
     position in the file, ``producer[t]`` (position in ``nodes``) and ``consumers[t]`` of each
@@ -174,6 +217,8 @@ def _fixed_input_shape(name: str, dims: Optional[list], batch: int, given) -> Li
                          "(CLI: --input-shape NAME=D0,D1,...)")
     out = []
     for i, d in enumerate(dims):
+        if d == 0:
+            raise InputError(f"input {name!r} has a zero dimension ({dims}): the network would run on no data")
         if isinstance(d, int):
             out.append(d)
         elif i == 0:
@@ -242,7 +287,8 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
     h = onnx.helper
     if not model.HasField("graph") or model.ir_version <= 0:
         raise InputError(f"{what} is not an ONNX model (no graph or no IR version)")
-    check_opset(model, what)
+    opset = check_opset(model, what)
+    _check_strings(model, what)
     g = model.graph
     init_names = {t.name for t in g.initializer} | {s.values.name for s in g.sparse_initializer}
     real_inputs = [vi for vi in g.input if vi.name not in init_names]
@@ -322,6 +368,7 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
         dims = _dims_of(vi)
         G.shapes[vi.name] = tuple(dims) if dims is not None and all(isinstance(d, int) for d in dims) else None
 
+    _check_arity(nodes, opset, what)
     G.outputs = {o.name for o in g.output}
     G.const = set(init_names)
     for i, n in enumerate(nodes):
@@ -347,7 +394,33 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
     return G
 
 
-def attrs(node) -> Dict[str, Any]:
-    """A node's attributes as Python values."""
-    onnx = require_onnx()
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+class Attrs:
+    """A node's attributes, read with their type checked: a wrong type is an ``InputError``
+    naming the node and the attribute (ONNX shape inference lets some through)."""
+
+    _INT, _STRING, _INTS = 2, 3, 7  # AttributeProto.INT, STRING, INTS
+
+    def __init__(self, node, where: str):
+        self.where = where
+        self.attrs = {a.name: a for a in node.attribute}
+
+    def _get(self, key: str, want: int, field: str):
+        a = self.attrs.get(key)
+        if a is None:
+            return None
+        if a.type != want and not (a.type == 0 and (a.HasField(field) if field != "ints" else len(a.ints))):
+            kind = {self._INT: "an integer", self._INTS: "a list of integers", self._STRING: "a string"}[want]
+            raise InputError(f"{self.where}: attribute {key!r} must be {kind} (ONNX attribute type {a.type})")
+        return a
+
+    def int(self, key: str, default: int) -> int:
+        a = self._get(key, self._INT, "i")
+        return default if a is None else int(a.i)
+
+    def ints(self, key: str, default=None):
+        a = self._get(key, self._INTS, "ints")
+        return default if a is None else tuple(int(v) for v in a.ints)
+
+    def str(self, key: str, default: str) -> str:
+        a = self._get(key, self._STRING, "s")
+        return default if a is None else a.s.decode("utf-8", "replace")

@@ -8,7 +8,7 @@ import warnings
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..._errors import InputError
-from ._onnx import Graph, attrs, load, read_graph, require_onnx
+from ._onnx import Attrs, Graph, load, read_graph, require_onnx
 from ._table import Layer, LayerTable, LayerWarning
 
 #: View-only ops: the runtime changes the tensor's description, not its data. No row.
@@ -95,6 +95,20 @@ class _Builder:
                              "input_shapes for every dynamic input dimension")
         return s
 
+    def attrs(self, i: int) -> Attrs:
+        n = self.G.nodes[i]
+        return Attrs(n, f"{self.what}: {n.op_type} node {self.G.name(i)!r}")
+
+    def window(self, a, k, i: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """``(strides, dilations)`` of a windowed node, checked (shape inference lets some bad
+        values through, e.g. when the output shape is given)."""
+        stride = a.ints("strides") or (1,) * len(k)
+        dil = a.ints("dilations") or (1,) * len(k)
+        if len(stride) != len(k) or len(dil) != len(k) or min(k + stride + dil, default=1) < 1:
+            raise InputError(f"{self.what}: {self.G.nodes[i].op_type} node {self.G.name(i)!r} has kernel {list(k)}, "
+                             f"strides {list(stride)}, dilations {list(dil)}: not a valid window")
+        return stride, dil
+
     def _global_pool(self, i: int, x: Optional[str] = None) -> bool:
         """A pool over the whole spatial extent: GlobalAveragePool/GlobalMaxPool, a ReduceMean or
         ReduceMax over every axis after the channels, or (for SE detection) a pool to 1x1."""
@@ -103,8 +117,7 @@ class _Builder:
             return True
         s = self.G.shape(n.input[0]) if n.input else None
         if op in ("ReduceMean", "ReduceMax") and s is not None and len(s) >= 3:
-            a = attrs(n)
-            axes = a.get("axes")
+            axes = self.attrs(i).ints("axes")
             if axes is None and len(n.input) > 1 and n.input[1]:
                 tp = self.G.values.get(n.input[1])
                 if tp is None:
@@ -210,7 +223,7 @@ class _Builder:
     def conv(self, i: int) -> Layer:
         G = self.G
         n = G.nodes[i]
-        a = attrs(n)
+        a = self.attrs(i)
         x, w = n.input[0], n.input[1]
         b = n.input[2] if len(n.input) > 2 and n.input[2] else None
         xs, ws, ys = self.shape_of(x, i), self.shape_of(w, i), self.shape_of(n.output[0], i)
@@ -235,14 +248,13 @@ class _Builder:
                     out, residual = G.nodes[j].output[0], other[0]
         act, extra, out = self.activation(out)
         members += extra
-        groups = int(a.get("group", 1))
+        groups = a.int("group", 1)
         cin, cout, k = xs[1], ws[0], tuple(ws[2:])
-        stride = tuple(a.get("strides") or (1,) * len(k))
-        dil = tuple(a.get("dilations") or (1,) * len(k))
-        pads = _pads(a, xs[2:], k, stride, dil)
+        stride, dil = self.window(a, k, i)
+        pads = _pads(a.ints("pads"), a.str("auto_pad", "NOTSET"), xs[2:], k, stride, dil, a.where)
         if groups == 1:
             kind = "pointwise" if all(v == 1 for v in k) and all(v == 1 for v in stride) else "conv"
-        elif groups == cin and cout % cin == 0:
+        elif groups == cin and cout % cin == 0:  # (groups >= 2 here, so cin > 0)
             kind = "depthwise"
         else:
             kind = "grouped"
@@ -259,19 +271,18 @@ class _Builder:
     def deconv(self, i: int) -> Layer:
         G = self.G
         n = G.nodes[i]
-        a = attrs(n)
+        a = self.attrs(i)
         x, w = n.input[0], n.input[1]
         b = n.input[2] if len(n.input) > 2 and n.input[2] else None
         xs, ws, ys = self.shape_of(x, i), self.shape_of(w, i), self.shape_of(n.output[0], i)
         if len(ws) < 3:
             raise InputError(f"{self.what}: ConvTranspose node {G.name(i)!r} has a weight of shape {list(ws)}")
         k = tuple(ws[2:])
-        groups = int(a.get("group", 1))
+        groups = a.int("group", 1)
         cout = ws[1] * groups
+        stride, dil = self.window(a, k, i)
         act, extra, out = self.activation(n.output[0])
-        stride = tuple(a.get("strides") or (1,) * len(k))
-        dil = tuple(a.get("dilations") or (1,) * len(k))
-        pads = tuple(int(v) for v in (a.get("pads") or (0,) * (2 * len(k))))
+        pads = _pads(a.ints("pads"), "NOTSET", xs[2:], k, stride, dil, a.where)
         params = (_numel(ws) if w in G.const else 0) + (cout if b and b in G.const else 0)
         read = _numel(xs) + _numel(ws) + (cout if b else 0)
         return self.row("deconv", [i] + extra, [xs], ys, kernel=k, stride=stride, dilation=dil, padding=pads,
@@ -288,11 +299,11 @@ class _Builder:
         members, out = [i], n.output[0]
         consts = [t for t in n.input[:3] if t and t in G.const]
         if self.op(i) == "Gemm":
-            a = attrs(n)
+            a = self.attrs(i)
             if len(As) != 2 or len(Bs) != 2:
                 raise InputError(f"{self.what}: Gemm node {G.name(i)!r} has operands {list(As)} and {list(Bs)}")
-            M, K = (As[1], As[0]) if a.get("transA", 0) else As
-            N = Bs[0] if a.get("transB", 0) else Bs[1]
+            M, K = (As[1], As[0]) if a.int("transA", 0) else As
+            N = Bs[0] if a.int("transB", 0) else Bs[1]
             macs, kind = M * K * N, "gemm"
         else:
             if not As or not Bs:
@@ -320,12 +331,11 @@ class _Builder:
     def pool(self, i: int) -> Layer:
         G = self.G
         n = G.nodes[i]
-        a = attrs(n)
+        a = self.attrs(i)
         xs, ys = self.shape_of(n.input[0], i), self.shape_of(n.output[0], i)
-        k = tuple(int(v) for v in a.get("kernel_shape", ()))
-        stride = tuple(a.get("strides") or (1,) * len(k))
-        dil = tuple(a.get("dilations") or (1,) * len(k))
-        pads = _pads(a, xs[2:], k, stride, dil)
+        k = a.ints("kernel_shape", ())
+        stride, dil = self.window(a, k, i)
+        pads = _pads(a.ints("pads"), a.str("auto_pad", "NOTSET"), xs[2:], k, stride, dil, a.where)
         kind = "maxpool" if self.op(i) == "MaxPool" else "avgpool"
         return self.row(kind, [i], [xs], ys, kernel=k, stride=stride, dilation=dil, padding=pads,
                         bytes_read=4 * _numel(xs))
@@ -439,10 +449,8 @@ def _live(G: Graph) -> List[bool]:
     return live
 
 
-def _pads(a, spatial, k, stride, dil) -> Tuple[int, ...]:
+def _pads(pads, auto: str, spatial, k, stride, dil, where: str) -> Tuple[int, ...]:
     """ONNX pads (begins, then ends) from ``pads`` or ``auto_pad``."""
-    auto = a.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         begin, end = [], []
         for n, kk, s, d in zip(spatial, k, stride, dil):
@@ -454,8 +462,10 @@ def _pads(a, spatial, k, stride, dil) -> Tuple[int, ...]:
         return tuple(begin + end)
     if auto == "VALID":
         return (0,) * (2 * len(k))
-    p = a.get("pads")
-    return tuple(int(v) for v in p) if p else (0,) * (2 * len(k))
+    p = pads or (0,) * (2 * len(k))
+    if len(p) != 2 * len(k) or min(p, default=0) < 0:
+        raise InputError(f"{where}: pads {list(p)} do not fit a {len(k)}-D window (2 non-negative values per axis)")
+    return p
 
 
 def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequence[int]]] = None) -> LayerTable:
@@ -482,9 +492,13 @@ def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequenc
         raise InputError(f"input_shapes must be a dict {{input name: shape}}, got {type(input_shapes).__name__}")
     proto, source = load(model)
     what = source.pop("_what", "the model")
-    G = read_graph(proto, batch=batch, input_shapes=input_shapes, what=what)
-    rows = _Builder(G, what).build()
-    source["batch"] = batch
+    try:
+        G = read_graph(proto, batch=batch, input_shapes=input_shapes, what=what)
+        rows = _Builder(G, what).build()
+    except UnicodeDecodeError as e:  # a string field protobuf cannot decode, read where not expected
+        raise InputError(f"{what}: a string in the model is not valid UTF-8 ({e.object[:40]!r}): a damaged model") from None
+    first = G.shapes[G.inputs[0]]
+    source["batch"] = int(first[0]) if first else batch  # the batch the table is for (a static one wins)
     return LayerTable(rows, source)
 
 
