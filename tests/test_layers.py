@@ -117,7 +117,7 @@ def test_nb201_conv_rows_as_the_arch_implies(arch, convs, pointwise):
     from maple_edge_lite.device.builders import nb201_onnx
 
     t = table(nb201_onnx(arch))
-    kinds = t.kinds()
+    kinds = t.kind_counts()
     assert kinds.get("conv", 0) == convs and kinds.get("pointwise", 0) == pointwise
     stem = t.rows[0]
     assert stem.kind == "conv" and stem.op_types == ("Conv", "BatchNormalization")
@@ -152,7 +152,7 @@ def test_resnet50_matches_torchvision():
     tot = t.totals()
     assert tot["params"] == 25_557_032                   # torchvision's resnet50 num_params
     assert round(tot["macs"] / 1e9, 2) == 4.09           # torchvision's 4.09 GFLOPS (MACs, fvcore)
-    kinds = t.kinds()
+    kinds = t.kind_counts()
     assert kinds == {"conv": 20, "pointwise": 33, "maxpool": 1, "globalpool": 1, "gemm": 1}
     assert sum(r.fused_add for r in t) == 16              # one residual per bottleneck
     assert all(r.activation == "relu" for r in t if r.fused_add)

@@ -72,7 +72,7 @@ def _layers(args) -> int:
              f"{r.bytes_read + r.bytes_written:,}",
              "+".join(x for x in (r.activation, "add" if r.fused_add else "", "se" if r.se else "") if x) or "-",
              r.name) for i, r in enumerate(table)]
-    head = ("#", "kind", "output", "MACs", "params", "bytes", "fused", "name")
+    head = ("#", "kind", "output", "MACs", "params", "bytes r+w", "fused", "name")
     width = [max([len(h)] + [len(r[c]) for r in rows]) for c, h in enumerate(head)]
     right = (True, False, False, True, True, True, False, False)
 
@@ -83,7 +83,8 @@ def _layers(args) -> int:
     for r in rows:
         print(line(r))
     t = table.totals()
-    print(f"{t['layers']} layers: {t['macs']:,} MACs ({t['macs'] / 1e9:.3f} G), {t['params']:,} params, "
+    scaled = f"{t['macs'] / 1e9:.3f} G" if t["macs"] >= 1e9 else f"{t['macs'] / 1e6:.3f} M"
+    print(f"{t['layers']} layers: {t['macs']:,} MACs ({scaled}), {t['params']:,} params, "
           f"{t['bytes_read']:,} bytes read, {t['bytes_written']:,} bytes written (batch {table.source['batch']})")
     if args.output:
         print(f"wrote {args.output}")

@@ -124,7 +124,7 @@ class LayerTable:
         t = self.totals()
         return f"<LayerTable {t['layers']} layers, {t['macs']:,} MACs, {t['params']:,} params>"
 
-    def kinds(self) -> Dict[str, int]:
+    def kind_counts(self) -> Dict[str, int]:
         """Number of rows of each kind present, in ``KINDS`` order."""
         counts = {k: 0 for k in KINDS}
         for r in self.rows:
