@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .core import add_parser as _add_core; _add_core(sub)  # noqa: E702
     from .device import add_parser as _add_dev; _add_dev(sub)  # noqa: E702
     from .evaluate import add_parser as _add_eval; _add_eval(sub)  # noqa: E702
+    from .layers import add_parser as _add_layers; _add_layers(sub)  # noqa: E702
     from .predict import add_parser as _add_pred; _add_pred(sub)  # noqa: E702
     from .validate import add_parser as _add_val; _add_val(sub)  # noqa: E702
     return p

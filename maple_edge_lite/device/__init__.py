@@ -9,5 +9,7 @@
   the machine (CPU model, frequencies, pinning).
 - ``measure``: latencies of architectures under a runtime -> CSV + sidecar.
 - ``profile``: the hardware-runtime descriptor (the operator suite under the runtime, with counters).
+- ``layers/``: any ONNX network as a layer table (the layers a runtime runs after its fusions, with
+  MACs, parameters and bytes), and the table's file, which a board reads without onnx.
 
 Nothing here imports the host side (``maple_edge_lite.learn``) or the CLI."""
