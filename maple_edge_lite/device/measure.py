@@ -210,50 +210,35 @@ def measure(
     ``progress(step, steps, arch, row)`` is called before each window (row None) and after a
     network's last one. Every string is validated before anything is measured: an invalid
     one raises ``InputError`` naming it; a missing runtime raises ``RuntimeNotInstalledError``."""
-    from . import builders, runtimes
+    from . import builders
 
     archs = list(dict.fromkeys(archs))
     if not archs:
         raise InputError("no architectures to measure")
     for a in archs:
         check_arch(a)
-    passes = MEASURE_PASSES if passes is None else passes
-    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
-        raise InputError(f"passes must be an integer >= 1, got {passes!r}")
-    unknown = set(timing) - set(MEASURE_TIMING)
-    if unknown:
-        raise InputError(f"unknown timing settings {sorted(unknown)}; known: {sorted(MEASURE_TIMING)}")
-    settings = {**MEASURE_TIMING, **timing}
-    _check_timing(**{k: settings[k] for k in ("warmup", "warmup_s", "min_runs", "max_runs", "budget_s",
-                                              "rel_tol", "min_time_s")})
     cpus = parse_cpus(cpus)
     index = dict(index or {})
     facts_before = host_facts()
     t0 = time.perf_counter()
-    windows: Dict[str, List[Timing]] = {a: [] for a in archs}
     rows = Measurements()
-    with pinned(cpus):
-        rt = runtimes.get(runtime, threads=threads, **(runtime_options or {}))
-        name = device or default_device(rt.name, rt.threads)
-        models: Dict[str, bytes] = {}
-        steps, step = passes * len(archs), 0
-        for p in range(passes):
-            for arch in archs:
-                if progress is not None:
-                    progress(step, steps, arch, None)
-                step += 1
-                if arch not in models:
-                    models[arch] = builders.nb201_onnx(arch, resolution=resolution)
-                with rt.load(models[arch]) as s:
-                    windows[arch].append(time_session(s, **settings))
-                if p == passes - 1:
-                    ts = windows[arch]
-                    best = min(ts, key=lambda t: t.median_ms)
-                    row = Row(index.get(arch), arch, name, best.median_ms, best, [t.median_ms for t in ts])
-                    rows.append(row)
-                    if progress is not None:
-                        progress(step, steps, arch, row)
-        info = rt.info()
+
+    def on_window(step, steps, arch, ts):
+        if ts is None:
+            if progress is not None:
+                progress(step, steps, arch, None)
+            return
+        best = min(ts, key=lambda t: t.median_ms)
+        row = Row(index.get(arch), arch, name_of[0], best.median_ms, best, [t.median_ms for t in ts])
+        rows.append(row)
+        if progress is not None:
+            progress(step, steps, arch, row)
+
+    name_of = [device]
+    windows, info, settings = time_models(
+        archs, lambda a: builders.nb201_onnx(a, resolution=resolution), runtime, threads, cpus=cpus, passes=passes,
+        runtime_options=runtime_options, progress=on_window, device_name=name_of, **timing)
+    name = name_of[0]
     facts = host_facts()
     facts["loadavg_before"] = facts_before["loadavg"]
     rows.conditions = {
@@ -268,13 +253,57 @@ def measure(
         "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
         "network": {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx", "resolution": resolution,
                     "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0},
-        "timing": {**settings, "passes": passes, "per": "window (one network, one pass, one fresh session)",
+        "timing": {**settings, "per": "window (one network, one pass, one fresh session)",
                    "statistic": "min over windows of the window's median", "clock": "time.perf_counter_ns per run",
                    "trim": TRIM},
         "wall_s": round(time.perf_counter() - t0, 3),
         "archs": [r.summary() for r in rows],
     }
     return rows
+
+
+def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: str = "onnxruntime", threads: int = 1,
+                *, cpus=None, passes: Optional[int] = None, runtime_options: Optional[Dict[str, Any]] = None,
+                progress: Optional[Callable] = None, device_name: Optional[list] = None, **timing: Any):
+    """The timing loop ``measure`` runs, for any ONNX models: ``build(name)`` gives a model's
+    bytes (called once per name, on first use). Each model is timed in ``passes`` windows, each
+    a fresh session timed by :func:`time_session`, the passes going round the whole list.
+    Returns ``({name: [Timing per window]}, runtime info, the timing settings with "passes")``.
+    ``progress(step, steps, name, None)`` is called before each window and
+    ``progress(step, steps, name, windows)`` after a model's last one. ``device_name``: a
+    one-item list whose item, if None, is set to the runtime's default device name."""
+    from . import runtimes
+
+    passes = MEASURE_PASSES if passes is None else passes
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
+        raise InputError(f"passes must be an integer >= 1, got {passes!r}")
+    unknown = set(timing) - set(MEASURE_TIMING)
+    if unknown:
+        raise InputError(f"unknown timing settings {sorted(unknown)}; known: {sorted(MEASURE_TIMING)}")
+    settings = {**MEASURE_TIMING, **timing}
+    _check_timing(**{k: settings[k] for k in ("warmup", "warmup_s", "min_runs", "max_runs", "budget_s",
+                                              "rel_tol", "min_time_s")})
+    names = list(names)
+    windows: Dict[str, List[Timing]] = {n: [] for n in names}
+    with pinned(parse_cpus(cpus)):
+        rt = runtimes.get(runtime, threads=threads, **(runtime_options or {}))
+        if device_name is not None and device_name[0] is None:
+            device_name[0] = default_device(rt.name, rt.threads)
+        models: Dict[str, bytes] = {}
+        steps, step = passes * len(names), 0
+        for p in range(passes):
+            for n in names:
+                if progress is not None:
+                    progress(step, steps, n, None)
+                step += 1
+                if n not in models:
+                    models[n] = build(n)
+                with rt.load(models[n]) as s:
+                    windows[n].append(time_session(s, **settings))
+                if p == passes - 1 and progress is not None:
+                    progress(step, steps, n, windows[n])
+        info = rt.info()
+    return windows, info, {**settings, "passes": passes}
 
 
 # --- files ------------------------------------------------------------------------------------
