@@ -2,8 +2,8 @@
 
 Oracles the builders did not produce: the published MACs and parameter counts (torchvision's
 weights metadata, the TF-slim checkpoint tables, the MobileNet paper), node counts worked out by
-hand from the reference definitions, numpy formulas for the new graph layers, and hand-computed
-MACs for ``count_macs`` on grouped and depthwise convolutions.
+hand from the reference definitions, numpy formulas for the new graph layers, hand-computed
+MACs for ``count_macs`` on grouped and depthwise convolutions, and the layer table's own counter.
 
 MAC convention: convolutions (k·k·C_in/groups per output element, squeeze-and-excitation convs
 included) and linear layers (plus one per output for the bias); nothing for BN, activations,
@@ -136,6 +136,22 @@ def test_macs_and_params_agree_with_the_published_figures(onnx, name):
     assert abs(prel) <= 0.01, pmsg
     if info["params_unit"] == 1:  # an exact published count (torchvision's num_params)
         assert params == info["params"], pmsg
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_layer_table_counts_the_same_macs_and_params(onnx, name):
+    """``device.layers.from_onnx`` (an independent counter, written for the layer tables) agrees
+    with ``count_macs`` up to the linear layers' bias, which it does not count as MACs, and with
+    this file's parameter count."""
+    from maple_edge_lite.device.layers import from_onnx
+
+    model_bytes = builders.zoo_onnx(name)
+    m = onnx.load_from_string(model_bytes)
+    weights = {t.name: list(t.dims) for t in m.graph.initializer}
+    biases = sum(weights[n.input[1]][0] for n in m.graph.node if n.op_type == "Gemm")
+    totals = from_onnx(model_bytes).totals()
+    assert totals["macs"] == builders.count_macs(model_bytes) - biases
+    assert totals["params"] == count_params(onnx, m, "trainable")
 
 
 def test_mobilenet_v2_params_with_both_conventions():
