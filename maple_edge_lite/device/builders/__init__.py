@@ -1,8 +1,12 @@
-"""Network builders: ONNX models of NAS-Bench-201 and FBNet architectures and of the MAPLE-Edge
-operator suite, written with the ``onnx`` package alone (no PyTorch), for runtimes to measure.
+"""Network builders: ONNX models of NAS-Bench-201 and FBNet architectures, of the MAPLE-Edge
+operator suite and of a zoo of published CNNs, written with the ``onnx`` package alone (no
+PyTorch), for runtimes to measure.
 
 - :func:`nb201_onnx` (``nb201``): a NAS-Bench-201 network from its architecture string.
 - :func:`fbnet_onnx` (``fbnet``): an FBNet network from its 22 layer ops.
+- :func:`zoo_onnx`, :func:`zoo_names`, :func:`zoo_family`, :func:`zoo_info` (``zoo``): ResNet,
+  MobileNetV1/V2/V3, EfficientNet, SqueezeNet, ShuffleNetV2, MnasNet and RegNetX variants as
+  torchvision (or TF-slim) defines them, with their published MACs and parameters.
 - :class:`OpSpec`, :func:`default_suite`, :func:`op_onnx` (``ops``): the single-op models a
   device is profiled with.
 - :func:`save`: write a built model atomically; :func:`count_ops`, :func:`count_macs`: inspect one.
@@ -17,6 +21,10 @@ from __future__ import annotations
 _LAZY = {
     "nb201_onnx": "nb201",
     "fbnet_onnx": "fbnet",
+    "zoo_onnx": "zoo",
+    "zoo_names": "zoo",
+    "zoo_family": "zoo",
+    "zoo_info": "zoo",
     "OpSpec": "ops",
     "default_suite": "ops",
     "op_onnx": "ops",

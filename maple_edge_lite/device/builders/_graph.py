@@ -28,6 +28,12 @@ IR_VERSION = 8
 #: it never mix two graphs. Written into every model's metadata.
 BUILDER_VERSION = 1
 
+#: Weight gain (std = sqrt(gain / fan_in)) that keeps the second moment of activations from one
+#: layer to the next when the layer's output goes through this activation: 1 / E[f(z)^2] for
+#: z ~ N(0, 1). 2 for ReLU (He); 0.355 and 0.331 are E[f(z)^2] of SiLU and hardswish (ReLU6
+#: clips nothing at these scales); 1 with no activation (linear bottlenecks, logits).
+ACT_GAIN = {"relu": 2.0, "relu6": 2.0, "silu": 2.8, "hardswish": 3.0, None: 1.0}
+
 _INSTALL_HINT = "pip install 'maple-edge-lite[onnx]'"
 
 
@@ -74,9 +80,11 @@ class Graph:
 
     Weights: convolutions and the linear layer He-initialised (normal, std sqrt(2 / fan_in));
     batch norms in inference form with scale 1 + 0.1·N(0,1), shift 0.1·N(0,1), running mean 0,
-    running variance 1, epsilon 1e-5 (PyTorch's). Values never matter for latency, but they keep
-    activations O(1): no overflow to inf and no denormals (which slow x86 and some ARM cores by
-    orders of magnitude and would poison a measurement)."""
+    running variance 1, epsilon 1e-5 (PyTorch's). The zoo asks for identity batch norms
+    (``bn(identity=True)``) and gains matched to each conv's activation (:data:`ACT_GAIN`).
+    Values never matter for latency, but they keep activations O(1): no overflow to inf and no
+    denormals (which slow x86 and some ARM cores by orders of magnitude and would poison a
+    measurement)."""
 
     def __init__(self, seed: int):
         self.onnx = require_onnx()
@@ -84,6 +92,7 @@ class Graph:
         self.nodes: list = []
         self.initializers: list = []
         self._used: set = set()
+        self._shared: Dict[str, str] = {}
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -109,22 +118,37 @@ class Graph:
 
     # --- layers ----------------------------------------------------------------------------
 
-    def conv(self, x: str, cin: int, cout: int, k: int, name: str, stride: int = 1, groups: int = 1) -> str:
-        """Conv without bias, padding k // 2 (output side = ceil(input side / stride))."""
+    def conv(self, x: str, cin: int, cout: int, k: int, name: str, stride: int = 1, groups: int = 1, *,
+             pad=None, dilation: int = 1, bias: bool = False, gain: float = 2.0) -> str:
+        """Conv, weights normal with std sqrt(gain / fan_in), fan_in = cin / groups * k * k (He for
+        the default gain 2). ``pad``: an int for all sides, four ints (top, left, bottom, right, the
+        ONNX order), or None for ``dilation * (k // 2)`` (output side = ceil(input side / stride),
+        PyTorch's ``padding=(k - 1) // 2 * dilation``). ``bias`` adds a zero bias input."""
         fan_in = (cin // groups) * k * k
-        w = (self.rng.standard_normal((cout, cin // groups, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        w = (self.rng.standard_normal((cout, cin // groups, k, k)) * np.sqrt(gain / fan_in)).astype(np.float32)
         wname = self.const(f"{name}.weight", w)
-        p = k // 2
-        return self.node("Conv", [x, wname], name, kernel_shape=[k, k], strides=[stride, stride],
-                         pads=[p, p, p, p], dilations=[1, 1], group=groups)
+        ins = [x, wname]
+        if bias:
+            ins.append(self.const(f"{name}.bias", np.zeros(cout, np.float32)))
+        if pad is None:
+            pad = dilation * (k // 2)
+        pads = [pad] * 4 if isinstance(pad, int) else list(pad)
+        return self.node("Conv", ins, name, kernel_shape=[k, k], strides=[stride, stride],
+                         pads=pads, dilations=[dilation, dilation], group=groups)
 
-    def bn(self, x: str, c: int, name: str) -> str:
-        scale = (1.0 + 0.1 * self.rng.standard_normal(c)).astype(np.float32)
-        shift = (0.1 * self.rng.standard_normal(c)).astype(np.float32)
+    def bn(self, x: str, c: int, name: str, *, identity: bool = False, eps: float = 1e-5) -> str:
+        """BatchNormalization in inference form, running mean 0 and variance 1. ``identity``:
+        scale 1 and shift 0 (no random draw), so the layer passes its input through (up to
+        1/sqrt(1 + eps)); otherwise scale 1 + 0.1·N(0,1), shift 0.1·N(0,1)."""
+        if identity:
+            scale, shift = np.ones(c, np.float32), np.zeros(c, np.float32)
+        else:
+            scale = (1.0 + 0.1 * self.rng.standard_normal(c)).astype(np.float32)
+            shift = (0.1 * self.rng.standard_normal(c)).astype(np.float32)
         ins = [x, self.const(f"{name}.weight", scale), self.const(f"{name}.bias", shift),
                self.const(f"{name}.running_mean", np.zeros(c, np.float32)),
                self.const(f"{name}.running_var", np.ones(c, np.float32))]
-        return self.node("BatchNormalization", ins, name, epsilon=1e-5)
+        return self.node("BatchNormalization", ins, name, epsilon=eps)
 
     def relu(self, x: str, name: str) -> str:
         return self.node("Relu", [x], name)
@@ -172,6 +196,95 @@ class Graph:
             self.nodes[-1].output[0] = out
         self._used.add(out)
         return out
+
+    # --- layers of the zoo (PyTorch's exports of its modules and functions) --------------------
+
+    def shared(self, key: str, array: np.ndarray) -> str:
+        """One initializer per ``key`` for the whole graph (the Clip bounds every ReLU6 reads)."""
+        if key not in self._shared:
+            # not through const(): np.ascontiguousarray turns a 0-d array into shape [1], and
+            # Clip wants scalar bounds
+            name = self._unique(key)
+            self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
+            self._shared[key] = name
+        return self._shared[key]
+
+    def clip(self, x: str, lo: float, hi: float, name: str) -> str:
+        """``Clip(x, lo, hi)`` with the bounds as scalar inputs (opset 11+), as ``nn.ReLU6`` and
+        ``hardtanh`` export."""
+        lo_name = self.shared(f"clip.{lo:g}", np.array(lo, np.float32))
+        hi_name = self.shared(f"clip.{hi:g}", np.array(hi, np.float32))
+        return self.node("Clip", [x, lo_name, hi_name], name)
+
+    def relu6(self, x: str, name: str) -> str:
+        return self.clip(x, 0.0, 6.0, name)
+
+    def hardswish(self, x: str, name: str) -> str:
+        return self.node("HardSwish", [x], name)
+
+    def hardsigmoid(self, x: str, name: str) -> str:
+        """``nn.Hardsigmoid``: relu6(x + 3) / 6, exported as HardSigmoid with alpha 1/6 (beta 0.5)."""
+        return self.node("HardSigmoid", [x], name, alpha=1.0 / 6.0)
+
+    def sigmoid(self, x: str, name: str) -> str:
+        return self.node("Sigmoid", [x], name)
+
+    def mul(self, a: str, b: str, name: str) -> str:
+        return self.node("Mul", [a, b], name)
+
+    def silu(self, x: str, name: str) -> str:
+        """``nn.SiLU`` as PyTorch exports it: ``Mul(x, Sigmoid(x))``."""
+        return self.mul(x, self.sigmoid(x, f"{name}.sigmoid"), name)
+
+    def act(self, x: str, kind, name: str) -> str:
+        """The activation ``kind`` (one of :data:`ACT_GAIN`'s keys; None: no node)."""
+        if kind is None:
+            return x
+        return {"relu": self.relu, "relu6": self.relu6, "hardswish": self.hardswish,
+                "silu": self.silu}[kind](x, name)
+
+    def max_pool(self, x: str, k: int, stride: int, pad: int, name: str, ceil_mode: bool = False) -> str:
+        return self.node("MaxPool", [x], name, kernel_shape=[k, k], strides=[stride, stride],
+                         pads=[pad, pad, pad, pad], ceil_mode=int(ceil_mode))
+
+    def concat(self, xs: Sequence[str], name: str, axis: int = 1) -> str:
+        return self.node("Concat", list(xs), name, axis=axis)
+
+    def split(self, x: str, sizes: Sequence[int], name: str, axis: int = 1) -> List[str]:
+        """``Split`` with the sizes as an int64 input (opset 13+), what ``Tensor.chunk`` exports
+        to; one output tensor per size, named ``{name}.{i}``."""
+        sname = self.const(f"{name}.split", np.array(list(sizes), np.int64))
+        node = self._unique(name)
+        outs = [self._unique(f"{node}.{i}") for i in range(len(sizes))]
+        self.nodes.append(self.onnx.helper.make_node("Split", [x, sname], outs, name=node, axis=axis))
+        return outs
+
+    def channel_shuffle(self, x: str, c: int, groups: int, side: int, name: str) -> str:
+        """``view`` [N, groups, c / groups, H, W] -> ``transpose(1, 2)`` -> ``view`` [N, c, H, W]
+        as Reshape-Transpose-Reshape; 0 copies the batch dimension, so the graph does not
+        depend on the batch size."""
+        s1 = self.const(f"{name}.shape1", np.array([0, groups, c // groups, side, side], np.int64))
+        s2 = self.const(f"{name}.shape2", np.array([0, c, side, side], np.int64))
+        y = self.node("Reshape", [x, s1], f"{name}.reshape1")
+        y = self.node("Transpose", [y], f"{name}.transpose", perm=[0, 2, 1, 3, 4])
+        return self.node("Reshape", [y, s2], f"{name}.reshape2")
+
+    def global_avg_pool(self, x: str, name: str) -> str:
+        """``nn.AdaptiveAvgPool2d(1)`` / ``adaptive_avg_pool2d(x, (1, 1))``: [N, C, 1, 1]."""
+        return self.node("GlobalAveragePool", [x], name)
+
+    def reduce_mean(self, x: str, axes: Sequence[int], name: str, keepdims: bool = False) -> str:
+        """``x.mean(axes)`` (axes an attribute up to opset 17)."""
+        return self.node("ReduceMean", [x], name, axes=list(axes), keepdims=int(keepdims))
+
+    def flatten(self, x: str, name: str) -> str:
+        return self.node("Flatten", [x], name, axis=1)
+
+    def linear(self, x: str, cin: int, cout: int, name: str, gain: float = 1.0) -> str:
+        """``nn.Linear`` as Gemm (transB=1), weights normal with std sqrt(gain / cin), bias 0."""
+        w = (self.rng.standard_normal((cout, cin)) * np.sqrt(gain / cin)).astype(np.float32)
+        ins = [x, self.const(f"{name}.weight", w), self.const(f"{name}.bias", np.zeros(cout, np.float32))]
+        return self.node("Gemm", ins, name, transB=1)
 
     # --- the model -------------------------------------------------------------------------
 
@@ -262,4 +375,4 @@ def save(model: bytes, path: Union[str, "os.PathLike[str]"]) -> Path:
         raise MapleEdgeError(f"cannot write {path}: {e.strerror or e}") from e
 
 
-__all__ = ["OPSET", "IR_VERSION", "BUILDER_VERSION", "count_ops", "count_macs", "save"]
+__all__ = ["OPSET", "IR_VERSION", "BUILDER_VERSION", "ACT_GAIN", "count_ops", "count_macs", "save"]

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import numpy as np
-
 from ..._errors import InputError
 from ._graph import Graph, positive_int, seed_int
 
@@ -57,12 +55,7 @@ def parse(arch: str) -> Tuple[str, ...]:
 
 
 def _shuffle(g: Graph, x: str, c: int, groups: int, side: int, name: str) -> str:
-    # 0 copies the batch dimension, so the graph does not depend on the batch size here.
-    s1 = g.const(f"{name}.shape1", np.array([0, groups, c // groups, side, side], np.int64))
-    s2 = g.const(f"{name}.shape2", np.array([0, c, side, side], np.int64))
-    y = g.node("Reshape", [x, s1], f"{name}.reshape1")
-    y = g.node("Transpose", [y], f"{name}.transpose", perm=[0, 2, 1, 3, 4])
-    return g.node("Reshape", [y, s2], f"{name}.reshape2")
+    return g.channel_shuffle(x, c, groups, side, name)
 
 
 def _layer(g: Graph, x: str, op: str, cin: int, cout: int, stride: int, side: int, name: str) -> str:
