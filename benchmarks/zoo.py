@@ -1,0 +1,217 @@
+"""The zoo benchmark: real CNNs measured on this machine against the layer cost model.
+
+    python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 0   # ~5 min per runtime
+    python benchmarks/zoo.py score [--shots 5] [--json]
+
+``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
+fastest median) and the layer suite (``builders.layer_suite``, the profile's lighter timing) under
+one runtime and writes ``benchmarks/data/zoo/vm-<runtime>-<threads>t.csv`` (kind ``zoo`` or
+``suite``, name, family, latency) with a JSON sidecar of the conditions.
+
+``score`` evaluates, per measured runtime, leave one family out: the networks of one family are
+predicted from the layer suite plus ``--shots`` whole networks of the other families (drawn at
+random, ``--draws`` times), never from their own family. Methods:
+
+- ``layer_cost``: the suite's fit, calibrated on the shots (``learn.layer_cost``), the shipped method;
+- ``suite_sum``: the suite's fit, uncalibrated (what the layers alone say);
+- ``macs_linear``: ``a + b * MACs`` fitted on the same shots (what a user would do first);
+- ``scaled_macs``: the suite-free single scale ``y = s * MACs`` through the origin.
+
+Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "zoo"
+#: The profile's timing for suite entries (lighter than measure's: many small models).
+SUITE_TIMING = dict(passes=2, min_time_s=0.25, budget_s=0.6)
+
+
+def _measure(args) -> int:
+    from maple_edge_lite.device import host, measure as M
+    from maple_edge_lite.device.builders import layer_suite as LS, zoo
+
+    names = zoo.zoo_names() if not args.names else args.names.split(",")
+    suite = {s.name: s for s in LS.default_suite()}
+    t0 = time.time()
+
+    def progress(step, steps, name, ts):
+        if ts is not None:
+            best = min(t.median_ms for t in ts)
+            print(f"  [{step}/{steps}] {name:34s} {best:9.3f} ms", file=sys.stderr, flush=True)
+
+    dev = f"vm-{args.runtime}-{args.threads}t"
+    out = Path(args.out or DATA / f"{dev}.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old_side = json.loads(Path(str(out) + ".json").read_text()) if out.exists() and args.what != "all" else {}
+    kept = []
+    if args.what != "all" and out.exists():  # keep the other part's rows and conditions
+        with open(out, newline="") as f:
+            kept = [(r["kind"], r["name"], r["family"], float(r["latency_ms"])) for r in csv.DictReader(f)
+                    if r["kind"] != args.what]
+    sw, zw, info, s_settings, z_settings = {}, {}, None, old_side.get("suite_timing"), old_side.get("zoo_timing")
+    if args.what in ("all", "suite"):
+        sw, info, s_settings = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
+                                             args.threads, cpus=args.cpu, progress=progress, **SUITE_TIMING)
+    if args.what in ("all", "zoo"):
+        zw, info, z_settings = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
+                                             progress=progress)
+    rows = [("suite", n, suite[n].kind, min(t.median_ms for t in ts)) for n, ts in sw.items()]
+    rows += [("zoo", n, zoo.zoo_family(n), min(t.median_ms for t in ts)) for n, ts in zw.items()]
+    rows = sorted(kept + rows, key=lambda r: r[0] != "suite")
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kind", "name", "family", "latency_ms"])
+        for r in rows:
+            w.writerow([r[0], r[1], r[2], f"{r[3]:.6f}"])
+    windows = {**{n: v for n, v in (old_side.get("windows_ms") or {}).items() if any(r[1] == n for r in kept)},
+               **{n: [round(t.median_ms, 6) for t in ts] for n, ts in {**sw, **zw}.items()}}
+    side = {"schema": "maple_edge_lite.zoo_bench/1", "device": dev, "runtime": info or old_side.get("runtime"),
+            "suite_version": LS.SUITE_VERSION, "suite_timing": s_settings, "zoo_timing": z_settings,
+            "pinned_cpus": args.cpu, "host": host.host_facts(), "measured": args.what,
+            "wall_s": round(time.time() - t0, 1), "windows_ms": windows}
+    Path(str(out) + ".json").write_text(json.dumps(side, indent=1) + "\n")
+    print(f"wrote {out} ({len(rows)} rows) in {time.time() - t0:.0f} s")
+    return 0
+
+
+def load(path: Path):
+    suite, nets = {}, {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            (suite if r["kind"] == "suite" else nets)[r["name"]] = (r["family"], float(r["latency_ms"]))
+    return suite, nets
+
+
+_TABLES: dict = {}
+
+
+def features(kind: str, name: str):
+    """(feature vector, MACs) of a suite entry or zoo network (cached per process)."""
+    from maple_edge_lite.device import layers as L
+    from maple_edge_lite.device.builders import layer_suite as LS, zoo
+    from maple_edge_lite.learn.layer_cost import network_features
+
+    key = (kind, name)
+    if key not in _TABLES:
+        if kind == "suite":
+            spec = {s.name: s for s in LS.default_suite()}[name]
+            t = L.from_onnx(LS.layer_onnx(spec))
+        else:
+            t = L.from_onnx(zoo.zoo_onnx(name))
+        _TABLES[key] = (network_features(t), float(t.totals()["macs"]))
+    return _TABLES[key]
+
+
+def _metrics(p, y, lo=None, hi=None):
+    rel = p / y - 1
+    rk = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    out = {"acc10": float(np.mean(np.abs(rel) <= 0.10)), "mape": float(np.mean(np.abs(rel)) * 100),
+           "spearman": float(np.corrcoef(rk(p), rk(y))[0, 1])}
+    if lo is not None:
+        out["cover"] = float(np.mean((y >= lo) & (y <= hi)))
+    return out
+
+
+def score_runtime(path: Path, shots: int, draws: int):
+    from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
+
+    suite, nets = load(path)
+    Fs = np.array([features("suite", n)[0] for n in suite])
+    ys = np.array([v[1] for v in suite.values()])
+    names = list(nets)
+    fam = np.array([nets[n][0] for n in names])
+    y = np.array([nets[n][1] for n in names])
+    F = np.array([features("zoo", n)[0] for n in names])
+    macs = np.array([features("zoo", n)[1] for n in names])
+    base = LayerCostModel.from_suite(Fs, ys)
+    preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
+    los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
+    for f in sorted(set(fam)):
+        test = np.flatnonzero(fam == f)
+        other = np.flatnonzero(fam != f)
+        for d in range(draws):
+            rng = np.random.default_rng([d, sum(map(ord, f))])
+            shot = rng.choice(other, min(shots, len(other)), replace=False)
+            m = LayerCostModel(base.c0, base.w)
+            m.noise = base.noise
+            m.calibrate(F[shot], y[shot])
+            preds["layer_cost"][d, test] = m.predict(F[test])
+            los[d, test], his[d, test] = m.interval(F[test])
+            preds["suite_sum"][d, test] = base.predict(F[test])
+            a, b = macs_linear(macs[shot], y[shot])
+            preds["macs_linear"][d, test] = np.maximum(a + b * macs[test], 1e-6)
+            s = float(np.exp(np.mean(np.log(y[shot] / macs[shot]))))
+            preds["scaled_macs"][d, test] = s * macs[test]
+    res = {}
+    for mname, P in preds.items():
+        runs = [_metrics(P[d], y, *((los[d], his[d]) if mname == "layer_cost" else ())) for d in range(draws)]
+        res[mname] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    per_net = {n: {"family": fam[i], "measured_ms": y[i], "layer_cost_ms": float(np.median(preds["layer_cost"][:, i]))}
+               for i, n in enumerate(names)}
+    return res, per_net, len(names), len(set(fam))
+
+
+def _score(args) -> int:
+    paths = sorted(Path(args.data).glob("vm-*.csv"))
+    if not paths:
+        print(f"no measured runtimes in {args.data}: run `python benchmarks/zoo.py measure` first", file=sys.stderr)
+        return 1
+    report = {"shots": args.shots, "draws": args.draws, "runtimes": {}}
+    for p in paths:
+        res, per_net, n, nf = score_runtime(p, args.shots, args.draws)
+        report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net}
+    methods = list(next(iter(report["runtimes"].values()))["methods"])
+    report["mean"] = {m: {k: float(np.mean([r["methods"][m][k] for r in report["runtimes"].values()]))
+                          for k in report["runtimes"][paths[0].stem]["methods"][m]} for m in methods}
+    if args.json:
+        print(json.dumps(report, indent=1, default=float))
+        return 0
+    print(f"leave one family out, {args.shots} whole networks of other families + the layer suite, "
+          f"{args.draws} draws\n")
+    head = f"{'method':14s}" + "".join(f"{r:>28s}" for r in report["runtimes"]) + f"{'mean':>28s}"
+    print(head)
+    print(" " * 14 + "   ±10%   MAPE  rho  cover" * (len(report["runtimes"]) + 1))
+    for m in methods:
+        line = f"{m:14s}"
+        for blk in list(report["runtimes"].values()) + [{"methods": report["mean"]}]:
+            r = blk["methods"][m]
+            line += f"   {r['acc10']:.2f} {r['mape']:6.1f} {r['spearman']:.3f} " + (
+                f"{r['cover']:.2f}" if "cover" in r else "  - ")
+        print(line)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--runtime", default="onnxruntime")
+    m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--cpu", default=None, help="pin to these CPUs (e.g. 1)")
+    m.add_argument("--names", help="comma-separated zoo names (default all)")
+    m.add_argument("--out")
+    m.add_argument("--what", choices=("all", "suite", "zoo"), default="all",
+                   help="measure only the layer suite or only the zoo, keeping the other part's rows")
+    m.set_defaults(func=_measure)
+    s = sub.add_parser("score")
+    s.add_argument("--data", default=str(DATA))
+    s.add_argument("--shots", type=int, default=5)
+    s.add_argument("--draws", type=int, default=5)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_score)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

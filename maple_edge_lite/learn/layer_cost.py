@@ -1,0 +1,224 @@
+"""The layer cost model: any CNN's latency on a device from its layer table
+(``maple_edge_lite.device.layers``), fitted to the device's layer suite
+(``maple_edge_lite.device.builders.layer_suite``) and calibrated with a few whole networks.
+
+**Features.** The layers fall into cost classes (:data:`CLASSES`); a layer costs
+``a + b * MACs + c * bytes`` with its class's coefficients, so a network costs
+``c0 + features @ w`` where ``features`` are, per class, the number of layers, their MACs
+(millions), the bytes they read (inputs and weights) and the bytes they write (MB)
+(:func:`network_features`), and ``c0`` is the
+runtime's per-inference cost. Linear in the features, so the device model is a linear ``.melw``
+like the cell predictor's.
+
+**Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
+measured entries (each entry a short chain of one kind of layer at one shape): every class
+coefficient is >= 0, so no layer ever predicts a negative cost.
+
+**Calibration** (:class:`LayerCostModel`. ``calibrate``): a whole network is not its layers timed
+one kind at a time (caches warm across layers, runtimes fuse across them), so a few measured
+networks correct the suite's fit: a multiplier per class and one for the per-inference cost,
+Gaussian around 1, sharing one scale (sd :data:`SCALE_SD`) plus a deviation per class (sd
+:data:`CLASS_SD`), fitted in closed form to the measured networks in relative error. Zero
+networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.py``, leave one
+family out, five networks of other families): per-class deviations did not transfer across
+families (ONNX Runtime ±10% 0.63 with CLASS_SD 0, 0.59 with 0.03, 0.54 with 0.1), so CLASS_SD is 0:
+one scale. The posterior gives the interval (:meth:`interval`)."""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+
+from .._errors import InputError
+
+#: Cost classes: (name, layer-table kinds). Kinds not listed (none today) fall into "other".
+CLASSES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("conv", ("conv", "deconv")),
+    ("pointwise", ("pointwise",)),
+    ("depthwise", ("depthwise",)),
+    ("grouped", ("grouped",)),
+    ("gemm", ("gemm", "matmul")),
+    ("pool", ("maxpool", "avgpool")),
+    ("globalpool", ("globalpool", "reduce")),
+    ("eltwise", ("add", "mul", "elementwise", "batchnorm", "norm", "relu", "clip")),
+    ("activation", ("hardswish", "hardsigmoid", "sigmoid", "swish", "other_activation", "softmax")),
+    ("memory", ("concat", "transpose", "pad", "copy", "resize")),
+    ("other", ("other",)),
+)
+QUANTITIES = ("n", "mmacs", "mbytes_in", "mbytes_out")
+#: Feature schema of the layer cost model (versioned with the names below).
+FEATURE_SCHEMA = 1
+FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
+#: Calibration prior: the multipliers share one scale (sd SCALE_SD: how far whole networks are
+#: from their layers timed alone on this device) and each deviates from it a little (CLASS_SD).
+SCALE_SD = 0.3
+CLASS_SD = 0.0
+#: Least relative noise of a measured network in calibration (repeatability); a device's model
+#: uses the larger of this and the robust sd (1.4826 MAD) of its suite fit's log errors (what the
+#: model misses; the RMS, dominated by a few entries no network resembles, gave 0.98-1.00 coverage).
+NOISE = 0.05
+
+
+def _class_index() -> Dict[str, int]:
+    from ..device.layers import KINDS
+
+    out = {}
+    for ci, (_, kinds) in enumerate(CLASSES):
+        for k in kinds:
+            out[k] = ci
+    other = len(CLASSES) - 1
+    return {k: out.get(k, other) for k in KINDS}
+
+
+def network_features(table) -> np.ndarray:
+    """The feature vector (:data:`FEATURE_NAMES`) of a ``LayerTable``: per cost class, the
+    number of layers, their MACs in millions, the MB they read and the MB they write."""
+    from ..device.layers import KINDS
+
+    A = np.asarray(table.array(), dtype=np.float64)
+    idx = _class_index()
+    f = np.zeros(len(FEATURE_NAMES))
+    if A.size == 0:
+        return f
+    cls = np.array([idx[KINDS[int(k)]] for k in A[:, 0]])
+    q = len(QUANTITIES)
+    np.add.at(f, cls * q, 1.0)
+    np.add.at(f, cls * q + 1, A[:, 1] / 1e6)
+    np.add.at(f, cls * q + 2, A[:, 3] / 1e6)
+    np.add.at(f, cls * q + 3, A[:, 4] / 1e6)
+    return f
+
+
+def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
+    """min ||A x - b|| subject to x >= 0 (Lawson-Hanson active set; A is small here)."""
+    m, n = A.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = A.T @ (b - A @ x)
+    for _ in range(iters):
+        if passive.all() or not np.any(w[~passive] > 1e-12 * max(1.0, np.abs(w).max())):
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, w)))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+            if np.all(z[passive] > 0):
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / np.maximum(x[neg] - z[neg], 1e-300))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-15
+            x[~passive] = 0.0
+        w = A.T @ (b - A @ x)
+    return x
+
+
+def fit_suite(F: np.ndarray, latency_ms: Sequence[float]) -> Tuple[float, np.ndarray]:
+    """``(c0_ms, w)``: the non-negative least-squares fit, in relative error, of
+    ``latency ~ c0 + F @ w`` over the measured suite entries (F: [entries, features])."""
+    F = np.asarray(F, dtype=np.float64)
+    y = np.asarray(latency_ms, dtype=np.float64)
+    if F.ndim != 2 or F.shape != (len(y), len(FEATURE_NAMES)):
+        raise InputError(f"fit_suite: features {F.shape} do not match {len(y)} latencies x {len(FEATURE_NAMES)}")
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise InputError("fit_suite: latencies must be finite and positive milliseconds")
+    A = np.column_stack([np.ones(len(y)), F]) / y[:, None]
+    # Columns scaled to unit norm for the solver, then back.
+    norm = np.linalg.norm(A, axis=0)
+    norm[norm == 0] = 1.0
+    x = _nnls(A / norm, np.ones(len(y))) / norm
+    return float(x[0]), x[1:]
+
+
+def _prior_cov(p: int) -> np.ndarray:
+    return SCALE_SD**2 * np.ones((p, p)) + CLASS_SD**2 * np.eye(p)
+
+
+def _factor(S: np.ndarray) -> np.ndarray:
+    """F with F F^T = S for a covariance that may be singular (eigen-decomposition, clipped at 0)."""
+    lam, U = np.linalg.eigh((S + S.T) / 2)
+    return U * np.sqrt(np.maximum(lam, 0.0))
+
+
+class LayerCostModel:
+    """A device's layer cost model: the suite's fit, then (optionally) calibrated."""
+
+    def __init__(self, c0_ms: float, w: np.ndarray):
+        self.c0 = float(c0_ms)
+        self.w = np.asarray(w, dtype=np.float64)
+        if self.w.shape != (len(FEATURE_NAMES),):
+            raise InputError(f"LayerCostModel: {self.w.shape} weights, expected {len(FEATURE_NAMES)}")
+        self.mult = np.ones(len(CLASSES) + 1)  # per-inference cost, then each class
+        self.post = _factor(_prior_cov(len(CLASSES) + 1))  # factor of the multipliers' covariance
+        self.shots = 0
+        self.noise = NOISE
+
+    @classmethod
+    def from_suite(cls, F, latency_ms) -> "LayerCostModel":
+        m = cls(*fit_suite(F, latency_ms))
+        r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
+        m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
+        return m
+
+    def parts(self, F: np.ndarray) -> np.ndarray:
+        """[networks, 1 + classes]: the per-inference cost and each class's share of the
+        suite model's prediction, in ms."""
+        F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+        q = len(QUANTITIES)
+        P = (F * self.w).reshape(len(F), len(CLASSES), q).sum(2)
+        return np.column_stack([np.full(len(F), self.c0), P])
+
+    def calibrate(self, F, latency_ms) -> "LayerCostModel":
+        """Fit the multipliers to measured whole networks (closed form; see the module doc)."""
+        F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+        y = np.asarray(latency_ms, dtype=np.float64)
+        if len(y) != len(F) or not (np.all(np.isfinite(y)) and np.all(y > 0)):
+            raise InputError("calibrate: one finite, positive latency (ms) per network")
+        P = self.parts(F) / y[:, None]  # relative: each row predicts 1
+        m0 = np.ones(P.shape[1])
+        S0 = _prior_cov(P.shape[1])
+        K = P @ S0 @ P.T + np.eye(len(y)) * self.noise**2
+        G = S0 @ P.T @ np.linalg.inv(K)
+        self.mult = m0 + G @ (1.0 - P @ m0)
+        S = S0 - G @ P @ S0
+        self.post = _factor(S)
+        self.shots = len(y)
+        return self
+
+    def coefficients(self) -> Tuple[float, np.ndarray]:
+        """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES`."""
+        q = len(QUANTITIES)
+        return self.c0 * self.mult[0], self.w * np.repeat(self.mult[1:], q)
+
+    def predict(self, F) -> np.ndarray:
+        """Milliseconds for networks with features F [n, features]."""
+        return self.parts(F) @ self.mult
+
+    def interval(self, F, level: float = 0.9) -> Tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval (ms): the multipliers' posterior plus the relative noise."""
+        from statistics import NormalDist
+
+        P = self.parts(F)
+        ms = P @ self.mult
+        sd = np.sqrt(np.sum((P @ self.post) ** 2, axis=1) / ms**2 + self.noise**2)
+        w = np.minimum(NormalDist().inv_cdf((1 + level) / 2) * sd, 40.0)
+        return ms * np.exp(-w), ms * np.exp(w)
+
+
+def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[float, float]:
+    """The baseline a user would fit: ``latency ~ a + b * MACs`` by least squares in relative error
+    (``(a_ms, b_ms_per_mac)``); with one network, the line through the origin."""
+    x = np.asarray(macs, dtype=np.float64)
+    y = np.asarray(latency_ms, dtype=np.float64)
+    if len(y) == 1:
+        return 0.0, float(y[0] / x[0])
+    A = np.column_stack([np.ones(len(y)), x]) / y[:, None]
+    a, b = np.linalg.lstsq(A, np.ones(len(y)), rcond=None)[0]
+    return float(a), float(b)
+
+
+__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "network_features", "fit_suite", "LayerCostModel",
+           "macs_linear"]

@@ -1,0 +1,180 @@
+"""The layer suite (``device.builders.layer_suite``) and the layer cost model (``learn.layer_cost``):
+features against hand-worked tables, the fit against known coefficients, calibration against a
+device whose classes cost other than the suite says."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from maple_edge_lite.learn import layer_cost as LC
+
+onnx = pytest.importorskip("onnx")
+
+from maple_edge_lite.device import layers as L  # noqa: E402
+from maple_edge_lite.device.builders import layer_suite as LS  # noqa: E402
+
+
+def _layer(kind, macs=0, r=0, w=0):
+    return {"kind": kind, "name": kind, "op_types": ["X"], "inputs": [[1, 8, 4, 4]], "output": [1, 8, 4, 4],
+            "kernel": [1, 1], "stride": [1, 1], "dilation": [1, 1], "padding": [0, 0, 0, 0], "groups": 1,
+            "activation": "", "fused_add": False, "se": False, "macs": macs, "params": 0,
+            "bytes_read": r, "bytes_written": w}
+
+
+def _table(rows):
+    return L.LayerTable.from_dict({"schema": L.SCHEMA, "source": {"path": None, "sha256": None, "batch": 1},
+                                   "kinds": list(L.KINDS), "layers": rows})
+
+
+def test_features_by_hand():
+    t = _table([_layer("conv", 2_000_000, 1_000_000, 500_000), _layer("conv", 1_000_000, 0, 1_000_000),
+                _layer("depthwise", 300_000, 200_000, 100_000), _layer("relu", 0, 50_000, 50_000),
+                _layer("add", 0, 100_000, 50_000), _layer("transpose", 0, 10_000, 10_000)])
+    f = dict(zip(LC.FEATURE_NAMES, LC.network_features(t)))
+    assert f["conv:n"] == 2 and f["conv:mmacs"] == pytest.approx(3.0)
+    assert f["conv:mbytes_in"] == pytest.approx(1.0) and f["conv:mbytes_out"] == pytest.approx(1.5)
+    assert f["depthwise:n"] == 1 and f["depthwise:mmacs"] == pytest.approx(0.3)
+    assert f["depthwise:mbytes_in"] == pytest.approx(0.2) and f["depthwise:mbytes_out"] == pytest.approx(0.1)
+    assert f["eltwise:n"] == 2 and f["eltwise:mbytes_in"] == pytest.approx(0.15)  # relu and add share a class
+    assert f["memory:n"] == 1 and f["memory:mbytes_out"] == pytest.approx(0.01)
+    assert sum(v for k, v in f.items() if k.startswith(("pointwise", "gemm", "pool", "other", "activation"))) == 0
+    assert not LC.network_features(_table([])).any()
+    # every layer-table kind has a class
+    assert set(LC._class_index()) == set(L.KINDS)
+
+
+def test_nnls_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        A = rng.standard_normal((12, 4))
+        b = rng.standard_normal(12)
+        x = LC._nnls(A, b)
+        best = None
+        for act in itertools.product([False, True], repeat=4):  # every active set
+            idx = np.flatnonzero(act)
+            z = np.zeros(4)
+            if len(idx):
+                z[idx] = np.linalg.lstsq(A[:, idx], b, rcond=None)[0]
+            if np.all(z >= 0):
+                r = np.linalg.norm(A @ z - b)
+                best = r if best is None else min(best, r)
+        assert np.all(x >= 0) and np.linalg.norm(A @ x - b) == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+def _synthetic_suite(c0, w, n=80, seed=0):
+    """Suite-like rows: each entry one class, positive count/MACs/bytes; latency = c0 + F @ w."""
+    rng = np.random.default_rng(seed)
+    F = np.zeros((n, len(LC.FEATURE_NAMES)))
+    q = len(LC.QUANTITIES)
+    for i in range(n):
+        c = i % len(LC.CLASSES)
+        F[i, c * q:(c + 1) * q] = [rng.integers(1, 9), rng.uniform(0, 200), rng.uniform(0.1, 20), rng.uniform(0.1, 20)]
+    return F, c0 + F @ w
+
+
+def test_fit_suite_recovers_nonnegative_costs():
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q] = 0.002  # 2 us per layer
+    w[1::q] = np.linspace(0.0, 0.02, len(LC.CLASSES))  # ms per million MACs (one class free)
+    w[2::q] = 0.01
+    w[3::q] = 0.02
+    F, y = _synthetic_suite(0.004, w, n=120)
+    c0, got = LC.fit_suite(F, y)
+    assert c0 == pytest.approx(0.004, rel=1e-6) and np.allclose(got, w, rtol=1e-6, atol=1e-9)
+    # a negative true cost cannot come back: the fit stays >= 0 and predicts every entry > 0
+    w2 = w.copy()
+    w2[1] = -0.001
+    F2, y2 = _synthetic_suite(0.004, w2)
+    y2 = np.maximum(y2, 0.001)
+    c0b, got2 = LC.fit_suite(F2, y2)
+    assert np.all(got2 >= 0) and c0b >= 0
+    with pytest.raises(mel.InputError, match="positive"):
+        LC.fit_suite(F, -y)
+    with pytest.raises(mel.InputError, match="features"):
+        LC.fit_suite(F[:, :3], y)
+
+
+def _nets(rng, n, q):
+    F = np.zeros((n, len(LC.FEATURE_NAMES)))
+    for c in range(len(LC.CLASSES)):
+        F[:, c * q:(c + 1) * q] = rng.uniform(0, 10, (n, q)) * (20 if c == 0 else 1)
+    return F
+
+
+def test_calibration_finds_the_device_s_scale():
+    """A device whose networks run 1.3x slower than its layers timed alone: five networks put the
+    calibrated model within a percent; uncalibrated it is 23% off."""
+    q = len(LC.QUANTITIES)
+    w = np.full(len(LC.FEATURE_NAMES), 0.005)
+    base = LC.LayerCostModel(0.01, w)
+    rng = np.random.default_rng(1)
+    F_shot, F_test = _nets(rng, 5, q), _nets(rng, 200, q)
+    y_shot, y_test = 1.3 * base.predict(F_shot), 1.3 * base.predict(F_test)
+    m = LC.LayerCostModel(0.01, w).calibrate(F_shot, y_shot)
+    err0 = np.abs(base.predict(F_test) / y_test - 1)
+    err = np.abs(m.predict(F_test) / y_test - 1)
+    assert np.median(err0) == pytest.approx(1 - 1 / 1.3) and np.max(err) < 0.01
+    c0, wc = m.coefficients()  # the calibrated model as plain coefficients predicts the same
+    np.testing.assert_allclose(c0 + F_test @ wc, m.predict(F_test), rtol=1e-12)
+    lo, hi = m.interval(F_test)
+    assert np.all(lo < m.predict(F_test)) and np.all(m.predict(F_test) < hi)
+    assert np.mean((y_test >= lo) & (y_test <= hi)) == 1.0
+    lo0, hi0 = base.interval(F_test)  # before calibration the scale is unknown: wider
+    assert np.all(hi0 / lo0 > hi / lo)
+    with pytest.raises(mel.InputError):
+        LC.LayerCostModel(0.01, w).calibrate(F_shot, -y_shot)
+
+
+def test_calibration_by_class_when_allowed(monkeypatch):
+    """With per-class deviations in the prior (CLASS_SD > 0), a device whose convolutions alone
+    cost 1.5x moves the conv multiplier most and is predicted within 3%."""
+    monkeypatch.setattr(LC, "CLASS_SD", 0.3)
+    q = len(LC.QUANTITIES)
+    w = np.full(len(LC.FEATURE_NAMES), 0.005)
+    base = LC.LayerCostModel(0.01, w)
+    rng = np.random.default_rng(1)
+    true_mult = np.ones(len(LC.CLASSES) + 1)
+    true_mult[1] = 1.5
+    F_shot, F_test = _nets(rng, 8, q), _nets(rng, 200, q)
+    m = LC.LayerCostModel(0.01, w).calibrate(F_shot, base.parts(F_shot) @ true_mult)
+    y_test = base.parts(F_test) @ true_mult
+    assert np.median(np.abs(m.predict(F_test) / y_test - 1)) < 0.03
+    assert np.argmax(m.mult) == 1
+
+
+def test_macs_linear():
+    a, b = LC.macs_linear([1e6, 2e6, 4e6], [1.5, 2.5, 4.5])
+    assert a == pytest.approx(0.5) and b == pytest.approx(1e-6)
+    assert LC.macs_linear([2e6], [4.0]) == (0.0, pytest.approx(2e-6))
+
+
+# --- the suite ------------------------------------------------------------------------------------
+
+#: The layer-table kinds each suite kind must produce (the rows the cost model is fitted to).
+EXPECTED = {"identity": {"relu"}, "conv": {"conv"}, "pointwise": {"pointwise"}, "pointwise_expand": {"pointwise"},
+            "depthwise": {"depthwise"}, "grouped": {"grouped"}, "conv_s2": {"conv"}, "depthwise_s2": {"depthwise"},
+            "maxpool": {"maxpool"}, "avgpool": {"avgpool"}, "add": {"add", "relu"}, "hardswish": {"hardswish"},
+            "swish": {"swish"}, "se": {"pointwise", "globalpool", "mul"}, "shuffle": {"transpose"},
+            "concat": {"concat", "relu", "pointwise"}, "classifier": {"globalpool", "gemm"}, "gemm": {"gemm"},
+            "split_shuffle": {"pointwise", "depthwise", "concat", "transpose", "copy"}}
+
+
+def test_every_suite_entry_builds_the_layers_it_names():
+    suite = LS.default_suite()
+    assert len({s.name for s in suite}) == len(suite) and {s.kind for s in suite} == set(EXPECTED)
+    for spec in suite:
+        b = LS.layer_onnx(spec)
+        assert b == LS.layer_onnx(spec)  # same spec, same bytes
+        t = L.from_onnx(b)
+        assert set(t.kind_counts()) == EXPECTED[spec.kind], spec.name
+        if spec.kind in ("conv", "pointwise", "depthwise", "grouped"):
+            assert t.kind_counts()[spec.kind] == spec.repeat
+    conv = next(s for s in suite if s.name == "conv@64x28x28x4")
+    assert L.from_onnx(LS.layer_onnx(conv)).totals()["macs"] == 4 * 64 * 64 * 9 * 28 * 28  # by hand
+    with pytest.raises(mel.InputError, match="unknown kind"):
+        LS.layer_onnx(LS.LayerSpec("x@1", "nope", 8, 8, 1))
