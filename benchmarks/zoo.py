@@ -60,10 +60,10 @@ def _measure(args) -> int:
                     if r["kind"] != args.what]
     sw, zw, info, s_settings, z_settings = {}, {}, None, old_side.get("suite_timing"), old_side.get("zoo_timing")
     if args.what in ("all", "suite"):
-        sw, info, s_settings = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
+        sw, info, s_settings, _ = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
                                              args.threads, cpus=args.cpu, progress=progress, **SUITE_TIMING)
     if args.what in ("all", "zoo"):
-        zw, info, z_settings = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
+        zw, info, z_settings, _ = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
                                              progress=progress)
     rows = [("suite", n, suite[n].kind, min(t.median_ms for t in ts)) for n, ts in sw.items()]
     rows += [("zoo", n, zoo.zoo_family(n), min(t.median_ms for t in ts)) for n, ts in zw.items()]

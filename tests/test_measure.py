@@ -359,3 +359,43 @@ def test_cli_runtime_not_installed(capsys):
 def test_cli_needs_an_architecture(capsys):
     line = one_error_line(capsys, main(["measure"]))
     assert "--arch" in line and "--sample" in line
+
+
+def test_a_rejected_network_is_left_out_and_reported(tmp_path, capsys):
+    """A runtime that refuses one network (as pnnx's converter crashes on some): the others are
+    measured and written, the refused one is listed in the sidecar, the CLI exits 3; a one-off
+    refusal is retried; a runtime that refuses everything is an error (exit 1, nothing written)."""
+    from maple_edge_lite.device import runtimes
+    from maple_edge_lite.device.runtimes import ModelRejectedError
+
+    bad = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    pool = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    calls = {"flaky": 0}
+
+    def load(model, threads):
+        if bad.encode() in model:
+            raise ModelRejectedError("fake: converter crashed (signal 11)")
+        if b"avg_pool" in model and calls["flaky"] == 0:  # the first such load fails once
+            calls["flaky"] += 1
+            raise ModelRejectedError("fake: one-off")
+        return lambda: None
+
+    runtimes.register("fake_rejecting", lambda threads=1, **kw: runtimes.CallableRuntime(
+        "fake_rejecting", "1", load, threads=threads))
+    try:
+        archs = [SKIP, bad, pool]
+        rows = M.measure(archs, runtime="fake_rejecting", budget_s=0.02, min_time_s=0, passes=2)
+        assert [r.arch_str for r in rows] == [SKIP, pool] and calls["flaky"] == 1
+        assert rows.conditions["rejected"] == [{"arch_str": bad, "error": "fake: converter crashed (signal 11)"}]
+        out = tmp_path / "m.csv"
+        code = main(["measure", "--arch", SKIP, "--arch", bad, "--runtime", "fake_rejecting", "-o", str(out),
+                     "--budget-s", "0.02", "--min-time-s", "0", "-q"])
+        err = capsys.readouterr().err
+        assert code == 3 and "rejected 1 network" in err and bad in err
+        assert [r["arch_str"] for r in M.read_csv(out)] == [SKIP]
+        assert json.loads((tmp_path / "m.csv.json").read_text())["rejected"][0]["arch_str"] == bad
+        out2 = tmp_path / "n.csv"
+        code = main(["measure", "--arch", bad, "--runtime", "fake_rejecting", "-o", str(out2), "-q"])
+        assert code == 1 and "rejected every model" in capsys.readouterr().err and not out2.exists()
+    finally:
+        runtimes.unregister("fake_rejecting")

@@ -176,33 +176,22 @@ def torch_build_single_threaded(enabled: bool = True):
 
 
 def _measure_tolerant(M, archs, rt, th, rejected: Dict[str, str], log, **kw):
-    """``M.measure(archs, rt, th, **kw)``, except that a network the runtime rejects (e.g. a
-    converter crash) does not stop the rest: on a rejection the archs are measured one at a time,
-    each rejected one retried once (converters crash intermittently: pnnx did on 2 of ~500
-    networks, and converted one of them on the next try), then recorded in ``rejected``.
-    Returns the rows measured (a ``Measurements``), or None if every network was rejected."""
+    """``M.measure(archs, rt, th, **kw)``, recording the networks the runtime rejected (measure
+    leaves them out after a retry: converters crash intermittently, pnnx did on 2 of ~500
+    networks and converted one of them on the next try) in ``rejected``. Returns the rows
+    measured (a ``Measurements``), or None if every network was rejected."""
     from maple_edge_lite.device.runtimes import ModelRejectedError
 
     try:
-        return M.measure(archs, rt, th, **kw)
-    except ModelRejectedError:
-        pass
-    rows = None
-    for a in archs:
-        one = None
-        for attempt in (1, 2):
-            try:
-                one = M.measure([a], rt, th, **kw)
-                break
-            except ModelRejectedError as e:
-                if attempt == 2:
-                    rejected[a] = str(e)[:300]
-                    log(f"{kw.get('device') or rt}: rejected {a}: {str(e)[:120]}")
-        if one is not None:
-            if rows is None:
-                rows = one
-            else:
-                rows.extend(one)
+        rows = M.measure(archs, rt, th, **kw)
+    except ModelRejectedError as e:  # every network rejected
+        for a in archs:
+            rejected[a] = str(e)[:300]
+        log(f"{kw.get('device') or rt}: rejected all {len(archs)}: {str(e)[:120]}")
+        return None
+    for r in rows.conditions.get("rejected") or ():
+        rejected[r["arch_str"]] = r["error"][:300]
+        log(f"{kw.get('device') or rt}: rejected {r['arch_str']}: {r['error'][:120]}")
     return rows
 
 

@@ -61,6 +61,7 @@ EXIT_ALL_COUNTERS = 0      # every requested event counts here
 EXIT_SOME_COUNTERS = 3     # some hardware events count, others are unsupported or denied
 EXIT_NO_HW_COUNTERS = 4    # no hardware event counts (software events only: VMs, containers)
 EXIT_COUNTERS_DENIED = 5   # hardware events exist but permission is denied: see the printed fix
+EXIT_SOME_REJECTED = 3     # measure: the runtime rejected some networks; the others are written
 
 
 def _counters(args) -> int:
@@ -126,7 +127,9 @@ def add_parser(subparsers) -> None:
         "the last half within 0.5% of all, after at least 30 runs and 0.6 s) or 2 s are spent; the latency "
         "is the smallest window median. The CSV has the shared table columns nb201_index,arch_str,device,"
         "latency_ms (nb201_index empty unless --archs gives it); the conditions go to <output>.json "
-        "(lat.csv -> lat.csv.json).",
+        "(lat.csv -> lat.csv.json). A network the runtime rejects twice (e.g. a converter crash) is left out "
+        "and listed in the sidecar. Exit status: 0 done; 1 error (nothing written); 3 done, but the runtime "
+        "rejected some networks (the others are written).",
     )
     src = m.add_argument_group("architectures (at least one source)")
     src.add_argument("--arch", action="append", default=[], metavar="STR",
@@ -212,7 +215,7 @@ def _measure(args) -> int:
         out = {"rows": [{"device": r.device, **r.summary()} for r in rows],
                "conditions": rows.conditions}
         print(json.dumps(out, indent=2, allow_nan=False))
-        return 0
+        return _report_rejected(rows)
     width = max(len(r.arch_str) for r in rows)
     print(f"{'arch_str':<{width}}  {'latency ms':>10}  {'p10-p90 ms':>17}  {'runs':>6}  stable  window medians ms")
     for r in rows:
@@ -228,7 +231,17 @@ def _measure(args) -> int:
     if unstable:
         print(f"note: the fastest window of {unstable} network(s) did not settle within its budget (busy machine?); "
               "raise --budget-s or measure when it is quieter", file=sys.stderr)
-    return 0
+    return _report_rejected(rows)
+
+
+def _report_rejected(rows) -> int:
+    rejected = rows.conditions.get("rejected") or []
+    if not rejected:
+        return 0
+    print(f"maple-edge-lite: warning: the runtime rejected {len(rejected)} network(s), left out of the results "
+          f"(listed in the sidecar); the first, {rejected[0]['arch_str']}: {rejected[0]['error'][:200]}",
+          file=sys.stderr)
+    return EXIT_SOME_REJECTED
 
 
 def _warn_if_busy(rows) -> None:

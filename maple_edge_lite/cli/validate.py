@@ -133,6 +133,7 @@ def _validate(args) -> int:
     rows = M.measure(archs, runtime, args.threads, device=M.default_device(runtime, args.threads),
                      progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
     measured = np.array([r.latency_ms for r in rows])
+    archs = [r.arch_str for r in rows]  # less any the runtime rejected (listed in --csv's sidecar)
     if level is not None:
         pred, lo, hi = (np.asarray(v, float) for v in model.predict_archs_interval(archs))
         cover = float(np.mean((measured >= lo) & (measured <= hi)))

@@ -209,7 +209,9 @@ def measure(
     process (and so the runtime's threads) to those CPUs for the call (see :func:`parse_cpus`).
     ``progress(step, steps, arch, row)`` is called before each window (row None) and after a
     network's last one. Every string is validated before anything is measured: an invalid
-    one raises ``InputError`` naming it; a missing runtime raises ``RuntimeNotInstalledError``."""
+    one raises ``InputError`` naming it; a missing runtime raises ``RuntimeNotInstalledError``.
+    A network the runtime rejects (twice) is left out of the rows and listed, with the error, in
+    ``conditions["rejected"]``; the call fails only when the runtime rejects them all."""
     from . import builders
 
     archs = list(dict.fromkeys(archs))
@@ -235,7 +237,7 @@ def measure(
             progress(step, steps, arch, row)
 
     name_of = [device]
-    windows, info, settings = time_models(
+    windows, info, settings, rejected = time_models(
         archs, lambda a: builders.nb201_onnx(a, resolution=resolution), runtime, threads, cpus=cpus, passes=passes,
         runtime_options=runtime_options, progress=on_window, device_name=name_of, **timing)
     name = name_of[0]
@@ -258,6 +260,7 @@ def measure(
                    "trim": TRIM},
         "wall_s": round(time.perf_counter() - t0, 3),
         "archs": [r.summary() for r in rows],
+        "rejected": [{"arch_str": a, "error": why} for a, why in rejected.items()],
     }
     return rows
 
@@ -268,7 +271,10 @@ def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: st
     """The timing loop ``measure`` runs, for any ONNX models: ``build(name)`` gives a model's
     bytes (called once per name, on first use). Each model is timed in ``passes`` windows, each
     a fresh session timed by :func:`time_session`, the passes going round the whole list.
-    Returns ``({name: [Timing per window]}, runtime info, the timing settings with "passes")``.
+    Returns ``({name: [Timing per window]}, runtime info, the timing settings with "passes",
+    {name: why} of the models the runtime rejected)``: a model the runtime rejects twice in a row
+    (``ModelRejectedError``; a converter crash can be a one-off) is left out and the others are
+    timed; when it rejects every model, the error is raised.
     ``progress(step, steps, name, None)`` is called before each window and
     ``progress(step, steps, name, windows)`` after a model's last one. ``device_name``: a
     one-item list whose item, if None, is set to the runtime's default device name."""
@@ -283,8 +289,11 @@ def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: st
     settings = {**MEASURE_TIMING, **timing}
     _check_timing(**{k: settings[k] for k in ("warmup", "warmup_s", "min_runs", "max_runs", "budget_s",
                                               "rel_tol", "min_time_s")})
+    from .runtimes import ModelRejectedError
+
     names = list(names)
     windows: Dict[str, List[Timing]] = {n: [] for n in names}
+    rejected: Dict[str, str] = {}
     with pinned(parse_cpus(cpus)):
         rt = runtimes.get(runtime, threads=threads, **(runtime_options or {}))
         if device_name is not None and device_name[0] is None:
@@ -296,14 +305,29 @@ def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: st
                 if progress is not None:
                     progress(step, steps, n, None)
                 step += 1
+                if n in rejected:
+                    continue
                 if n not in models:
                     models[n] = build(n)
-                with rt.load(models[n]) as s:
+                session = None
+                for attempt in (0, 1):  # a converter crash can be a one-off (pnnx): one retry
+                    try:
+                        session = rt.load(models[n])
+                        break
+                    except ModelRejectedError as e:
+                        if attempt:
+                            rejected[n] = str(e)
+                if session is None:
+                    windows.pop(n)
+                    continue
+                with session as s:
                     windows[n].append(time_session(s, **settings))
                 if p == passes - 1 and progress is not None:
                     progress(step, steps, n, windows[n])
         info = rt.info()
-    return windows, info, {**settings, "passes": passes}
+    if rejected and not windows:
+        raise ModelRejectedError(f"{runtime} rejected every model; the first: {next(iter(rejected.values()))}")
+    return windows, info, {**settings, "passes": passes}, rejected
 
 
 # --- files ------------------------------------------------------------------------------------
