@@ -474,4 +474,108 @@ def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
 
 
 __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
-           "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES"]
+           "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION"]
+
+
+# --- the layer cost model (any ONNX CNN): `predict --onnx` -------------------------------------
+
+#: Zoo networks measured to calibrate a device's layer cost model (five families, 2-20 ms here).
+LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "squeezenet1_1")
+#: Timing of the layer suite's entries (lighter than measure's: 65 small models).
+LAYER_SUITE_TIMING = dict(passes=2, min_time_s=0.25, budget_s=0.6)
+LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json"}
+
+
+def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1) -> Dict[str, Any]:
+    """The key of this device's layer cost model entry for ``runtime`` at ``threads`` threads."""
+    from .device.builders.layer_suite import SUITE_VERSION
+    from .learn.layer_cost import FEATURE_SCHEMA
+
+    return {"schema": MANIFEST_SCHEMA, "kind": "layers", "device": device_facts(),
+            "runtime": runtime_identity(runtime, threads), "suite": SUITE_VERSION,
+            "feature_schema": FEATURE_SCHEMA, "calibration": list(LAYER_CALIBRATION), "code": code_identity()}
+
+
+def _load_layer_entry(d: Path, key: Dict[str, Any]):
+    from .learn.layer_cost import LayerCostModel
+
+    try:
+        with open(d / LAYER_FILES["manifest"], "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("key") != key:
+            return None
+        with open(d / LAYER_FILES["model"], "rb") as f:
+            return LayerCostModel.from_dict(json.loads(f.read().decode("utf-8")))
+    except (OSError, ValueError, MapleEdgeError):
+        return None
+
+
+def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bool = False, cache_dir=None,
+                progress: Optional[Progress] = None, suite_timing: Optional[Dict[str, Any]] = None,
+                measure_options: Optional[Dict[str, Any]] = None):
+    """``(LayerCostModel, entry folder, built)``: this device's layer cost model for ``runtime``
+    at ``threads`` threads, from the cache, else built now (about 80 s here): the layer suite is
+    measured and fitted, the :data:`LAYER_CALIBRATION` networks are measured and calibrate it, and
+    the result is cached beside the cell predictors (``<cache>/layers/``), installed atomically
+    under the same lock discipline. ``suite_timing`` / ``measure_options`` override the timing
+    (tests); they are not part of the key."""
+    key = layer_key(runtime, threads)
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    rt = key["runtime"]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(rt["name"]))[:40]
+    d = root / "layers" / f"{safe}-{rt['threads']}t-{digest(key)}"
+    if not refresh:
+        m = _load_layer_entry(d, key)
+        if m is not None:
+            return m, d, False
+    with _build_lock(d):
+        m = None if refresh else _load_layer_entry(d, key)
+        if m is not None:
+            return m, d, False
+        _build_layers(d, key, runtime, threads, progress or (lambda *a: None), suite_timing, measure_options)
+    m = _load_layer_entry(d, key)
+    if m is None:  # pragma: no cover - only if another process broke the entry meanwhile
+        raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
+    return m, d, True
+
+
+def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_options) -> None:
+    import numpy as np
+
+    from .device import layers, measure
+    from .device.builders import layer_suite, zoo
+    from .format import write_atomic
+    from .learn.layer_cost import LayerCostModel, network_features
+
+    suite = {s.name: s for s in layer_suite.default_suite()}
+    t = time.perf_counter()
+    sw, info, s_settings, s_rej = measure.time_models(
+        list(suite), lambda n: layer_suite.layer_onnx(suite[n]), runtime, threads,
+        progress=lambda i, n, name, ts: (ts is None and (i % 5 == 0)) and note("layers", i, n, name),
+        **{**LAYER_SUITE_TIMING, **(suite_timing or {})})
+    suite_s = time.perf_counter() - t
+    note("layers", 1, 1, "")
+    t = time.perf_counter()
+    zw, _, z_settings, z_rej = measure.time_models(
+        list(LAYER_CALIBRATION), zoo.zoo_onnx, runtime, threads,
+        progress=lambda i, n, name, ts: ts is None and note("calibrate", i, n, name), **(measure_options or {}))
+    calib_s = time.perf_counter() - t
+    note("calibrate", 1, 1, "")
+    sn = list(sw)
+    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n]))) for n in sn])
+    y = np.array([min(x.median_ms for x in sw[n]) for n in sn])
+    model = LayerCostModel.from_suite(F, y)
+    noise = model.noise
+    zn = list(zw)
+    Fz = np.array([network_features(layers.from_onnx(zoo.zoo_onnx(n))) for n in zn])
+    yz = np.array([min(x.median_ms for x in zw[n]) for n in zn])
+    model.calibrate(Fz, yz)
+    with _staged(d) as tmp:
+        write_atomic(tmp / LAYER_FILES["model"], (json.dumps(model.to_dict(), indent=1) + "\n").encode())
+        manifest = {"schema": MANIFEST_SCHEMA, "key": key, "digest": digest(key), "created": measure._now(),
+                    "runtime": info, "suite": {n: round(float(v), 6) for n, v in zip(sn, y)},
+                    "suite_rejected": s_rej, "suite_noise": noise, "suite_timing": s_settings,
+                    "calibration": {n: round(float(v), 6) for n, v in zip(zn, yz)}, "calibration_rejected": z_rej,
+                    "calibration_timing": z_settings, "files": dict(LAYER_FILES),
+                    "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
+        write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())

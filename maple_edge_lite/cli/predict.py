@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
         "$MAPLE_EDGE_LITE_CACHE, else $XDG_CACHE_HOME/maple_edge_lite, else ~/.cache/maple_edge_lite.",
     )
     p.add_argument("--arch", action="append", default=[], metavar="STR", help="an architecture string (repeatable)")
+    p.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
+                   help="ONNX CNNs to predict with this device's layer cost model (built on first use: the layer "
+                   "suite and five zoo networks measured, about 80 s; needs the onnx package)")
     p.add_argument("--archs", metavar="FILE",
                    help="architecture strings, one per line, or a CSV with an arch_str column")
     p.add_argument("--model", metavar="FILE",
@@ -220,7 +223,8 @@ def _progress_printer():
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
             "adapt": "adapting the default predictor", "validate": "measuring the sample",
-            "extend": "measuring more architectures"}
+            "extend": "measuring more architectures", "layers": "measuring the layer suite",
+            "calibrate": "measuring calibration networks"}
 
     def show(stage, i, n, item):
         el = time.perf_counter() - t0
@@ -247,6 +251,11 @@ def _cache_shots(entry):
 def _predict(args) -> int:
     from .._errors import InputError
 
+    if args.onnx:
+        if args.arch or args.archs or args.model or args.shots is not None or args.budget_s is not None:
+            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s: it predicts ONNX files "
+                             "with this device's layer cost model")
+        return _predict_onnx(args)
     archs = list(args.arch)
     if args.archs:
         from ..device.measure import read_archs
@@ -313,4 +322,35 @@ def _predict(args) -> int:
         out = "".join(f"{float(v):.4f} ms" + ("" if l is None else f" [{float(l):.4f}, {float(h):.4f}]") + f"\t{a}\n"
                       for a, v, l, h in zip(archs, ms, lo, hi))
         sys.stdout.write(out)
+    return 0
+
+
+def _predict_onnx(args) -> int:
+    """``predict --onnx FILE ...``: layer tables, then this device's layer cost model (cached)."""
+    import numpy as np
+
+    from .._cache import DEFAULT_RUNTIME, layer_model
+    from ..device import layers
+    from ..learn.layer_cost import network_features
+
+    t0 = time.perf_counter()
+    tables = [layers.from_onnx(f) for f in args.onnx]  # every file read before a first use spends a minute
+    runtime = args.runtime or DEFAULT_RUNTIME
+    threads = 1 if args.threads is None else args.threads
+    model, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
+    if built:
+        print(f"maple-edge-lite: cached this device's layer cost model in {entry} ({time.perf_counter() - t0:.1f} s)",
+              file=sys.stderr)
+    F = np.array([network_features(t) for t in tables])
+    ms = model.predict(F)
+    lo, hi = model.interval(F)
+    if args.json:
+        print(json.dumps({"model": str(entry / "layer_model.json"), "runtime": runtime, "threads": threads,
+                          "built": built, "interval_level": 0.9,
+                          "predictions": [{"path": f, "latency_ms": round(float(v), 6), "lo_ms": round(float(a), 6),
+                                           "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"])}
+                                          for f, t, v, a, b in zip(args.onnx, tables, ms, lo, hi)]}, indent=2))
+    else:
+        sys.stdout.write("".join(f"{float(v):.4f} ms [{float(a):.4f}, {float(b):.4f}]\t{f}\n"
+                                 for f, v, a, b in zip(args.onnx, ms, lo, hi)))
     return 0

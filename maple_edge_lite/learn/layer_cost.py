@@ -197,6 +197,38 @@ class LayerCostModel:
         """Milliseconds for networks with features F [n, features]."""
         return self.parts(F) @ self.mult
 
+    def to_dict(self) -> dict:
+        """The model as JSON-ready data (schema :data:`MODEL_SCHEMA`)."""
+        return {"schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "feature_names": list(FEATURE_NAMES),
+                "classes": [c for c, _ in CLASSES], "c0_ms": self.c0, "w": self.w.tolist(),
+                "mult": self.mult.tolist(), "post": self.post.tolist(), "noise": self.noise, "shots": self.shots}
+
+    @classmethod
+    def from_dict(cls, d) -> "LayerCostModel":
+        """The model :meth:`to_dict` wrote; ``FormatError`` naming what is wrong otherwise."""
+        from .._errors import FormatError
+
+        if not isinstance(d, dict) or d.get("schema") != MODEL_SCHEMA:
+            raise FormatError(f"not a layer cost model of schema {MODEL_SCHEMA} "
+                              f"(schema {d.get('schema') if isinstance(d, dict) else None!r})")
+        if d.get("feature_schema") != FEATURE_SCHEMA or d.get("feature_names") != list(FEATURE_NAMES):
+            raise FormatError(f"layer cost model of feature schema {d.get('feature_schema')!r}; this version "
+                              f"computes {FEATURE_SCHEMA}: build it again (delete the cache entry)")
+        try:
+            m = cls(float(d["c0_ms"]), np.asarray(d["w"], dtype=np.float64))
+            m.mult = np.asarray(d["mult"], dtype=np.float64)
+            m.post = np.asarray(d["post"], dtype=np.float64)
+            m.noise = float(d["noise"])
+            m.shots = int(d["shots"])
+        except (KeyError, TypeError, ValueError, InputError) as e:
+            raise FormatError(f"corrupt layer cost model: {e}") from None
+        p = len(CLASSES) + 1
+        ok = (m.mult.shape == (p,) and m.post.ndim == 2 and m.post.shape[0] == p and np.isfinite(m.mult).all()
+              and np.isfinite(m.post).all() and np.isfinite(m.w).all() and m.c0 >= 0 and m.noise > 0)
+        if not ok:
+            raise FormatError("corrupt layer cost model: multipliers, posterior or noise out of shape or range")
+        return m
+
     def interval(self, F, level: float = 0.9) -> Tuple[np.ndarray, np.ndarray]:
         """Central ``level`` interval (ms): the multipliers' posterior plus the relative noise."""
         from statistics import NormalDist
@@ -206,6 +238,12 @@ class LayerCostModel:
         sd = np.sqrt(np.sum((P @ self.post) ** 2, axis=1) / ms**2 + self.noise**2)
         w = np.minimum(NormalDist().inv_cdf((1 + level) / 2) * sd, 40.0)
         return ms * np.exp(-w), ms * np.exp(w)
+
+
+#: Schema of a saved layer cost model (``LayerCostModel.to_dict``).
+MODEL_SCHEMA = "maple_edge_lite.layer_model/1"
+
+
 
 
 def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[float, float]:
@@ -220,5 +258,5 @@ def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[flo
     return float(a), float(b)
 
 
-__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "network_features", "fit_suite", "LayerCostModel",
-           "macs_linear"]
+__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "MODEL_SCHEMA", "network_features", "fit_suite",
+           "LayerCostModel", "macs_linear"]

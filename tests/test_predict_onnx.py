@@ -1,0 +1,98 @@
+"""``predict --onnx``: the layer cost model's main job, through a fake runtime (the plumbing, the
+cache, the errors) and, where ONNX Runtime is installed, once for real on a small network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from maple_edge_lite import _cache
+from maple_edge_lite.cli import main
+from maple_edge_lite.device import measure as M, runtimes
+
+onnx = pytest.importorskip("onnx")
+
+from maple_edge_lite.device.builders import zoo  # noqa: E402
+
+FAST = dict(warmup=1, warmup_s=0.0, min_runs=3, min_time_s=0.0, budget_s=0.01)
+
+
+@pytest.fixture
+def fake_rt(tmp_path, monkeypatch):
+    """"fake-layers": every model runs in about its size in bytes / 1 GB/s (so bigger networks
+    are slower), cheap timing, the cache in a temporary folder."""
+    import time
+
+    loads = []
+
+    def load(model, threads):
+        loads.append(len(model))
+        dt = len(model) / 1e9
+
+        def run():
+            t = time.perf_counter() + dt
+            while time.perf_counter() < t:
+                pass
+        return run
+
+    runtimes.register("fake-layers", lambda threads=1, **kw: runtimes.CallableRuntime(
+        "fake-layers", "1.0", load, threads=threads))
+    monkeypatch.setattr(M, "MEASURE_TIMING", {**M.MEASURE_TIMING, **FAST})
+    monkeypatch.setattr(M, "MEASURE_PASSES", 1)
+    monkeypatch.setattr(_cache, "LAYER_SUITE_TIMING", dict(FAST, passes=1))
+    monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
+    yield loads
+    runtimes.unregister("fake-layers")
+
+
+def test_predict_onnx_builds_once_then_answers_from_the_cache(fake_rt, tmp_path, capsys):
+    nets = []
+    for name in ("mobilenet_v1_0.25_128", "mnasnet0.5"):
+        p = tmp_path / f"{name}.onnx"
+        p.write_bytes(zoo.zoo_onnx(name))
+        nets.append(str(p))
+    assert main(["predict", "--onnx", *nets, "--runtime", "fake-layers", "--json"]) == 0
+    out = capsys.readouterr()
+    rep = json.loads(out.out)
+    assert rep["built"] and "cached this device's layer cost model" in out.err
+    preds = rep["predictions"]
+    assert [p["path"] for p in preds] == nets
+    for p in preds:
+        assert 0 < p["lo_ms"] < p["latency_ms"] < p["hi_ms"] and p["macs"] > 0
+    n_loads = len(fake_rt)
+    assert n_loads >= len(_cache.LAYER_CALIBRATION) + 60  # the suite and the calibration networks
+    # second call: from the cache, nothing measured, the same numbers; plain output with units
+    assert main(["predict", "--onnx", nets[0], "--runtime", "fake-layers"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert len(fake_rt) == n_loads
+    assert line.endswith("\t" + nets[0]) and line.startswith(f"{preds[0]['latency_ms']:.4f} ms [")
+    manifest = json.loads(next((tmp_path / "cache" / "layers").glob("fake-layers-1t-*/manifest.json")).read_text())
+    assert set(manifest["calibration"]) == set(_cache.LAYER_CALIBRATION) and len(manifest["suite"]) >= 60
+
+
+def test_predict_onnx_bad_input_is_one_line_before_measuring(fake_rt, tmp_path, capsys):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    good = tmp_path / "g.onnx"
+    good.write_bytes(zoo.zoo_onnx("mobilenet_v1_0.25_128"))
+    for args in (["--onnx", str(junk)], ["--onnx", str(tmp_path / "missing.onnx")],
+                 ["--onnx", str(good), "--arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]):
+        assert main(["predict", *args, "--runtime", "fake-layers"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("maple-edge-lite: error:"), err
+    assert fake_rt == []  # nothing was measured
+
+
+def test_a_corrupt_cached_layer_model_is_rebuilt(fake_rt, tmp_path):
+    m, d, built = _cache.layer_model("fake-layers")
+    assert built
+    (d / "layer_model.json").write_text('{"schema": "maple_edge_lite.layer_model/1", "c0_ms": "x"}')
+    m2, d2, built2 = _cache.layer_model("fake-layers")
+    assert built2 and d2 == d
+    with pytest.raises(mel.FormatError, match="feature schema|corrupt"):
+        type(m).from_dict(json.loads('{"schema": "maple_edge_lite.layer_model/1", "feature_schema": 1}'))
+    F = np.zeros((1, len(m.w)))
+    assert m2.predict(F)[0] == pytest.approx(m2.c0 * m2.mult[0])
