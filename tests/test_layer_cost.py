@@ -43,6 +43,13 @@ def test_features_by_hand():
     assert f["memory:n"] == 1 and f["memory:mbytes_out"] == pytest.approx(0.01)
     assert sum(v for k, v in f.items() if k.startswith(("pointwise", "gemm", "pool", "other", "activation"))) == 0
     assert not LC.network_features(_table([])).any()
+    # a conv with a fused SiLU: the conv row, plus one activation-class pass over its output
+    # (written 1 MB -> read 1 MB, written 1 MB); a fused Relu adds nothing
+    silu = dict(_layer("conv", 1_000_000, 500_000, 1_000_000), activation="swish")
+    relu = dict(_layer("conv", 1_000_000, 500_000, 1_000_000), activation="relu")
+    g = dict(zip(LC.FEATURE_NAMES, LC.network_features(_table([silu, relu]))))
+    assert g["conv:n"] == 2 and g["activation:n"] == 1
+    assert g["activation:mbytes_in"] == pytest.approx(1.0) and g["activation:mbytes_out"] == pytest.approx(1.0)
     # every layer-table kind has a class
     assert set(LC._class_index()) == set(L.KINDS)
 

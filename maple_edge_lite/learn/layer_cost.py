@@ -47,6 +47,9 @@ CLASSES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("other", ("other",)),
 )
 QUANTITIES = ("n", "mmacs", "mbytes_in", "mbytes_out")
+CLASSES_INDEX = tuple((c, i) for i, (c, _) in enumerate(CLASSES))
+#: Activations a layer table fuses into the layer before them that runtimes may run as a pass of their own.
+_SEPARATE_ACTIVATIONS = ("hardswish", "hardsigmoid", "sigmoid", "swish", "leakyrelu")
 #: Feature schema of the layer cost model (versioned with the names below).
 FEATURE_SCHEMA = 1
 FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
@@ -87,6 +90,18 @@ def network_features(table) -> np.ndarray:
     np.add.at(f, cls * q + 1, A[:, 1] / 1e6)
     np.add.at(f, cls * q + 2, A[:, 3] / 1e6)
     np.add.at(f, cls * q + 3, A[:, 4] / 1e6)
+    # An activation the table fused into its layer but that runtimes compute as a pass of its own
+    # (ONNX Runtime fuses Relu/Clip into its convolutions, not x * sigmoid(x) or hardswish): one
+    # more activation-class layer reading and writing the layer's output.
+    from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS
+
+    act = A[:, ARRAY_COLUMNS.index("activation")].astype(int)
+    extra = np.isin(act, [ACTIVATIONS.index(a) for a in _SEPARATE_ACTIVATIONS if a in ACTIVATIONS])
+    if extra.any():
+        a = dict(CLASSES_INDEX)["activation"] * q
+        f[a] += float(extra.sum())
+        f[a + 2] += float(A[extra, 4].sum()) / 1e6
+        f[a + 3] += float(A[extra, 4].sum()) / 1e6
     return f
 
 
