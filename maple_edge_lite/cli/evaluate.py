@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 _METHOD_HELP = ("comma-separated method names (default: all, the shipped predictor's method bayes_linear and its "
@@ -119,12 +118,9 @@ def _run(args) -> int:
         raise InputError(f"--primary {args.primary!r} is not among the methods: {', '.join(factories)}")
     observe, points = None, {}
     if args.plot:
-        from .validate import EXIT_NO_PLOT, _check_plot_target, _NoPlot
+        from .validate import EXIT_NO_PLOT, no_plot
 
-        try:
-            _check_plot_target(args.plot)
-        except _NoPlot as e:
-            print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+        if no_plot(args.plot):
             return EXIT_NO_PLOT
         shown = args.primary or next(iter(factories))
 

@@ -58,6 +58,17 @@ class _NoPlot(Exception):
     pass
 
 
+def no_plot(path) -> bool:
+    """Before anything runs: True (the reason printed) when --plot cannot draw because matplotlib
+    is missing, so the command exits EXIT_NO_PLOT; a path it cannot write raises InputError."""
+    try:
+        _check_plot_target(path)
+    except _NoPlot as e:
+        print(f"maple-edge-lite: error: {e}", file=sys.stderr)
+        return True
+    return False
+
+
 def plot(path, measured, predicted, lo=None, hi=None, title=""):
     """Predicted against measured ms, log-log, with the ±10% band and the intervals (if any)."""
     import matplotlib
@@ -116,12 +127,8 @@ def _validate(args) -> int:
 
     if isinstance(args.sample, bool) or args.sample < 1:
         raise InputError(f"--sample must be at least 1, got {args.sample}")
-    if args.plot:
-        try:
-            _check_plot_target(args.plot)
-        except _NoPlot as e:
-            print(f"maple-edge-lite: error: {e}", file=sys.stderr)
-            return EXIT_NO_PLOT
+    if args.plot and no_plot(args.plot):
+        return EXIT_NO_PLOT
     if args.csv:
         M.check_writable(args.csv)
     runtime = args.runtime or DEFAULT_RUNTIME
