@@ -321,7 +321,7 @@ def test_cli_measure_writes_csv_and_sidecar(ort, tmp_path, capsys):
     assert [len(r["window_medians_ms"]) for r in printed["rows"]] == [2, 2]
     side = json.loads((tmp_path / "m.csv.json").read_text())
     assert side["device"] == "d1"
-    assert side["selection"] == {"arch": 0, "archs_file": str(archs), "sample": {"n": 1, "seed": 9}}
+    assert side["selection"] == {"onnx": 0, "arch": 0, "archs_file": str(archs), "sample": {"n": 1, "seed": 9}}
 
 
 def test_cli_invalid_arch_is_one_line_and_leaves_the_old_output(tmp_path, capsys):
@@ -399,3 +399,33 @@ def test_a_rejected_network_is_left_out_and_reported(tmp_path, capsys):
         assert code == 1 and "rejected every model" in capsys.readouterr().err and not out2.exists()
     finally:
         runtimes.unregister("fake_rejecting")
+
+
+def test_measure_onnx_files(ort, tmp_path, capsys):
+    """``measure --onnx``: any ONNX files, the same timing, CSV path,sha256,device,latency_ms with
+    the files' hashes; a missing file fails before anything is measured; the sources do not mix."""
+    import hashlib
+
+    from maple_edge_lite.device.builders import nb201_onnx
+
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(nb201_onnx(SKIP))
+    b.write_bytes(nb201_onnx("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                             "nor_conv_3x3~2|"))
+    out = tmp_path / "m.csv"
+    code = main(["measure", "--onnx", str(a), str(b), "-o", str(out), "--budget-s", "0.1", "--min-time-s", "0",
+                 "--passes", "1", "-q"])
+    assert code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,sha256,device,latency_ms" and len(lines) == 3
+    rows = [ln.split(",") for ln in lines[1:]]
+    assert [r[0] for r in rows] == [str(a), str(b)]
+    assert rows[0][1] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert float(rows[1][3]) > float(rows[0][3]) > 0  # six 3x3 convs per cell vs skips only
+    side = json.loads((tmp_path / "m.csv.json").read_text())
+    assert side["network"] == {"onnx": True} and [f["path"] for f in side["files"]] == [str(a), str(b)]
+    capsys.readouterr()
+    code = main(["measure", "--onnx", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "n.csv")])
+    assert "not found" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()
+    code = main(["measure", "--onnx", str(a), "--arch", SKIP])
+    assert "--onnx" in one_error_line(capsys, code)

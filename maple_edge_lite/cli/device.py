@@ -138,6 +138,8 @@ def add_parser(subparsers) -> None:
                      help="a file of architecture strings, one per line, or a CSV with an arch_str column "
                      "(and optionally nb201_index, as in nb201_archs.csv)")
     src.add_argument("--sample", type=int, metavar="N", help="N distinct random architectures (seeded)")
+    src.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
+                     help="ONNX files instead of NAS-Bench-201 cells (CSV columns path,sha256,device,latency_ms)")
     src.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     _common(m, "measuring")
     m.add_argument("--resolution", type=int, default=32, help="input height and width (default 32)")
@@ -183,13 +185,19 @@ def _archs(args):
 
 
 def _measure(args) -> int:
+    from .._errors import InputError
     from ..device import measure as M
 
     if args.output:
         M.check_writable(args.output)
         M.check_writable(M.sidecar_path(args.output))
-    archs, index = _archs(args)
-    for a in archs:  # every string checked before the first is measured
+    if args.onnx and (args.arch or args.archs or args.sample is not None):
+        raise InputError("--onnx measures ONNX files; give it without --arch/--archs/--sample")
+    if args.onnx:
+        archs, index = list(args.onnx), {}
+    else:
+        archs, index = _archs(args)
+    for a in ([] if args.onnx else archs):  # every string checked before the first is measured
         M.check_arch(a)
     timing = {}
     if args.budget_s is not None:
@@ -198,12 +206,17 @@ def _measure(args) -> int:
         timing["min_time_s"] = args.min_time_s
     bar = _progress(args)
     try:
-        rows = M.measure(archs, runtime=args.runtime, threads=args.threads, resolution=args.resolution,
-                         device=args.device, index=index, cpus=args.cpu, passes=args.passes,
-                         progress=lambda i, n, arch, row: bar(i, n, arch, row), **timing)
+        if args.onnx:
+            rows = M.measure_onnx(archs, runtime=args.runtime, threads=args.threads, device=args.device, cpus=args.cpu,
+                                  passes=args.passes, progress=lambda i, n, arch, row: bar(i, n, arch, row), **timing)
+        else:
+            rows = M.measure(archs, runtime=args.runtime, threads=args.threads, resolution=args.resolution,
+                             device=args.device, index=index, cpus=args.cpu, passes=args.passes,
+                             progress=lambda i, n, arch, row: bar(i, n, arch, row), **timing)
     finally:
         bar.close()
     rows.conditions["selection"] = {
+        "onnx": len(args.onnx),
         "arch": len(args.arch),
         "archs_file": args.archs,
         "sample": None if args.sample is None else {"n": args.sample, "seed": args.seed},

@@ -265,6 +265,78 @@ def measure(
     return rows
 
 
+#: Columns of ``measure --onnx``'s CSV.
+ONNX_CSV_COLUMNS = ("path", "sha256", "device", "latency_ms")
+
+
+def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: int = 1, *,
+                 device: Optional[str] = None, cpus=None, passes: Optional[int] = None,
+                 runtime_options: Optional[Dict[str, Any]] = None, progress=None, **timing: Any) -> Measurements:
+    """``measure`` for ONNX files: each file is read (and hashed) first, then timed by the same
+    rule; rows carry the path in ``arch_str``; ``conditions["files"]`` lists each file's path,
+    sha256 and size. A missing or unreadable file raises before anything is measured."""
+    import hashlib
+
+    from .._errors import ModelNotFoundError
+
+    files: Dict[str, bytes] = {}
+    for p in dict.fromkeys(os.fspath(x) for x in paths):
+        try:
+            with open(p, "rb") as f:
+                files[p] = f.read()
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"ONNX file not found: {p}") from None
+        except IsADirectoryError:
+            raise InputError(f"{p} is a directory, not an ONNX file") from None
+        except OSError as e:
+            raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    if not files:
+        raise InputError("no ONNX files to measure")
+    cpus = parse_cpus(cpus)
+    facts_before = host_facts()
+    t0 = time.perf_counter()
+    name_of = [device]
+    rows = Measurements()
+
+    def on_window(step, steps, path, ts):
+        if ts is not None:
+            best = min(ts, key=lambda t: t.median_ms)
+            rows.append(Row(None, path, name_of[0], best.median_ms, best, [t.median_ms for t in ts]))
+        if progress is not None:
+            progress(step, steps, path, rows[-1] if ts is not None else None)
+
+    windows, info, settings, rejected = time_models(
+        list(files), files.__getitem__, runtime, threads, cpus=cpus, passes=passes, runtime_options=runtime_options,
+        progress=on_window, device_name=name_of, **timing)
+    facts = host_facts()
+    facts["loadavg_before"] = facts_before["loadavg"]
+    rows.conditions = {
+        "schema": SIDECAR_SCHEMA, "created": _now(),
+        "package": {"name": "maple_edge_lite", "version": _package_version()},
+        "device": name_of[0], "host": facts, "runtime": info, "threads": int(info.get("threads", threads)),
+        "pinned_cpus": cpus, "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
+        "network": {"onnx": True},
+        "files": [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for p, b in files.items()],
+        "timing": {**settings, "per": "window (one network, one pass, one fresh session)",
+                   "statistic": "min over windows of the window's median", "clock": "time.perf_counter_ns per run",
+                   "trim": TRIM},
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "archs": [r.summary() for r in rows],
+        "rejected": [{"arch_str": p, "error": why} for p, why in rejected.items()],
+    }
+    return rows
+
+
+def onnx_csv_text(rows: Measurements) -> str:
+    """``measure --onnx``'s CSV: path, sha256 (from the conditions), device, latency_ms."""
+    sha = {f["path"]: f["sha256"] for f in rows.conditions.get("files", [])}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ONNX_CSV_COLUMNS)
+    for r in rows:
+        w.writerow([r.arch_str, sha.get(r.arch_str, ""), r.device, repr(round(float(r.latency_ms), 6))])
+    return buf.getvalue()
+
 def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: str = "onnxruntime", threads: int = 1,
                 *, cpus=None, passes: Optional[int] = None, runtime_options: Optional[Dict[str, Any]] = None,
                 progress: Optional[Callable] = None, device_name: Optional[list] = None, **timing: Any):
@@ -368,7 +440,8 @@ def csv_text(rows: Iterable[Row]) -> str:
 
 def write_csv(rows: Measurements, path) -> Tuple[str, str]:
     """Write the CSV and its sidecar (``sidecar_path``), each atomically (a reader sees the old
-    file or the new one, never half of one). Returns the two paths."""
+    file or the new one, never half of one). Returns the two paths. Rows of ``measure_onnx``
+    get its columns (:data:`ONNX_CSV_COLUMNS`)."""
     from ..format import write_atomic
 
     check_writable(path)
@@ -378,7 +451,8 @@ def write_csv(rows: Measurements, path) -> Tuple[str, str]:
     conditions.setdefault("schema", SIDECAR_SCHEMA)
     conditions["csv"] = os.path.basename(os.fspath(path))
     write_atomic(side, (json.dumps(conditions, indent=2, allow_nan=False) + "\n").encode())
-    write_atomic(path, csv_text(rows).encode())
+    onnx = bool((conditions.get("network") or {}).get("onnx"))
+    write_atomic(path, (onnx_csv_text(rows) if onnx else csv_text(rows)).encode())
     return os.fspath(path), side
 
 
