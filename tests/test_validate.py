@@ -96,3 +96,34 @@ def test_interrupted_validate_writes_nothing(device, tmp_path, capsys):
     rc = main(["validate", "--sample", "5", "--csv", str(tmp_path / "v.csv")])
     assert rc == 130 and "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "v.csv").exists()
+
+
+def test_a_change_of_speed_is_measured_on_the_reference_cells(device, tmp_path, capsys, monkeypatch):
+    """The device runs 8% slower than when its predictor was built: every sample cell and every
+    re-measured reference cell comes out 8% slower; validate reports the drift, the accuracy
+    with it removed, and says to rebuild."""
+    refs = M.sample_connected(10, seed=99)
+    then = np.exp(np.random.default_rng(1).normal(0, 0.4, 10))
+    (tmp_path / "measurements.csv").write_text("nb201_index,arch_str,device,latency_ms\n" + "".join(
+        f",{a},dev,{float(v)!r}\n" for a, v in zip(refs, then)))
+    model = device["model"]
+    seen = {}
+
+    def slow_measure(archs, runtime="onnxruntime", threads=1, device=None, progress=None, **kw):
+        seen["archs"] = list(archs)
+        ref = dict(zip(refs, then))
+        pred = model.predict_archs(archs).astype(np.float64)
+        ms = [1.08 * (ref[a] if a in ref else p) for a, p in zip(archs, pred)]
+        return M.Measurements([M.Row(None, a, "dev", float(v), None) for a, v in zip(archs, ms)],
+                              conditions={"runtime": {"name": runtime, "version": "1", "threads": threads}})
+
+    monkeypatch.setattr(M, "measure", slow_measure)
+    assert main(["validate", "--sample", "20", "--seed", "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert len(seen["archs"]) == 25 and seen["archs"][20:] == [a for a in refs if a not in seen["archs"][:20]][:5]
+    assert len(r["archs"]) == 20 and r["drift_refs"] == 5  # the references are not scored as sample cells
+    assert r["reference_drift"] == pytest.approx(1.08) and r["acc10"] == 1.0 and r["acc5"] == 0.0
+    assert r["acc10_drift_corrected"] == 1.0
+    assert main(["validate", "--sample", "20", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "+8.0% (median)" in out and "predict --refresh" in out

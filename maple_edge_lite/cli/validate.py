@@ -16,6 +16,10 @@ import os
 import sys
 import time
 
+#: Reference cells of the predictor measured again with the sample to detect a change of speed.
+DRIFT_REFS = 5
+#: A drift beyond this is reported as the device's speed having moved.
+DRIFT_NOTE = 0.03
 EXIT_NO_PLOT = 3  # --plot asked for but matplotlib is not installed (nothing was measured)
 
 
@@ -116,6 +120,16 @@ def plot(path, measured, predicted, lo=None, hi=None, title=""):
     write_atomic(path, buf.getvalue())
 
 
+def _reference_latencies(entry) -> dict:
+    """{arch: ms} the predictor in cache entry ``entry`` was adapted to ({} if unreadable)."""
+    from ..device import measure as M
+
+    try:
+        return {r["arch_str"]: float(r["latency_ms"]) for r in M.read_csv(entry / "measurements.csv")}
+    except Exception:  # noqa: BLE001 - the drift check is informative only
+        return {}
+
+
 def _validate(args) -> int:
     import numpy as np
 
@@ -137,8 +151,16 @@ def _validate(args) -> int:
     model, entry, built = _device_model(runtime, args.threads, progress=_progress_printer())
     level = model.interval_level
     show = _progress_printer()
-    rows = M.measure(archs, runtime, args.threads, device=M.default_device(runtime, args.threads),
+    # A few of the predictor's own reference cells are measured again with the sample (the same
+    # passes, so the same conditions): if the device runs at another speed than when they were
+    # measured to build the predictor, every prediction is off by that much, and the report says so.
+    then = _reference_latencies(entry)
+    extra = [a for a in then if a not in set(archs)][:DRIFT_REFS]
+    rows = M.measure(archs + extra, runtime, args.threads, device=M.default_device(runtime, args.threads),
                      progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
+    now = {r.arch_str: r.latency_ms for r in rows if r.arch_str in set(extra)}
+    drift = float(np.median([now[a] / then[a] for a in now])) if now else None
+    rows[:] = [r for r in rows if r.arch_str not in now]
     measured = np.array([r.latency_ms for r in rows])
     archs = [r.arch_str for r in rows]  # less any the runtime rejected (listed in --csv's sidecar)
     if level is not None:
@@ -157,6 +179,9 @@ def _validate(args) -> int:
         "acc10_under_0.3ms": (float(np.mean(np.abs(pred[small] / measured[small] - 1) <= 0.10 + 1e-9))
                               if small.any() else None),
         "n_under_0.3ms": int(small.sum()),
+        "reference_drift": None if drift is None else round(drift, 4), "drift_refs": len(now),
+        "acc10_drift_corrected": None if drift is None else float(np.mean(np.abs(pred * drift / measured - 1)
+                                                                          <= 0.10 + 1e-9)),
         "archs": [{"arch": a, "measured_ms": round(float(y), 6), "latency_ms": round(float(p), 6),
                    "lo_ms": None if lo is None else round(float(lo[i]), 6),
                    "hi_ms": None if hi is None else round(float(hi[i]), 6)}
@@ -179,6 +204,11 @@ def _validate(args) -> int:
             print(f"  {level:.0%} interval covers {cover:.2f} of the measurements")
         if small.any():
             print(f"  under 0.3 ms ({int(small.sum())} cells): ±10% {report['acc10_under_0.3ms']:.2f}")
+        if drift is not None:
+            print(f"  {len(now)} of the predictor's reference cells run {100 * (drift - 1):+.1f}% (median) against when "
+                  f"it was built; with that factor ±10% would be {report['acc10_drift_corrected']:.2f}"
+                  + ("" if abs(drift - 1) < DRIFT_NOTE else
+                     " - the device's speed moved: `maple-edge-lite predict --refresh` rebuilds the predictor now"))
         if args.plot:
             print(f"  plot: {args.plot}")
     return 0
