@@ -21,8 +21,9 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     and an edge into node 2 or 3 (e >= 1), which a node sums, one element-wise pass more: the
     ``none`` chain's per-op latency (a ``Mul`` over the same tensor), when the profile has it.
     Pricing every such edge, rather than inputs beyond a node's first, is the simpler rule and
-    the better one measured (this VM: the 200-cell ONNX Runtime table 0.830 -> 0.860 ±10%, the
-    13 pool pairs 0.606 -> 0.618; subtracting one per node: 0.845, 0.617).
+    the better one measured (this VM, main job's references: the 200-cell ONNX Runtime table
+    0.830 -> 0.855 ±10%, the 13 pool pairs 0.606 -> 0.614; in the experiment before it, one
+    less per node scored 0.845 and 0.617 against 0.860 and 0.618).
     ``lat_ms``: ``{"nor_conv_3x3@16x32x32": ms, ...}`` for chains of ``repeat`` ops (the
     profile's suite); the skip_connect chain, which runtimes reduce to a call, is subtracted as the
     per-call cost; a runtime that rejects that identity-only model (ncnn's converter does) is taken
