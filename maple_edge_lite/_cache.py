@@ -481,8 +481,6 @@ __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_i
 
 #: Zoo networks measured to calibrate a device's layer cost model (five families, 2-20 ms here).
 LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "squeezenet1_1")
-#: Timing of the layer suite's entries (lighter than measure's: 65 small models).
-LAYER_SUITE_TIMING = dict(passes=2, min_time_s=0.25, budget_s=0.6)
 LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json"}
 
 
@@ -542,17 +540,16 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
 def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_options) -> None:
     import numpy as np
 
-    from .device import layers, measure
+    from .device import layers, measure, profile
     from .device.builders import layer_suite, zoo
     from .format import write_atomic
     from .learn.layer_cost import LayerCostModel, network_features
 
     suite = {s.name: s for s in layer_suite.default_suite()}
     t = time.perf_counter()
-    sw, info, s_settings, s_rej = measure.time_models(
-        list(suite), lambda n: layer_suite.layer_onnx(suite[n]), runtime, threads,
-        progress=lambda i, n, name, ts: (ts is None and (i % 5 == 0)) and note("layers", i, n, name),
-        **{**LAYER_SUITE_TIMING, **(suite_timing or {})})
+    doc = profile.profile_layers(runtime, threads, progress=lambda i, n, name, ts: (ts is None and (i % 5 == 0))
+                                 and note("layers", i, n, name), **(suite_timing or {}))
+    info, s_settings, s_rej = doc["runtime"], doc["timing"], doc["rejected"]
     suite_s = time.perf_counter() - t
     note("layers", 1, 1, "")
     t = time.perf_counter()
@@ -561,9 +558,9 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
         progress=lambda i, n, name, ts: ts is None and note("calibrate", i, n, name), **(measure_options or {}))
     calib_s = time.perf_counter() - t
     note("calibrate", 1, 1, "")
-    sn = list(sw)
+    sn = [e["name"] for e in doc["entries"]]
     F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n]))) for n in sn])
-    y = np.array([min(x.median_ms for x in sw[n]) for n in sn])
+    y = np.array([e["latency_ms"] for e in doc["entries"]])
     model = LayerCostModel.from_suite(F, y)
     noise = model.noise
     zn = list(zw)

@@ -11,7 +11,7 @@ import pytest
 import maple_edge_lite as mel
 from maple_edge_lite import _cache
 from maple_edge_lite.cli import main
-from maple_edge_lite.device import measure as M, runtimes
+from maple_edge_lite.device import measure as M, profile as P, runtimes
 
 onnx = pytest.importorskip("onnx")
 
@@ -42,7 +42,7 @@ def fake_rt(tmp_path, monkeypatch):
         "fake-layers", "1.0", load, threads=threads))
     monkeypatch.setattr(M, "MEASURE_TIMING", {**M.MEASURE_TIMING, **FAST})
     monkeypatch.setattr(M, "MEASURE_PASSES", 1)
-    monkeypatch.setattr(_cache, "LAYER_SUITE_TIMING", dict(FAST, passes=1))
+    monkeypatch.setattr(P, "LAYER_SUITE_TIMING", dict(FAST, passes=1))
     monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
     yield loads
     runtimes.unregister("fake-layers")
@@ -96,3 +96,18 @@ def test_a_corrupt_cached_layer_model_is_rebuilt(fake_rt, tmp_path):
         type(m).from_dict(json.loads('{"schema": "maple_edge_lite.layer_model/1", "feature_schema": 1}'))
     F = np.zeros((1, len(m.w)))
     assert m2.predict(F)[0] == pytest.approx(m2.c0 * m2.mult[0])
+
+
+def test_profile_suite_layers(fake_rt, tmp_path, capsys):
+    out = tmp_path / "lp.json"
+    assert main(["profile", "--suite", "layers", "--runtime", "fake-layers", "-o", str(out), "-q"]) == 0
+    doc = json.loads(out.read_text())
+    from maple_edge_lite.device.builders import layer_suite
+
+    assert doc["schema"] == "maple_edge_lite.layer_profile/1" and doc["suite_version"] == layer_suite.SUITE_VERSION
+    assert [e["name"] for e in doc["entries"]] == [s.name for s in layer_suite.default_suite()]
+    assert all(e["latency_ms"] > 0 and e["latency_ms"] == min(e["window_medians_ms"]) for e in doc["entries"])
+    text = capsys.readouterr().out
+    assert "layer suite entries" in text and "conv@64x28x28x4" in text
+    assert main(["profile", "--suite", "layers", "--repeat", "4", "--runtime", "fake-layers"]) == 1
+    assert "--repeat" in capsys.readouterr().err

@@ -166,6 +166,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--passes", type=int, help="times the suite is run (default 6)")
     p.add_argument("--budget-s", type=float, metavar="S", help="seconds at most per op and pass (default 0.08)")
     p.add_argument("--repeat", type=int, help="copies of each cell op chained in its model (default 8)")
+    p.add_argument("--suite", choices=("ops", "layers"), default="ops",
+                   help="ops: MAPLE-Edge's operator suite -> the descriptor (default); layers: the layer cost "
+                   "model's suite (65 chains of one layer kind, ~60 s) -> its latencies (schema "
+                   "maple_edge_lite.layer_profile/1)")
     p.set_defaults(func=_profile)
 
 
@@ -257,6 +261,42 @@ def _report_rejected(rows) -> int:
     return EXIT_SOME_REJECTED
 
 
+def _profile_layers(args) -> int:
+    from .._errors import InputError
+    from ..device import profile as P
+    from ..format import write_atomic
+
+    if args.repeat is not None:
+        raise InputError("--repeat applies to the operator suite, not --suite layers")
+    kw = {}
+    if args.passes is not None:
+        kw["passes"] = args.passes
+    if args.budget_s is not None:
+        kw["budget_s"] = args.budget_s
+        kw["min_time_s"] = min(P.LAYER_SUITE_TIMING["min_time_s"], args.budget_s / 2)
+    bar = _progress(args)
+    try:
+        doc = P.profile_layers(args.runtime, threads=args.threads, cpus=args.cpu,
+                               progress=lambda i, n, name, ts: bar(i, n, name, ts), **kw)
+    finally:
+        bar.close()
+    if args.output:
+        write_atomic(args.output, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+    if args.json:
+        print(json.dumps(doc, indent=1, allow_nan=False))
+    else:
+        rt = doc["runtime"]
+        print(f"{rt.get('name')} {rt.get('version')}, {rt.get('threads')} thread(s): {len(doc['entries'])} layer suite "
+              f"entries in {doc['wall_s']:.1f} s")
+        for e in doc["entries"]:
+            print(f"  {e['name']:<34} {e['kind']:<16} {e['latency_ms']:10.4f} ms")
+        for name, why in doc["rejected"].items():
+            print(f"  {name:<34} rejected: {why[:80]}")
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0
+
+
 def _warn_if_busy(rows) -> None:
     """At one thread the calling thread does all the work: if it held a CPU for much less than
     the window, other processes were running on it and the latencies include that waiting."""
@@ -275,6 +315,8 @@ def _profile(args) -> int:
 
     if args.output:
         check_writable(args.output)
+    if args.suite == "layers":
+        return _profile_layers(args)
     kw = {}
     if args.passes is not None:
         kw["passes"] = args.passes

@@ -418,3 +418,35 @@ __all__ = [
     "PROFILE_PASSES",
     "EXTRA_EVENTS",
 ]
+
+
+# --- the layer suite (the layer cost model's profile) -----------------------------------------
+
+#: Schema of ``profile_layers``' document.
+LAYER_PROFILE_SCHEMA = "maple_edge_lite.layer_profile/1"
+#: Timing of the layer suite's entries (lighter than measure's: 65 small models; ~60 s here).
+LAYER_SUITE_TIMING = dict(passes=2, min_time_s=0.25, budget_s=0.6)
+
+
+def profile_layers(runtime: str = "onnxruntime", threads: int = 1, *, cpus=None, progress=None,
+                   runtime_options: Optional[Dict[str, Any]] = None, **timing: Any) -> Dict[str, Any]:
+    """Measure the layer suite (``builders.layer_suite``) under ``runtime`` with ``measure``'s timing
+    loop (:data:`LAYER_SUITE_TIMING`, overridable) and return the JSON-ready document
+    (:data:`LAYER_PROFILE_SCHEMA`): per entry its name, kind, latency (the fastest window's
+    median, ms) and every window's median; entries the runtime rejected, with why."""
+    import time as _time
+
+    from . import host
+    from .builders import layer_suite
+    from .measure import _now, time_models
+
+    suite = {s.name: s for s in layer_suite.default_suite()}
+    t0 = _time.perf_counter()
+    windows, info, settings, rejected = time_models(
+        list(suite), lambda n: layer_suite.layer_onnx(suite[n]), runtime, threads, cpus=cpus,
+        runtime_options=runtime_options, progress=progress, **{**LAYER_SUITE_TIMING, **timing})
+    return {"schema": LAYER_PROFILE_SCHEMA, "created": _now(), "suite_version": layer_suite.SUITE_VERSION,
+            "runtime": info, "device": host.host_facts(), "timing": settings,
+            "entries": [{"name": n, "kind": suite[n].kind, "latency_ms": round(min(t.median_ms for t in ts), 6),
+                         "window_medians_ms": [round(t.median_ms, 6) for t in ts]} for n, ts in windows.items()],
+            "rejected": rejected, "wall_s": round(_time.perf_counter() - t0, 3)}
