@@ -111,3 +111,28 @@ def test_profile_suite_layers(fake_rt, tmp_path, capsys):
     assert "layer suite entries" in text and "conv@64x28x28x4" in text
     assert main(["profile", "--suite", "layers", "--repeat", "4", "--runtime", "fake-layers"]) == 1
     assert "--repeat" in capsys.readouterr().err
+
+
+def test_predict_onnx_without_onnx_from_tables(fake_rt, tmp_path, capsys):
+    """A board without the onnx package: a layer table made on a host (`layers -o`) predicts, and
+    an ONNX file predicted once before is answered from the table cache (no onnx import)."""
+    import subprocess
+    import sys
+
+    net = tmp_path / "m.onnx"
+    net.write_bytes(zoo.zoo_onnx("mobilenet_v1_0.25_128"))
+    table = tmp_path / "m.layers.json"
+    assert main(["layers", str(net), "-o", str(table)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--onnx", str(net), "--runtime", "fake-layers", "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["predictions"][0]["latency_ms"]
+    code = ("import sys, json; sys.modules['onnx'] = None\n"
+            "from maple_edge_lite.device import runtimes\n"
+            "runtimes.register('fake-layers', lambda threads=1, **kw: runtimes.CallableRuntime('fake-layers', '1.0', "
+            "lambda m, t: (lambda: None), threads=threads))\n"
+            "from maple_edge_lite.cli import main\n"
+            f"sys.exit(main(['predict', '--onnx', {str(table)!r}, {str(net)!r}, '--runtime', 'fake-layers', '--json']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = [p["latency_ms"] for p in json.loads(r.stdout)["predictions"]]
+    assert got == [want, want]  # the same table either way, the same model from the cache

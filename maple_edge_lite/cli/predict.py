@@ -52,8 +52,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--arch", action="append", default=[], metavar="STR", help="an architecture string (repeatable)")
     p.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
-                   help="ONNX CNNs to predict with this device's layer cost model (built on first use: the layer "
-                   "suite and five zoo networks measured, about 80 s; needs the onnx package)")
+                   help="ONNX CNNs (or their .json layer tables from `maple-edge-lite layers -o`, which need no onnx "
+                   "package here) to predict with this device's layer cost model (built on first use: the layer "
+                   "suite and five zoo networks measured, about 80 s)")
     p.add_argument("--archs", metavar="FILE",
                    help="architecture strings, one per line, or a CSV with an arch_str column")
     p.add_argument("--model", metavar="FILE",
@@ -330,11 +331,10 @@ def _predict_onnx(args) -> int:
     import numpy as np
 
     from .._cache import DEFAULT_RUNTIME, layer_model
-    from ..device import layers
     from ..learn.layer_cost import network_features
 
     t0 = time.perf_counter()
-    tables = [layers.from_onnx(f) for f in args.onnx]  # every file read before a first use spends a minute
+    tables = [_layer_table(f) for f in args.onnx]  # every file read before a first use spends a minute
     runtime = args.runtime or DEFAULT_RUNTIME
     threads = 1 if args.threads is None else args.threads
     model, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
@@ -354,3 +354,39 @@ def _predict_onnx(args) -> int:
         sys.stdout.write("".join(f"{float(v):.4f} ms [{float(a):.4f}, {float(b):.4f}]\t{f}\n"
                                  for f, v, a, b in zip(args.onnx, ms, lo, hi)))
     return 0
+
+
+def _layer_table(path):
+    """The layer table of ``path``: a ``.json`` layer table file (``maple-edge-lite layers -o``,
+    made on a host: no onnx needed here), else an ONNX file, whose table is kept in the cache
+    by the file's sha256 and this package's version, so that predicting the same file again
+    neither imports onnx nor parses the model."""
+    import hashlib
+
+    from .. import __version__
+    from .._cache import cache_root
+    from .._errors import InputError, MapleEdgeError, ModelNotFoundError
+    from ..device.layers import LayerTable, from_onnx
+    from ..format import write_atomic
+
+    if str(path).lower().endswith(".json"):
+        return LayerTable.read(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"ONNX file not found: {path}") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    cached = cache_root() / "tables" / f"{hashlib.sha256(data).hexdigest()}-{__version__}.layers.json"
+    try:
+        return LayerTable.read(cached)
+    except MapleEdgeError:
+        pass
+    table = from_onnx(data)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, (json.dumps(table.to_dict()) + "\n").encode())
+    except (OSError, MapleEdgeError):  # the table cache is an optimisation only
+        pass
+    return table

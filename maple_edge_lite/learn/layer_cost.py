@@ -50,8 +50,9 @@ QUANTITIES = ("n", "mmacs", "mbytes_in", "mbytes_out")
 CLASSES_INDEX = tuple((c, i) for i, (c, _) in enumerate(CLASSES))
 #: Activations a layer table fuses into the layer before them that runtimes may run as a pass of their own.
 _SEPARATE_ACTIVATIONS = ("hardswish", "hardsigmoid", "sigmoid", "swish", "leakyrelu")
-#: Feature schema of the layer cost model (versioned with the names below).
-FEATURE_SCHEMA = 1
+#: Feature schema of the layer cost model (versioned with the names below and how they are
+#: computed; 1, never released, lacked the pass of a fused SiLU/hardswish).
+FEATURE_SCHEMA = 2
 FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
 #: Calibration prior: the multipliers share one scale (sd SCALE_SD: how far whole networks are
 #: from their layers timed alone on this device) and each deviates from it a little (CLASS_SD).
