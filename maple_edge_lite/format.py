@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ._errors import InputError, MapleEdgeError, MapleEdgePermissionError
+from ._errors import InputError, MapleEdgeError, MapleEdgeIOError, MapleEdgePermissionError, ModelNotFoundError
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
@@ -175,6 +175,24 @@ def _create_temp(parent: Path, name: str):
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary file name", os.fspath(parent))
+
+
+def read_bytes(path: Union[str, os.PathLike], what: str) -> bytes:
+    """The contents of a file the package reads; ``what`` names it in messages ("ONNX model",
+    "layer table", ...). ``ModelNotFoundError`` if it is missing, ``MapleEdgePermissionError``
+    if it may not be read, ``MapleEdgeIOError`` for a directory or another I/O error."""
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{what} not found: {p}") from None
+    except IsADirectoryError:
+        raise MapleEdgeIOError(f"cannot read {what} {p}: it is a directory") from None
+    except PermissionError:
+        raise MapleEdgePermissionError(f"cannot read {what} {p}: permission denied") from None
+    except OSError as e:
+        raise MapleEdgeIOError(f"cannot read {what} {p}: {e.strerror or e}") from None
 
 
 def write_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:

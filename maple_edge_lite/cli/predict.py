@@ -365,19 +365,13 @@ def _layer_table(path):
 
     from .. import __version__
     from .._cache import cache_root
-    from .._errors import InputError, MapleEdgeError, ModelNotFoundError
+    from .._errors import MapleEdgeError
     from ..device.layers import LayerTable, from_onnx
-    from ..format import write_atomic
+    from ..format import read_bytes, write_atomic
 
     if str(path).lower().endswith(".json"):
         return LayerTable.read(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"ONNX file not found: {path}") from None
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    data = read_bytes(path, "ONNX model")
     cached = cache_root() / "tables" / f"{hashlib.sha256(data).hexdigest()}-{__version__}.layers.json"
     try:
         return LayerTable.read(cached)

@@ -277,19 +277,9 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     sha256 and size. A missing or unreadable file raises before anything is measured."""
     import hashlib
 
-    from .._errors import ModelNotFoundError
+    from ..format import read_bytes
 
-    files: Dict[str, bytes] = {}
-    for p in dict.fromkeys(os.fspath(x) for x in paths):
-        try:
-            with open(p, "rb") as f:
-                files[p] = f.read()
-        except FileNotFoundError:
-            raise ModelNotFoundError(f"ONNX file not found: {p}") from None
-        except IsADirectoryError:
-            raise InputError(f"{p} is a directory, not an ONNX file") from None
-        except OSError as e:
-            raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    files = {p: read_bytes(p, "ONNX model") for p in dict.fromkeys(os.fspath(x) for x in paths)}
     if not files:
         raise InputError("no ONNX files to measure")
     cpus = parse_cpus(cpus)

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from .._errors import FormatError, InputError, MapleEdgeIOError, ModelNotFoundError, UnsupportedError
+from .._errors import FormatError, InputError, UnsupportedError
 from .measure import _check_timing, _now, _package_version, host_facts, pinned, parse_cpus, time_session
 
 #: Schema of the descriptor file.
@@ -370,14 +370,10 @@ def validate(desc: Any, where: str = "descriptor") -> Dict[str, Any]:
 def load_descriptor(path) -> Dict[str, Any]:
     """Read and validate a descriptor file; returns the dict. ``ModelNotFoundError`` if it is
     missing, ``FormatError`` (a ``ValueError``) if it is not a valid descriptor."""
+    from ..format import read_bytes
+
     p = os.fspath(path)
-    try:
-        with open(p, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"descriptor file not found: {p}") from None
-    except IsADirectoryError:
-        raise MapleEdgeIOError(f"cannot read descriptor {p}: it is a directory") from None
+    data = read_bytes(p, "descriptor file")
     try:
         desc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -15,8 +15,7 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..._errors import (InputError, MapleEdgeIOError, MapleEdgePermissionError, ModelNotFoundError,
-                        UnsupportedError, VersionError)
+from ..._errors import InputError, UnsupportedError, VersionError
 
 #: The oldest default-domain opset read (the newest is the installed onnx package's).
 MIN_OPSET = 7
@@ -49,6 +48,8 @@ def supported_opsets() -> Tuple[int, int]:
 
 def load(model) -> Tuple[Any, Dict[str, Any]]:
     """``(ModelProto, source)`` from a path, the bytes of a model or a ``ModelProto``."""
+    from ...format import read_bytes
+
     onnx = require_onnx()
     if isinstance(model, onnx.ModelProto):
         return model, {"path": None, "sha256": None}
@@ -57,17 +58,7 @@ def load(model) -> Tuple[Any, Dict[str, Any]]:
     elif isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         what = path
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ModelNotFoundError(f"ONNX model not found: {path}") from None
-        except IsADirectoryError:
-            raise MapleEdgeIOError(f"cannot read {path}: it is a directory") from None
-        except PermissionError:
-            raise MapleEdgePermissionError(f"cannot read {path}: permission denied") from None
-        except OSError as e:
-            raise MapleEdgeIOError(f"cannot read {path}: {e.strerror or e}") from None
+        data = read_bytes(path, "ONNX model")
     else:
         raise InputError(f"model must be a path, the bytes of an ONNX model or an onnx.ModelProto, "
                          f"got {type(model).__name__}")

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..._errors import FormatError, MapleEdgeIOError, ModelNotFoundError, VersionError
+from ..._errors import FormatError, VersionError
 
 #: Schema of the layer-table file (docs/layers.md). The number changes with ``KINDS``, the row
 #: fields or the counting rules.
@@ -162,16 +162,10 @@ class LayerTable:
     def read(cls, path: Union[str, "os.PathLike[str]"]) -> "LayerTable":
         """Read and validate a file :meth:`write` wrote. ``ModelNotFoundError`` if it is missing,
         ``MapleEdgeIOError`` if it cannot be read, ``FormatError`` if it is not a valid table."""
+        from ...format import read_bytes
+
         p = os.fspath(path)
-        try:
-            with open(p, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ModelNotFoundError(f"layer table not found: {p}") from None
-        except IsADirectoryError:
-            raise MapleEdgeIOError(f"cannot read layer table {p}: it is a directory") from None
-        except OSError as e:
-            raise MapleEdgeIOError(f"cannot read layer table {p}: {e.strerror or e}") from None
+        data = read_bytes(p, "layer table")
         try:
             d = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
