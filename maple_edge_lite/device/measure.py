@@ -219,50 +219,11 @@ def measure(
         raise InputError("no architectures to measure")
     for a in archs:
         check_arch(a)
-    cpus = parse_cpus(cpus)
-    index = dict(index or {})
-    facts_before = host_facts()
-    t0 = time.perf_counter()
-    rows = Measurements()
-
-    def on_window(step, steps, arch, ts):
-        if ts is None:
-            if progress is not None:
-                progress(step, steps, arch, None)
-            return
-        best = min(ts, key=lambda t: t.median_ms)
-        row = Row(index.get(arch), arch, name_of[0], best.median_ms, best, [t.median_ms for t in ts])
-        rows.append(row)
-        if progress is not None:
-            progress(step, steps, arch, row)
-
-    name_of = [device]
-    windows, info, settings, rejected = time_models(
-        archs, lambda a: builders.nb201_onnx(a, resolution=resolution), runtime, threads, cpus=cpus, passes=passes,
-        runtime_options=runtime_options, progress=on_window, device_name=name_of, **timing)
-    name = name_of[0]
-    facts = host_facts()
-    facts["loadavg_before"] = facts_before["loadavg"]
-    rows.conditions = {
-        "schema": SIDECAR_SCHEMA,
-        "created": _now(),
-        "package": {"name": "maple_edge_lite", "version": _package_version()},
-        "device": name,
-        "host": facts,
-        "runtime": info,
-        "threads": int(info.get("threads", threads)),
-        "pinned_cpus": cpus,
-        "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
-        "network": {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx", "resolution": resolution,
-                    "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0},
-        "timing": {**settings, "per": "window (one network, one pass, one fresh session)",
-                   "statistic": "min over windows of the window's median", "clock": "time.perf_counter_ns per run",
-                   "trim": TRIM},
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "archs": [r.summary() for r in rows],
-        "rejected": [{"arch_str": a, "error": why} for a, why in rejected.items()],
-    }
-    return rows
+    network = {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx", "resolution": resolution,
+               "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0}
+    return _measured(archs, lambda a: builders.nb201_onnx(a, resolution=resolution), runtime, threads, network,
+                     device=device, index=index, cpus=cpus, passes=passes, runtime_options=runtime_options,
+                     progress=progress, timing=timing)
 
 
 #: Columns of ``measure --onnx``'s CSV.
@@ -282,37 +243,56 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     files = {p: read_bytes(p, "ONNX model") for p in dict.fromkeys(os.fspath(x) for x in paths)}
     if not files:
         raise InputError("no ONNX files to measure")
+    rows = _measured(list(files), files.__getitem__, runtime, threads, {"onnx": True}, device=device, cpus=cpus,
+                     passes=passes, runtime_options=runtime_options, progress=progress, timing=timing)
+    rows.conditions["files"] = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
+                                for p, b in files.items()]
+    return rows
+
+
+def _measured(names, build, runtime, threads, network: Dict[str, Any], *, device=None, index=None, cpus=None,
+              passes=None, runtime_options=None, progress=None, timing=None) -> Measurements:
+    """What ``measure`` and ``measure_onnx`` share: :func:`time_models` over ``names``, a
+    :class:`Row` per model (the fastest window), and the conditions (the sidecar) with
+    ``network`` describing what was built."""
     cpus = parse_cpus(cpus)
+    index = dict(index or {})
     facts_before = host_facts()
     t0 = time.perf_counter()
-    name_of = [device]
     rows = Measurements()
+    name_of = [device]
 
-    def on_window(step, steps, path, ts):
+    def on_window(step, steps, name, ts):
+        row = None
         if ts is not None:
             best = min(ts, key=lambda t: t.median_ms)
-            rows.append(Row(None, path, name_of[0], best.median_ms, best, [t.median_ms for t in ts]))
+            row = Row(index.get(name), name, name_of[0], best.median_ms, best, [t.median_ms for t in ts])
+            rows.append(row)
         if progress is not None:
-            progress(step, steps, path, rows[-1] if ts is not None else None)
+            progress(step, steps, name, row)
 
-    windows, info, settings, rejected = time_models(
-        list(files), files.__getitem__, runtime, threads, cpus=cpus, passes=passes, runtime_options=runtime_options,
-        progress=on_window, device_name=name_of, **timing)
+    _, info, settings, rejected = time_models(
+        names, build, runtime, threads, cpus=cpus, passes=passes, runtime_options=runtime_options,
+        progress=on_window, device_name=name_of, **(timing or {}))
     facts = host_facts()
     facts["loadavg_before"] = facts_before["loadavg"]
     rows.conditions = {
-        "schema": SIDECAR_SCHEMA, "created": _now(),
+        "schema": SIDECAR_SCHEMA,
+        "created": _now(),
         "package": {"name": "maple_edge_lite", "version": _package_version()},
-        "device": name_of[0], "host": facts, "runtime": info, "threads": int(info.get("threads", threads)),
-        "pinned_cpus": cpus, "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
-        "network": {"onnx": True},
-        "files": [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for p, b in files.items()],
+        "device": name_of[0],
+        "host": facts,
+        "runtime": info,
+        "threads": int(info.get("threads", threads)),
+        "pinned_cpus": cpus,
+        "cpu_affinity": cpus if cpus is not None else facts["cpu_affinity"],
+        "network": network,
         "timing": {**settings, "per": "window (one network, one pass, one fresh session)",
                    "statistic": "min over windows of the window's median", "clock": "time.perf_counter_ns per run",
                    "trim": TRIM},
         "wall_s": round(time.perf_counter() - t0, 3),
         "archs": [r.summary() for r in rows],
-        "rejected": [{"arch_str": p, "error": why} for p, why in rejected.items()],
+        "rejected": [{"arch_str": a, "error": why} for a, why in rejected.items()],
     }
     return rows
 
