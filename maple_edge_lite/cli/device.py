@@ -261,6 +261,18 @@ def _report_rejected(rows) -> int:
     return EXIT_SOME_REJECTED
 
 
+def _profile_timing(args, defaults) -> dict:
+    """``--passes`` and ``--budget-s`` as timing overrides (a budget also caps the minimum timed
+    time at half of it, from the suite's ``defaults``)."""
+    kw = {}
+    if args.passes is not None:
+        kw["passes"] = args.passes
+    if args.budget_s is not None:
+        kw["budget_s"] = args.budget_s
+        kw["min_time_s"] = min(defaults["min_time_s"], args.budget_s / 2)
+    return kw
+
+
 def _profile_layers(args) -> int:
     from .._errors import InputError
     from ..device import profile as P
@@ -268,12 +280,7 @@ def _profile_layers(args) -> int:
 
     if args.repeat is not None:
         raise InputError("--repeat applies to the operator suite, not --suite layers")
-    kw = {}
-    if args.passes is not None:
-        kw["passes"] = args.passes
-    if args.budget_s is not None:
-        kw["budget_s"] = args.budget_s
-        kw["min_time_s"] = min(P.LAYER_SUITE_TIMING["min_time_s"], args.budget_s / 2)
+    kw = _profile_timing(args, P.LAYER_SUITE_TIMING)
     bar = _progress(args)
     try:
         doc = P.profile_layers(args.runtime, threads=args.threads, cpus=args.cpu,
@@ -317,12 +324,7 @@ def _profile(args) -> int:
         check_writable(args.output)
     if args.suite == "layers":
         return _profile_layers(args)
-    kw = {}
-    if args.passes is not None:
-        kw["passes"] = args.passes
-    if args.budget_s is not None:
-        kw["budget_s"] = args.budget_s
-        kw["min_time_s"] = min(P.PROFILE_TIMING["min_time_s"], args.budget_s / 2)
+    kw = _profile_timing(args, P.PROFILE_TIMING)
     if args.repeat is not None:
         kw["repeat"] = args.repeat
     bar = _progress(args)
