@@ -145,12 +145,12 @@ def digest(key: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def entry_dir(key: Dict[str, Any], root: Optional[Path] = None) -> Path:
+def entry_dir(key: Dict[str, Any], root: Optional[Path] = None, folder: str = "devices") -> Path:
     """Where the entry for ``key`` is found: a symbolic link to the folder that holds it (see
-    :func:`_install`)."""
+    :func:`_install`); ``folder``: "devices" (cell predictors) or "layers" (layer cost models)."""
     rt = key["runtime"]
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(rt["name"]))[:40]
-    return Path(root if root is not None else cache_root()) / "devices" / f"{safe}-{rt['threads']}t-{digest(key)}"
+    return Path(root if root is not None else cache_root()) / folder / f"{safe}-{rt['threads']}t-{digest(key)}"
 
 
 def _load_entry(d: Path, key: Dict[str, Any]):
@@ -518,10 +518,7 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
     under the same lock discipline. ``suite_timing`` / ``measure_options`` override the timing
     (tests); they are not part of the key."""
     key = layer_key(runtime, threads)
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    rt = key["runtime"]
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(rt["name"]))[:40]
-    d = root / "layers" / f"{safe}-{rt['threads']}t-{digest(key)}"
+    d = entry_dir(key, Path(cache_dir) if cache_dir is not None else None, folder="layers")
     if not refresh:
         m = _load_layer_entry(d, key)
         if m is not None:
@@ -553,8 +550,15 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     suite_s = time.perf_counter() - t
     note("layers", 1, 1, "")
     t = time.perf_counter()
+    built: Dict[str, bytes] = {}  # each calibration network built once, for its timing and its table
+
+    def build(name: str) -> bytes:
+        if name not in built:
+            built[name] = zoo.zoo_onnx(name)
+        return built[name]
+
     zw, _, z_settings, z_rej = measure.time_models(
-        list(LAYER_CALIBRATION), zoo.zoo_onnx, runtime, threads,
+        list(LAYER_CALIBRATION), build, runtime, threads,
         progress=lambda i, n, name, ts: ts is None and note("calibrate", i, n, name), **(measure_options or {}))
     calib_s = time.perf_counter() - t
     note("calibrate", 1, 1, "")
@@ -564,7 +568,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     model = LayerCostModel.from_suite(F, y)
     noise = model.noise
     zn = list(zw)
-    Fz = np.array([network_features(layers.from_onnx(zoo.zoo_onnx(n))) for n in zn])
+    Fz = np.array([network_features(layers.from_onnx(build(n))) for n in zn])
     yz = np.array([min(x.median_ms for x in zw[n]) for n in zn])
     model.calibrate(Fz, yz)
     with _staged(d) as tmp:
