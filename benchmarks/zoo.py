@@ -4,7 +4,7 @@
     python benchmarks/zoo.py score [--shots 5] [--json]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
-fastest median) and the layer suite (``builders.layer_suite``, the profile's lighter timing) under
+fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
 one runtime and writes ``benchmarks/data/zoo/vm-<runtime>-<threads>t.csv`` (kind ``zoo`` or
 ``suite``, name, family, latency) with a JSON sidecar of the conditions.
 
@@ -32,12 +32,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "zoo"
-#: The profile's timing for suite entries (lighter than measure's: many small models).
-SUITE_TIMING = dict(passes=2, min_time_s=0.25, budget_s=0.6)
 
 
 def _measure(args) -> int:
-    from maple_edge_lite.device import host, measure as M
+    from maple_edge_lite.device import host, measure as M, profile as P
     from maple_edge_lite.device.builders import layer_suite as LS, zoo
 
     names = zoo.zoo_names() if not args.names else args.names.split(",")
@@ -61,7 +59,7 @@ def _measure(args) -> int:
     sw, zw, info, s_settings, z_settings = {}, {}, None, old_side.get("suite_timing"), old_side.get("zoo_timing")
     if args.what in ("all", "suite"):
         sw, info, s_settings, _ = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
-                                             args.threads, cpus=args.cpu, progress=progress, **SUITE_TIMING)
+                                             args.threads, cpus=args.cpu, progress=progress, **P.LAYER_SUITE_TIMING)
     if args.what in ("all", "zoo"):
         zw, info, z_settings, _ = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
                                              progress=progress)
