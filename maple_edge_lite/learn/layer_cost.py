@@ -47,7 +47,7 @@ CLASSES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("other", ("other",)),
 )
 QUANTITIES = ("n", "mmacs", "mbytes_in", "mbytes_out")
-CLASSES_INDEX = tuple((c, i) for i, (c, _) in enumerate(CLASSES))
+_ACTIVATION_CLASS = [c for c, _ in CLASSES].index("activation")
 #: Activations a layer table fuses into the layer before them that runtimes may run as a pass of their own.
 _SEPARATE_ACTIVATIONS = ("hardswish", "hardsigmoid", "sigmoid", "swish", "leakyrelu")
 #: Feature schema of the layer cost model (versioned with the names below and how they are
@@ -78,31 +78,30 @@ def _class_index() -> Dict[str, int]:
 def network_features(table) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of a ``LayerTable``: per cost class, the
     number of layers, their MACs in millions, the MB they read and the MB they write."""
-    from ..device.layers import KINDS
+    from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
     A = np.asarray(table.array(), dtype=np.float64)
-    idx = _class_index()
     f = np.zeros(len(FEATURE_NAMES))
     if A.size == 0:
         return f
-    cls = np.array([idx[KINDS[int(k)]] for k in A[:, 0]])
+    col = ARRAY_COLUMNS.index
+    idx = _class_index()
+    cls = np.array([idx[k] for k in KINDS])[A[:, col("kind")].astype(int)]
     q = len(QUANTITIES)
+    written = A[:, col("bytes_written")] / 1e6
     np.add.at(f, cls * q, 1.0)
-    np.add.at(f, cls * q + 1, A[:, 1] / 1e6)
-    np.add.at(f, cls * q + 2, A[:, 3] / 1e6)
-    np.add.at(f, cls * q + 3, A[:, 4] / 1e6)
+    np.add.at(f, cls * q + 1, A[:, col("macs")] / 1e6)
+    np.add.at(f, cls * q + 2, A[:, col("bytes_read")] / 1e6)
+    np.add.at(f, cls * q + 3, written)
     # An activation the table fused into its layer but that runtimes compute as a pass of its own
     # (ONNX Runtime fuses Relu/Clip into its convolutions, not x * sigmoid(x) or hardswish): one
     # more activation-class layer reading and writing the layer's output.
-    from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS
-
-    act = A[:, ARRAY_COLUMNS.index("activation")].astype(int)
-    extra = np.isin(act, [ACTIVATIONS.index(a) for a in _SEPARATE_ACTIVATIONS if a in ACTIVATIONS])
-    if extra.any():
-        a = dict(CLASSES_INDEX)["activation"] * q
-        f[a] += float(extra.sum())
-        f[a + 2] += float(A[extra, 4].sum()) / 1e6
-        f[a + 3] += float(A[extra, 4].sum()) / 1e6
+    extra = np.isin(A[:, col("activation")].astype(int),
+                    [ACTIVATIONS.index(a) for a in _SEPARATE_ACTIVATIONS if a in ACTIVATIONS])
+    a = _ACTIVATION_CLASS * q
+    f[a] += float(extra.sum())
+    f[a + 2] += float(written[extra].sum())
+    f[a + 3] += float(written[extra].sum())
     return f
 
 
