@@ -220,13 +220,17 @@ class _Builder:
 
     # --- rows ------------------------------------------------------------------------------
 
-    def conv(self, i: int) -> Layer:
-        G = self.G
-        n = G.nodes[i]
-        a = self.attrs(i)
+    def conv_io(self, i: int):
+        """A Conv/ConvTranspose node's (node, attributes, input, weight, bias or None, and the
+        input, weight and output shapes)."""
+        n = self.G.nodes[i]
         x, w = n.input[0], n.input[1]
         b = n.input[2] if len(n.input) > 2 and n.input[2] else None
-        xs, ws, ys = self.shape_of(x, i), self.shape_of(w, i), self.shape_of(n.output[0], i)
+        return n, self.attrs(i), x, w, b, self.shape_of(x, i), self.shape_of(w, i), self.shape_of(n.output[0], i)
+
+    def conv(self, i: int) -> Layer:
+        G = self.G
+        n, a, x, w, b, xs, ws, ys = self.conv_io(i)
         if len(ws) < 3 or len(xs) != len(ws) or len(ys) != len(ws):
             raise InputError(f"{self.what}: Conv node {G.name(i)!r} has input {list(xs)}, weight {list(ws)}, "
                              f"output {list(ys)}: not a convolution this table can describe")
@@ -270,11 +274,7 @@ class _Builder:
 
     def deconv(self, i: int) -> Layer:
         G = self.G
-        n = G.nodes[i]
-        a = self.attrs(i)
-        x, w = n.input[0], n.input[1]
-        b = n.input[2] if len(n.input) > 2 and n.input[2] else None
-        xs, ws, ys = self.shape_of(x, i), self.shape_of(w, i), self.shape_of(n.output[0], i)
+        n, a, x, w, b, xs, ws, ys = self.conv_io(i)
         if len(ws) < 3:
             raise InputError(f"{self.what}: ConvTranspose node {G.name(i)!r} has a weight of shape {list(ws)}")
         k = tuple(ws[2:])
