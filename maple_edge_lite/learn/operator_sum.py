@@ -38,7 +38,7 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
         v = lat_ms.get(f"skip_connect@{st}")
         vals[f"skip_connect@{st}"] = float(v) if v is not None and np.isfinite(v) and v > 0 else 0.0
     w = np.zeros(len(names))
-    add = _zero_node_ms(lat_ms, repeat)
+    add = _elementwise_pass_ms(lat_ms, repeat)
     for e in range(6):
         for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
             col = f"exec_edge{e}:{o}"
@@ -103,7 +103,7 @@ def zero_fed_direction(names: Sequence[str], cols) -> np.ndarray:
     return d
 
 
-def _zero_node_ms(lat_ms: dict, repeat: int) -> float:
+def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
     """One element-wise pass per cell, summed over the network's cells: the profile's ``none``
     chain (``Mul(x, 0)``) less the per-call cost, per op; 0 without it. A zero node's ``Mul``
     costs this, and so does a node's sum, per input edge."""
@@ -138,7 +138,7 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int) 
     mu, Lc = mu / mean, m.Lc
     d = zero_fed_direction(names, m.cols)
     if d.size:
-        mu = mu + d * (_zero_node_ms(lat_ms, repeat) / mean)
+        mu = mu + d * (_elementwise_pass_ms(lat_ms, repeat) / mean)
         Lc = np.column_stack([Lc, ZERO_FED_SD * d])
     m._set_prior(m.cols, mu, Lc, m.A)
     return True
