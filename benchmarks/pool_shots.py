@@ -46,10 +46,9 @@ def main(argv=None) -> int:
             idx = np.random.default_rng(seed).choice(len(archs), args.k, replace=False)
             rest = np.setdiff1d(np.arange(len(archs)), idx)
             m = adapt_base(base, [archs[i] for i in idx], y[idx], descriptor=desc)
-            ms, sd = m._predictive(m.design(X[rest]))
-            w = np.minimum(1.6448536 * sd, 40.0)
-            out.append((np.mean(np.abs(ms / y[rest] - 1) <= 0.10),
-                        np.mean((y[rest] >= ms * np.exp(-w)) & (y[rest] <= ms * np.exp(w)))))
+            ms = m.predict_features(X[rest])
+            lo, hi = m.interval_features(X[rest])
+            out.append((np.mean(np.abs(ms / y[rest] - 1) <= 0.10), np.mean((y[rest] >= lo) & (y[rest] <= hi))))
         res[dev] = np.mean(out, axis=0)
         print(f"{dev:24s} ±10% {res[dev][0]:.3f}  coverage {res[dev][1]:.3f}")
     allm = np.mean(list(res.values()), axis=0)

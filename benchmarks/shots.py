@@ -48,15 +48,15 @@ def main(argv=None) -> int:
     base = mel.load()
 
     def scores(m, idx):
-        ms, sd = m._predictive(m.design(X[idx]))
-        w = np.minimum(1.6448536 * sd, 40.0)
+        ms = m.predict_features(X[idx])
+        lo, hi = m.interval_features(X[idx])
         t, rel = y[idx], ms / y[idx] - 1
         small = t < 0.3
         rk = lambda v: np.argsort(np.argsort(v))  # noqa: E731
         return {"acc10": np.mean(np.abs(rel) <= 0.10),
                 "small": np.mean(np.abs(rel[small]) <= 0.10) if small.sum() >= 5 else np.nan,
                 "spearman": np.corrcoef(rk(ms), rk(t))[0, 1],
-                "cover": np.mean((t >= ms * np.exp(-w)) & (t <= ms * np.exp(w)))}
+                "cover": np.mean((t >= lo) & (t <= hi))}
 
     m = adapt_base(base, ra, ry, descriptor=desc)
     everything = np.arange(len(y))

@@ -378,9 +378,16 @@ class BayesLinear(Method):
     def interval(self, idx):
         """(lo, hi) ms: the central ``interval_level`` interval around the prediction for the archs
         ``idx`` (what the device model's INTERVAL section computes, in float64)."""
+        return self._interval(self.A[np.asarray(idx)])
+
+    def interval_features(self, X):
+        """As :meth:`interval`, for encoded architectures X [n, d] (like :meth:`predict_features`)."""
+        return self._interval(self.design(X))
+
+    def _interval(self, A):
         from statistics import NormalDist
 
-        ms, sd = self._predictive(self.A[np.asarray(idx)])
+        ms, sd = self._predictive(A)
         w = np.minimum(NormalDist().inv_cdf((1 + self.interval_level) / 2) * sd, 40.0)  # the core's cap
         return ms * np.exp(-w), ms * np.exp(w)
 
