@@ -212,3 +212,57 @@ def test_scale_iters_counts_the_scale_re_estimations(iters):
 def test_scale_iters_must_be_a_count(bad):
     with pytest.raises(mel.InputError, match=r"scale_iters must be an integer >= 0"):
         BayesLinear(scale_iters=bad)
+
+
+def test_tie_groups_label_one_op_at_every_position():
+    from maple_edge_lite.learn.bayes_linear import tie_groups
+
+    g = tie_groups(["1", "edge0:nor_conv_3x3", "edge5:nor_conv_3x3", "live_edge2:nor_conv_3x3", "live_edge4:nor_conv_3x3",
+                    "exec_edge1:skip_connect", "cell_connected", "layer3:k5_e6", "layer17:k5_e6", "layer3:k3_e1",
+                    "count:nor_conv_3x3"])
+    assert g[1] == g[2] != g[3] == g[4]  # same op, same family of one-hots; live one-hots their own family
+    assert g[7] == g[8] != g[9]
+    assert g[0] == g[6] == g[10] == -1 and len(set(g[[1, 3, 5, 7, 9]].tolist())) == 5
+
+
+def position_free_devices(n_devices=16, seed=0):
+    """Synthetic NAS-Bench-201 devices whose op costs do not depend on the edge the op sits on
+    (each device its own price per op, plus 3% noise per position): what the tied target assumes."""
+    import itertools
+
+    from maple_edge_lite import encode as enc
+
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in itertools.product(ops, repeat=6)]
+    names = enc.feature_names("nb201")
+    X = enc.encode("nb201", archs[::5])  # 3,125 cells
+    rng = np.random.default_rng(seed)
+    cols = [names.index(f"edge{e}:{o}") for e in range(6) for o in ops]
+    lat = []
+    for _ in range(n_devices + 1):
+        price = rng.lognormal(0.0, 0.8, 5) * np.array([0.0, 0.05, 1.0, 3.0, 0.7])
+        c = np.tile(price, 6) * rng.uniform(0.97, 1.03, 30)
+        lat.append(0.5 + X[:, cols] @ c)
+    lat = np.stack(lat, 1)
+    return X, names, lat[:, :n_devices], lat[:, n_devices]
+
+
+def test_tied_target_learns_a_position_free_device_from_fewer_measurements():
+    X, names, train, new = position_free_devices()
+    devs = [f"d{i}" for i in range(train.shape[1])]
+    acc = {}
+    for tie in (0.0, 0.95):
+        hits = []
+        for seed in range(4):
+            m = BayesLinear(shrink_tie=tie).fit(X, np.log(train), devs, names)
+            idx = np.random.default_rng(seed).choice(len(X), 10, replace=False)
+            m.adapt(idx, np.log(new[idx]))
+            hits.append(np.mean(np.abs(np.exp(m.predict(np.arange(len(X)))) / new - 1) <= 0.10))
+        acc[tie] = float(np.mean(hits))
+    assert acc[0.95] > acc[0.0] + 0.03, acc
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.5"])
+def test_shrink_tie_must_be_a_correlation_below_one(bad):
+    with pytest.raises(mel.InputError, match="shrink_tie"):
+        BayesLinear(shrink_tie=bad)
