@@ -17,8 +17,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: What a device model made by this code holds; the device cache keys on it, so a bump rebuilds
 #: every cached device model. 1: up to 0.1 (no floor); 2: the floored device model (format 2);
 #: 3: with its interval; 4: the interval calibrated on the device's own measurements; 5: the
-#: operator-sum prior prices edges executed on a zero node.
-ADAPT_VERSION = 5
+#: operator-sum prior prices edges executed on a zero node; 6: the interval's relative noise 0.09
+#: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases).
+ADAPT_VERSION = 6
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
