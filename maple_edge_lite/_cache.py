@@ -539,10 +539,15 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
 
 
 def _layer_core_loads(d: Path) -> bool:
+    """Whether the entry's .melw loads as a layer cost model over this version's layer tables
+    (schema, kinds and activations in the same order)."""
     from ._model import Model
+    from .device.layers import ACTIVATIONS, KINDS, table_schema_number
 
     try:
-        return Model.load(d / LAYER_FILES["core"]).kind == "layer_cost"
+        m = Model.load(d / LAYER_FILES["core"])
+        return (m.kind == "layer_cost" and m.layer_table_schema == table_schema_number() and m.layer_kinds == KINDS
+                and m.layer_activations == ACTIVATIONS)
     except (MapleEdgeError, OSError):
         return False
 
