@@ -481,7 +481,9 @@ __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_i
 
 #: Zoo networks measured to calibrate a device's layer cost model (five families, 2-20 ms here).
 LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "squeezenet1_1")
-LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json"}
+#: ``core``: the same model as a format-3 ``.melw`` the C core evaluates (``mel_model_predict_layers``),
+#: for a scheduler; ``predict --onnx`` predicts through it too.
+LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core": "layer_model.melw"}
 
 
 def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1) -> Dict[str, Any]:
@@ -521,17 +523,40 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
     d = entry_dir(key, Path(cache_dir) if cache_dir is not None else None, folder="layers")
     if not refresh:
         m = _load_layer_entry(d, key)
-        if m is not None:
+        if m is not None and _layer_core_loads(d):
             return m, d, False
     with _build_lock(d):
         m = None if refresh else _load_layer_entry(d, key)
         if m is not None:
+            if not _layer_core_loads(d):  # made before the .melw existed, or damaged: pack it again
+                _pack_layer_core(d / LAYER_FILES["core"], m, key)
             return m, d, False
         _build_layers(d, key, runtime, threads, progress or (lambda *a: None), suite_timing, measure_options)
     m = _load_layer_entry(d, key)
     if m is None:  # pragma: no cover - only if another process broke the entry meanwhile
         raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
     return m, d, True
+
+
+def _layer_core_loads(d: Path) -> bool:
+    """Whether the entry's .melw loads as a layer cost model over this version's layer tables
+    (schema, kinds and activations in the same order)."""
+    from ._model import Model
+    from .device.layers import ACTIVATIONS, KINDS, table_schema_number
+
+    try:
+        m = Model.load(d / LAYER_FILES["core"])
+        return (m.kind == "layer_cost" and m.layer_table_schema == table_schema_number() and m.layer_kinds == KINDS
+                and m.layer_activations == ACTIVATIONS)
+    except (MapleEdgeError, OSError):
+        return False
+
+
+def _pack_layer_core(path: Path, model, key: Dict[str, Any]) -> None:
+    from .learn.layer_cost import pack
+
+    pack(model, path, metadata={"provenance": {"cache_key": digest(key), "runtime": key["runtime"],
+                                               "device": key["device"]}})
 
 
 def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_options) -> None:
@@ -573,6 +598,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     model.calibrate(Fz, yz)
     with _staged(d) as tmp:
         write_atomic(tmp / LAYER_FILES["model"], (json.dumps(model.to_dict(), indent=1) + "\n").encode())
+        _pack_layer_core(tmp / LAYER_FILES["core"], model, key)
         manifest = {"schema": MANIFEST_SCHEMA, "key": key, "digest": digest(key), "created": measure._now(),
                     "runtime": info, "suite": {n: round(float(v), 6) for n, v in zip(sn, y)},
                     "suite_rejected": s_rej, "suite_noise": noise, "suite_timing": s_settings,

@@ -107,7 +107,50 @@ class Model:
         """``(ms, lo, hi)`` straight from architecture strings (see :meth:`predict_archs`)."""
         return self._m.predict_arch_interval((archs,) if isinstance(archs, str) else archs)
 
+    @property
+    def kind(self) -> str:
+        """``"mlp"`` (an int8 MLP over a feature vector: :meth:`predict`) or ``"layer_cost"`` (a
+        layer cost model: :meth:`predict_layers`)."""
+        return self._m.kind
+
+    @property
+    def layer_kinds(self) -> tuple:
+        """A layer cost model's layer kinds, in the index order of its rows' ``kind`` column."""
+        return tuple(self._m.layer_names(0))
+
+    @property
+    def layer_activations(self) -> tuple:
+        """A layer cost model's fused activations (``""``: none), in the order of the
+        ``activation`` column."""
+        return tuple(self._m.layer_names(1))
+
+    @property
+    def layer_table_schema(self) -> int:
+        """The layer-table schema (``maple_edge_lite.layers/N``) a layer cost model was packed for."""
+        return self._m.layer_table_schema
+
+    def predict_layers(self, rows: np.ndarray, table_schema: Optional[int] = None, interval: bool = True):
+        """``(ms, lo, hi)`` (floats; ``(ms,)`` with ``interval=False``): one network's latency
+        from its layer table, in the C++ core, with the model's central interval
+        (``interval_level``). ``rows``: ``LayerTable.array()`` (float64 is converted) or the array
+        of a rows file, ``[n_layers, columns]`` in the layout of layer-table schema
+        ``table_schema`` (default: this library's, ``_core.LAYER_TABLE_SCHEMA``, the layout
+        ``LayerTable.array()`` makes); another schema than the model's is a ``VersionError``.
+        ``UnsupportedError`` for an MLP model; ``InputError`` for a negative, non-finite or
+        out-of-range value (naming the layer and column)."""
+        a = np.asarray(rows)
+        if a.ndim != 2:
+            from ._errors import InputError
+
+            raise InputError(f"rows must be a 2-d array [n_layers, columns] (got shape {list(a.shape)})")
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        schema = _core.LAYER_TABLE_SCHEMA if table_schema is None else int(table_schema)
+        return tuple(float(v) for v in self._m.predict_layers(a, schema, bool(interval)))
+
     def __repr__(self) -> str:
+        if self.kind == "layer_cost":
+            where = f" from {self._path!r}" if self._path else ""
+            return f"<maple_edge_lite.Model layer cost, {len(self.layer_kinds)} kinds{where}>"
         dims = "→".join(str(d) for d in (self.input_dim,) + self.layer_dims)
         where = f" from {self._path!r}" if self._path else ""
         return f"<maple_edge_lite.Model {dims}{where}>"

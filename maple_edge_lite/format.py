@@ -18,13 +18,16 @@ from ._errors import InputError, MapleEdgeError, MapleEdgeIOError, MapleEdgePerm
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
-FORMAT_VERSION = 2  # the newest this package writes: a model without a floor is written as version 1
+FORMAT_VERSION = 3  # the newest this package writes: 3 holds a layer cost model; an MLP is written as 1 or 2
 BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 24
 SEC_INPUT, SEC_LAYER, SEC_OUTPUT, SEC_FEATURES, SEC_METADATA = 1, 2, 3, 4, 5
 SEC_ENCODER = 6  # optional: search space and feature schema version of the model's encoder
 SEC_INTERVAL = 7  # optional: the model's central interval around its predictions
+SEC_LAYER_COST = 8  # format 3: a layer cost model, instead of INPUT, LAYER and OUTPUT
+LAYER_COST_FORMAT_VERSION = 3
+LAYER_COST_SCHEME = 1  # the LAYER_COST section's arithmetic (docs/format.md)
 SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
@@ -131,6 +134,11 @@ def encode(
         body += np.ascontiguousarray(iv.factor, "<f4").tobytes()
         sections.append((SEC_INTERVAL, body, SECTION_OPTIONAL))
 
+    return _container(sections, 2 if q.transform == "floor" else 1)  # the oldest version that holds the model
+
+
+def _container(sections: list, version: int) -> bytes:
+    """Header, section table and the sections (``(kind, payload[, flags])``), each padded to 8."""
     table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * len(sections)
     offset = table_end + (-table_end % 8)
     table = b""
@@ -145,7 +153,7 @@ def encode(
     head = MAGIC + struct.pack(
         "<IHHIIQQI",
         BYTE_ORDER_MARK,
-        2 if q.transform == "floor" else 1,  # the oldest version that holds the model
+        version,
         QUANT_SCHEME_VERSION,
         HEADER_SIZE,
         len(sections),
@@ -157,6 +165,88 @@ def encode(
     head += struct.pack("<I", zlib.crc32(head))
     assert len(head) == HEADER_SIZE
     return head + payload
+
+
+def _names_bytes(names: Sequence[str]) -> bytes:
+    out = b""
+    for n in names:
+        b = n.encode("utf-8")
+        out += struct.pack("<I", len(b)) + b
+    return out
+
+
+def encode_layer_cost(
+    *,
+    table_schema: int,
+    columns: Sequence[str],
+    kinds: Sequence[str],
+    activations: Sequence[str],
+    kind_part: Sequence[int],
+    kind_w: np.ndarray,
+    act_part: Sequence[int],
+    act_w: np.ndarray,
+    c0_ms: float,
+    mult: np.ndarray,
+    post: np.ndarray,
+    noise: float,
+    level: float,
+    metadata: Mapping,
+) -> bytes:
+    """The bytes of a format-3 ``.melw`` file holding a layer cost model (docs/format.md,
+    LAYER_COST): per layer ``kind_w[kind] . [1, MMACs, MB read, MB written]`` into part
+    ``kind_part[kind]``, plus, for a fused activation with ``act_part[a] > 0``, the pass
+    ``act_w[a] . [1, 0, MB written, MB written]`` into that part; the parts (part 0 = ``c0_ms``)
+    weighted by ``mult``; the interval from ``post`` (``[parts, rank]``), ``noise`` and ``level``.
+    ``columns``: the row layout (``ARRAY_COLUMNS``), which must name ``kind``, ``macs``,
+    ``bytes_read``, ``bytes_written`` and ``activation``. ``InputError`` for anything out of shape
+    or range."""
+    from statistics import NormalDist
+
+    cols = _check_feature_names(columns, len(columns))
+    need = ("kind", "macs", "bytes_read", "bytes_written", "activation")
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise InputError(f"layer cost model: the row columns lack {missing}")
+    kinds, activations = list(kinds), list(activations)
+    nk, na = len(kinds), len(activations)
+    kind_w = np.asarray(kind_w, dtype=np.float64)
+    act_w = np.asarray(act_w, dtype=np.float64)
+    mult = np.asarray(mult, dtype=np.float64)
+    post = np.asarray(post, dtype=np.float64)
+    kind_part = np.asarray(kind_part, dtype=np.int64)
+    act_part = np.asarray(act_part, dtype=np.int64)
+    p = len(mult)
+    if not (1 <= nk <= 1024 and 1 <= na <= 1024 and 2 <= p <= 64):
+        raise InputError(f"layer cost model: {nk} kinds, {na} activations, {p} parts (1..1024, 1..1024, 2..64)")
+    if len(set(kinds)) != nk or len(set(activations)) != na or not all(k and isinstance(k, str) for k in kinds):
+        raise InputError("layer cost model: kind names must be unique non-empty strings, activation names unique")
+    if kind_w.shape != (nk, 4) or act_w.shape != (na, 4) or kind_part.shape != (nk,) or act_part.shape != (na,):
+        raise InputError("layer cost model: kind_w [kinds, 4], act_w [activations, 4], one part per kind and activation")
+    if post.ndim != 2 or post.shape[0] != p or not 1 <= post.shape[1] <= p:
+        raise InputError(f"layer cost model: post must be [{p}, rank <= {p}] (got {list(post.shape)})")
+    if np.any((kind_part < 1) | (kind_part >= p)) or np.any((act_part < 0) | (act_part >= p)):
+        raise InputError(f"layer cost model: kind parts must be in 1..{p - 1}, activation parts in 0..{p - 1}")
+    f32 = [np.float32(v) for v in (kind_w, act_w, mult, post)]
+    if not all(np.isfinite(a).all() for a in f32):
+        raise InputError("layer cost model: coefficients, multipliers and posterior must be finite in float32")
+    if not (np.isfinite(c0_ms) and c0_ms >= 0 and np.isfinite(noise) and noise >= 0 and 0 < level < 1):
+        raise InputError("layer cost model: c0_ms >= 0, noise >= 0 finite, level in (0, 1)")
+    try:
+        meta = json.dumps(metadata, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise InputError(f"metadata must be JSON-serialisable without NaN/Inf: {e}") from None
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    body = struct.pack("<8I", LAYER_COST_SCHEME, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
+    body += struct.pack("<6I", *(cols.index(c) for c in need), 0)
+    body += struct.pack("<4d", float(c0_ms), float(level), float(z), float(noise))
+    idx = np.concatenate([kind_part, act_part]).astype("<u4").tobytes()
+    body += idx + b"\0" * (-len(idx) % 8)
+    flt = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (kind_w, act_w, mult, post))
+    body += flt + b"\0" * (-len(flt) % 8)
+    body += _names_bytes(kinds) + _names_bytes(activations)
+    sections = [(SEC_LAYER_COST, body), (SEC_FEATURES, struct.pack("<I", len(cols)) + _names_bytes(cols)),
+                (SEC_METADATA, meta)]
+    return _container(sections, LAYER_COST_FORMAT_VERSION)
 
 
 def _create_temp(parent: Path, name: str):

@@ -136,3 +136,34 @@ def test_predict_onnx_without_onnx_from_tables(fake_rt, tmp_path, capsys):
     assert r.returncode == 0, r.stderr
     got = [p["latency_ms"] for p in json.loads(r.stdout)["predictions"]]
     assert got == [want, want]  # the same table either way, the same model from the cache
+
+
+def test_the_entry_holds_the_core_model_and_predict_uses_it(fake_rt, tmp_path, capsys):
+    """layer_model.melw beside layer_model.json: the same model for a scheduler (through the C
+    core) as the JSON one (numpy); `predict --onnx` prints the core's numbers; a missing or damaged
+    .melw is packed again from the JSON without measuring anything."""
+    from maple_edge_lite.device.layers import from_onnx
+    from maple_edge_lite.learn.layer_cost import network_features
+
+    m, d, built = _cache.layer_model("fake-layers")
+    core = mel.Model.load(d / "layer_model.melw")
+    assert built and core.kind == "layer_cost"
+    assert json.loads((d / "manifest.json").read_text())["files"]["core"] == "layer_model.melw"
+    p = tmp_path / "net.onnx"
+    p.write_bytes(zoo.zoo_onnx("mnasnet0.5"))
+    t = from_onnx(str(p))
+    f = network_features(t)[None]
+    want = [m.predict(f)[0], *(v[0] for v in m.interval(f))]
+    np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6)
+    assert main(["predict", "--onnx", str(p), "--runtime", "fake-layers", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["core_model"] == str(d / "layer_model.melw")
+    got = rep["predictions"][0]
+    assert [got["latency_ms"], got["lo_ms"], got["hi_ms"]] == [round(float(v), 6) for v in core.predict_layers(t.array())]
+    n_loads = len(fake_rt)
+    for damage in (lambda q: q.unlink(), lambda q: q.write_bytes(q.read_bytes()[:-1])):
+        damage(d / "layer_model.melw")
+        m2, d2, built2 = _cache.layer_model("fake-layers")
+        assert not built2 and d2 == d and len(fake_rt) == n_loads
+        again = mel.Model.load(d / "layer_model.melw")
+        assert again.predict_layers(t.array()) == core.predict_layers(t.array())

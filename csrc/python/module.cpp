@@ -397,6 +397,46 @@ py::object interval_level(const PyModel& m) {
     return py::float_(level);
 }
 
+// --- layer cost models --------------------------------------------------------------------------
+
+// rows: float32, C-contiguous, [n_layers, n_columns] (the Python Model converts a LayerTable's array).
+py::tuple predict_layers(const PyModel& m, const py::array& rows, uint32_t table_schema, bool with_interval) {
+    if (!rows.dtype().equal(py::dtype::of<float>()) || !(rows.flags() & py::array::c_style) || rows.ndim() != 2)
+        raise_input("rows must be a C-contiguous float32 array [n_layers, n_columns]");
+    const size_t n = size_t(rows.shape(0)), c = size_t(rows.shape(1));
+    const float* p = static_cast<const float*>(rows.data());
+    float ms = 0.0f, lo = 0.0f, hi = 0.0f;
+    int st;
+    {
+        py::gil_scoped_release nogil;
+        st = mel_model_predict_layers(m.handle(), p, n, c, table_schema, &ms, with_interval ? &lo : nullptr,
+                                      with_interval ? &hi : nullptr);
+    }
+    check(st);
+    if (!with_interval) return py::make_tuple(ms);
+    return py::make_tuple(ms, lo, hi);
+}
+
+std::vector<std::string> layer_names(const PyModel& m, int which) {
+    size_t n = 0;
+    check(mel_model_layer_names(m.handle(), which, nullptr, 0, &n));
+    std::vector<const char*> v(n);
+    check(mel_model_layer_names(m.handle(), which, v.data(), v.size(), &n));
+    return std::vector<std::string>(v.begin(), v.end());
+}
+
+// (table_schema, float32 [n_layers, n_columns] copy) of a layer rows file's bytes.
+py::tuple parse_layer_rows(const py::bytes& data) {
+    std::string buf = data;  // a copy: std::string's storage is suitably aligned for float
+    uint32_t schema = 0;
+    size_t n = 0, c = 0;
+    const float* rows = nullptr;
+    check(mel_layer_rows_parse(buf.data(), buf.size(), &schema, &n, &c, &rows));
+    py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(c)});
+    if (n * c) std::memcpy(out.mutable_data(), rows, n * c * sizeof(float));
+    return py::make_tuple(schema, out);
+}
+
 void def_encoders(py::module_& mod) {
     mod.def("encoder_dim", [](const std::string& space) {
         size_t d = 0;
@@ -494,6 +534,19 @@ PYBIND11_MODULE(_core, mod) {
         .def("predict_arch", &predict_arch, py::arg("archs"))
         .def("predict_arch_interval", &predict_arch_interval, py::arg("archs"))
         .def("predict_interval", &predict_interval, py::arg("x"))
-        .def_property_readonly("interval_level", &interval_level);
+        .def_property_readonly("interval_level", &interval_level)
+        .def_property_readonly("kind", [](const PyModel& m) {
+            return mel_model_kind(m.handle()) == MEL_MODEL_LAYER_COST ? "layer_cost" : "mlp";
+        })
+        .def("predict_layers", &predict_layers, py::arg("rows"), py::arg("table_schema"), py::arg("interval") = true)
+        .def("layer_names", &layer_names, py::arg("which"))
+        .def_property_readonly("layer_table_schema", [](const PyModel& m) {
+            uint32_t v = 0;
+            check(mel_model_layer_table_schema(m.handle(), &v));
+            return v;
+        });
+    mod.def("parse_layer_rows", &parse_layer_rows, py::arg("data"));
+    mod.attr("LAYER_TABLE_SCHEMA") = MEL_LAYER_TABLE_SCHEMA;
+    mod.attr("LAYER_COLUMNS") = MEL_LAYER_COLUMNS;
     def_encoders(mod);
 }

@@ -175,6 +175,7 @@ int mel_model_metadata(const mel_model* model, const char** json, size_t* len) {
 int mel_model_predict(const mel_model* model, const float* x, size_t n_rows, float* out_ms) {
     return guard([&] {
         need(model, "model");
+        mel::need_mlp(model);
         if (n_rows == 0) return;
         need(x, "x");
         need(out_ms, "out_ms");
@@ -196,6 +197,7 @@ int mel_model_predict_interval(const mel_model* model, const float* x, size_t n_
                                float* out_hi) {
     return guard([&] {
         need(model, "model");
+        mel::need_mlp(model);
         if (!model->m->has_interval)
             fail(MEL_ERR_UNSUPPORTED, "this model carries no interval (only device models written by adapt do)");
         if (n_rows == 0) return;
@@ -211,6 +213,7 @@ int mel_model_predict_interval(const mel_model* model, const float* x, size_t n_
 int mel_model_predict_raw(const mel_model* model, const float* x, size_t n_rows, double* out) {
     return guard([&] {
         need(model, "model");
+        mel::need_mlp(model);
         if (n_rows == 0) return;
         need(x, "x");
         need(out, "out");
@@ -225,6 +228,7 @@ extern "C" MEL_API int mel_internal_predict_with_kernel(const mel_model* model, 
                                                         size_t n_rows, float* out_ms, double* out_raw) {
     return guard([&] {
         need(model, "model");
+        mel::need_mlp(model);
         const mel::Kernel* k = mel::find_kernel(kernel);
         if (!k) fail(MEL_ERR_UNSUPPORTED, std::string("kernel '") + (kernel ? kernel : "(null)") + "' is not available on this CPU or build");
         if (n_rows == 0) return;

@@ -330,22 +330,24 @@ def _predict_onnx(args) -> int:
     """``predict --onnx FILE ...``: layer tables, then this device's layer cost model (cached)."""
     import numpy as np
 
-    from .._cache import DEFAULT_RUNTIME, layer_model
-    from ..learn.layer_cost import network_features
+    from .._cache import DEFAULT_RUNTIME, LAYER_FILES, layer_model
+    from .._model import Model
 
     t0 = time.perf_counter()
     tables = [_layer_table(f) for f in args.onnx]  # every file read before a first use spends a minute
     runtime = args.runtime or DEFAULT_RUNTIME
     threads = 1 if args.threads is None else args.threads
-    model, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
+    _, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
     if built:
         print(f"maple-edge-lite: cached this device's layer cost model in {entry} ({time.perf_counter() - t0:.1f} s)",
               file=sys.stderr)
-    F = np.array([network_features(t) for t in tables])
-    ms = model.predict(F)
-    lo, hi = model.interval(F)
+    # Through the C core, from the entry's .melw: the numbers a scheduler on this board gets
+    # (mel_model_predict_layers), not a second implementation's.
+    core = Model.load(entry / LAYER_FILES["core"])
+    ms, lo, hi = (np.array(v) for v in zip(*(core.predict_layers(t.array()) for t in tables)))
     if args.json:
-        print(json.dumps({"model": str(entry / "layer_model.json"), "runtime": runtime, "threads": threads,
+        print(json.dumps({"model": str(entry / LAYER_FILES["model"]), "core_model": str(entry / LAYER_FILES["core"]),
+                          "runtime": runtime, "threads": threads,
                           "built": built, "interval_level": 0.9,
                           "predictions": [{"path": f, "latency_ms": round(float(v), 6), "lo_ms": round(float(a), 6),
                                            "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"])}

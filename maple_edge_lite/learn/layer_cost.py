@@ -273,5 +273,83 @@ def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[flo
     return float(a), float(b)
 
 
+def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> bytes:
+    """Write ``model`` as a format-3 ``.melw`` (docs/format.md, LAYER_COST) that the C++ core
+    evaluates layer by layer (``Model.predict_layers``, ``mel_model_predict_layers``); returns
+    the bytes written (atomically). The kind -> class mapping (:data:`CLASSES`) and the
+    activations that run as a pass of their own are resolved here, into one coefficient row
+    per layer kind and per activation, so the core needs no change when the classes do.
+    Checks first that this per-layer form reproduces the model's per-class parts (so
+    ``predict`` and ``interval``) over :func:`network_features` for every kind with every activation:
+    ``InputError`` if the features stopped being a per-layer sum the format can carry.
+    ``metadata``: further JSON keys (e.g. ``provenance``)."""
+    from .. import __version__
+    from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS, SCHEMA
+    from ..format import METADATA_SCHEMA, encode_layer_cost, write_atomic
+
+    q = len(QUANTITIES)
+    if QUANTITIES != ("n", "mmacs", "mbytes_in", "mbytes_out"):
+        raise InputError(f"pack: the .melw layer cost model computes [1, MMACs, MB read, MB written] per layer, "
+                         f"not {QUANTITIES}; extend the LAYER_COST section first")
+    W = model.w.reshape(len(CLASSES), q)
+    idx = _class_index()
+    kind_part = [1 + idx[k] for k in KINDS]
+    act_part = [1 + _ACTIVATION_CLASS if a in _SEPARATE_ACTIVATIONS else 0 for a in ACTIVATIONS]
+    kind_w = np.array([W[idx[k]] for k in KINDS])
+    act_w = np.array([W[_ACTIVATION_CLASS] if p else np.zeros(q) for p in act_part])
+    _check_per_layer(model, kind_part, kind_w, act_part, act_w)
+    user = dict(metadata or {})
+    reserved = {"schema", "packed_by", "model_kind"} & set(user)
+    if reserved:
+        raise InputError(f"metadata keys {sorted(reserved)} are reserved for the packer")
+    meta = {"schema": METADATA_SCHEMA, "packed_by": f"maple_edge_lite {__version__}", "model_kind": "layer_cost",
+            "layer_model_schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "layer_table_schema": SCHEMA,
+            "classes": [c for c, _ in CLASSES], "shots": model.shots, "provenance": user.pop("provenance", {})}
+    meta.update(user)
+    data = encode_layer_cost(table_schema=int(SCHEMA.rsplit("/", 1)[1]), columns=ARRAY_COLUMNS, kinds=KINDS,
+                             activations=ACTIVATIONS, kind_part=kind_part, kind_w=kind_w, act_part=act_part,
+                             act_w=act_w, c0_ms=model.c0, mult=model.mult, post=model.post, noise=model.noise,
+                             level=level, metadata=meta)
+    write_atomic(path, data)
+    return data
+
+
+def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w) -> None:
+    """The per-layer form against ``parts`` over ``network_features``, one layer per (kind,
+    activation) with distinct counts: what pack writes must be what the features compute."""
+    from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
+
+    col = ARRAY_COLUMNS.index
+    A = np.zeros((len(KINDS) * len(ACTIVATIONS), len(ARRAY_COLUMNS)))
+    for i, (k, a) in enumerate((k, a) for k in range(len(KINDS)) for a in range(len(ACTIVATIONS))):
+        A[i, [col("kind"), col("activation")]] = k, a
+        A[i, [col("macs"), col("bytes_read"), col("bytes_written")]] = (1e6 * (i % 7 + 1), 1e6 * (i % 5 + 1),
+                                                                          1e6 * (i % 3 + 1))
+    for rows in [A[i:i + 1] for i in range(len(A))]:
+        want = model.parts(network_features(_Rows(rows)))[0]
+        parts = np.zeros(len(model.mult))
+        parts[0] = model.c0
+        r = rows[0]
+        k, a = int(r[col("kind")]), int(r[col("activation")])
+        x = np.array([1.0, r[col("macs")] / 1e6, r[col("bytes_read")] / 1e6, r[col("bytes_written")] / 1e6])
+        parts[kind_part[k]] += kind_w[k] @ x
+        if act_part[a]:
+            parts[act_part[a]] += act_w[a] @ np.array([1.0, 0.0, x[3], x[3]])
+        if not np.allclose(parts, want, rtol=1e-9, atol=1e-12):
+            raise InputError(f"pack: layer kind {KINDS[k]!r} with activation {ACTIVATIONS[a]!r} costs {want} ms per "
+                             f"part over network_features but {parts} per layer: the features are no longer a per-layer "
+                             "sum the LAYER_COST section carries; extend the section (docs/format.md) first")
+
+
+class _Rows:
+    """A stand-in for a LayerTable: network_features reads only ``array()``."""
+
+    def __init__(self, a: np.ndarray):
+        self._a = a
+
+    def array(self) -> np.ndarray:
+        return self._a
+
+
 __all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "MODEL_SCHEMA", "network_features", "fit_suite",
-           "LayerCostModel", "macs_linear"]
+           "LayerCostModel", "macs_linear", "pack"]

@@ -38,7 +38,7 @@ extern "C" {
 /* Compile-time version numbers. mel_abi_version() and mel_version() give the run-time ones:
  * a program may check that the library it loaded has the ABI it was compiled against. */
 #define MEL_ABI_VERSION 1            /* bumped on any incompatible change of this header */
-#define MEL_FORMAT_VERSION 2         /* newest .melw container version this library reads (it reads 1 too) */
+#define MEL_FORMAT_VERSION 3         /* newest .melw container version this library reads (it reads 1 and 2 too) */
 #define MEL_QUANT_SCHEME_VERSION 1   /* int8 quantization scheme inside the container */
 
 /* Reader limits (a file beyond them is rejected with MEL_ERR_LIMIT). */
@@ -120,6 +120,70 @@ MEL_API int mel_model_interval_level(const mel_model* model, double* level);
  * (docs/format.md, INTERVAL). MEL_ERR_UNSUPPORTED for a model without an interval. */
 MEL_API int mel_model_predict_interval(const mel_model* model, const float* x, size_t n_rows, float* out_ms,
                                        float* out_lo, float* out_hi);
+
+/* ------------------------------------------------------------------------------------------
+ * Layer cost models: any CNN's latency from its layer table (docs/layers.md, docs/format.md
+ * LAYER_COST). A .melw file holds either an int8 MLP over a feature vector (the functions above)
+ * or a layer cost model (format 3), which predicts one network from the rows of its layer table.
+ * On a layer cost model, mel_model_predict, _predict_raw, _predict_interval and _predict_arch*
+ * return MEL_ERR_UNSUPPORTED; mel_model_input_dim and mel_model_feature_name give the row width
+ * and the column names, mel_model_num_layers 0, mel_model_interval_level the interval's level.
+ * ---------------------------------------------------------------------------------------- */
+
+/* mel_model_kind */
+#define MEL_MODEL_MLP 1         /* an int8 MLP: mel_model_predict, mel_model_predict_arch, ... */
+#define MEL_MODEL_LAYER_COST 2  /* a layer cost model: mel_model_predict_layers */
+
+/* The layer-table row layout this library was built for: schema 1 is maple_edge_lite.layers/1,
+ * 22 float columns per layer, in this order (LayerTable.array() in Python):
+ *   0 kind (index into the model's kinds: 0 conv, 1 pointwise, 2 depthwise, ..., 29 other),
+ *   1 macs, 2 params, 3 bytes_read, 4 bytes_written, 5 kernel_h, 6 kernel_w, 7 stride_h,
+ *   8 stride_w, 9 dilation_h, 10 dilation_w, 11 groups, 12 cin, 13 cout, 14 in_h, 15 in_w,
+ *   16 out_h, 17 out_w, 18 activation (index: 0 none, 1 relu, 2 clip, 3 hardswish,
+ *   4 hardsigmoid, 5 sigmoid, 6 swish, 7 leakyrelu), 19 fused_add, 20 se, 21 n_inputs.
+ * The schema number changes whenever the kinds, the activations, the columns or the counting
+ * rules change; a model records the schema it was packed for, and rows of another schema are
+ * refused with MEL_ERR_VERSION. */
+#define MEL_LAYER_TABLE_SCHEMA 1
+#define MEL_LAYER_COLUMNS 22
+
+/* MEL_MODEL_MLP or MEL_MODEL_LAYER_COST; 0 for NULL. */
+MEL_API int mel_model_kind(const mel_model* model);
+
+/* Predict one network's latency in milliseconds from its layer table: n_layers rows of n_columns
+ * floats, row-major (row i at rows + i * n_columns), in the layout of table_schema (pass the
+ * schema the rows were made in: MEL_LAYER_TABLE_SCHEMA for rows laid out as above, or the number
+ * a rows file names, see mel_layer_rows_parse). *out_ms gets the prediction; out_lo and out_hi
+ * both NULL skip the interval, both non-NULL get the model's central interval (level: see
+ * mel_model_interval_level), *out_lo <= *out_ms <= *out_hi, all > 0 ms. n_layers may be 0 (the
+ * per-inference cost alone).
+ * Errors: MEL_ERR_UNSUPPORTED for an MLP model; MEL_ERR_VERSION when table_schema is not the
+ * model's; MEL_ERR_INVALID_ARGUMENT for NULL pointers, n_columns other than the model's, and a
+ * value that is negative or not finite, or a kind or activation index that is not a whole number
+ * of the model's range (the message names the row and the column); MEL_ERR_NUMERIC for a
+ * prediction that is not a finite positive number. The outputs are then undefined.
+ * Thread-safe on a shared model; no heap allocation; under 2 KB of stack. */
+MEL_API int mel_model_predict_layers(const mel_model* model, const float* rows, size_t n_layers, size_t n_columns,
+                                     uint32_t table_schema, float* out_ms, float* out_lo, float* out_hi);
+
+/* The layer kinds (which == 0) or fused activations (which == 1) of a layer cost model, in the
+ * index order its rows use: *n is set to their number and, when names is not NULL, up to cap
+ * static-for-the-model's-lifetime UTF-8 names are written ("" is the activation "none").
+ * MEL_ERR_UNSUPPORTED for an MLP model. */
+MEL_API int mel_model_layer_names(const mel_model* model, int which, const char** names, size_t cap, size_t* n);
+
+/* The layer-table schema a layer cost model was packed for (MEL_ERR_UNSUPPORTED for an MLP). */
+MEL_API int mel_model_layer_table_schema(const mel_model* model, uint32_t* table_schema);
+
+/* Check a layer rows file (docs/layers.md, "The rows file": a 32-byte header, then float32
+ * rows, little-endian, CRC-32 checked) that the caller has read into memory, and point *rows
+ * into it: no copy, no allocation. The caller owns `data` and keeps it alive while it uses
+ * *rows; data must be 4-byte aligned (any malloc'd buffer is). Errors: MEL_ERR_FORMAT (not a
+ * rows file, truncated, trailing bytes), MEL_ERR_CHECKSUM (damaged), MEL_ERR_VERSION (a rows
+ * container version this library does not read), MEL_ERR_INVALID_ARGUMENT (NULL, misaligned).
+ * The rows' values are checked by mel_model_predict_layers. */
+MEL_API int mel_layer_rows_parse(const void* data, size_t size, uint32_t* table_schema, size_t* n_layers,
+                                 size_t* n_columns, const float** rows);
 
 /* ------------------------------------------------------------------------------------------
  * Performance counters (Linux perf_event), counting exactly the code between start and stop.

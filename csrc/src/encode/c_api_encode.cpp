@@ -131,6 +131,7 @@ static int predict_arch(const mel_model* model, const char* const* archs, size_t
                         float* out_lo, float* out_hi) {
     return guard([&] {
         need(model, "model");
+        mel::need_mlp(model);
         const mel::Model& m = *model->m;
         const mel::enc::Encoder* e = mel::enc::encoder_by_id(m.encoder_space);
         if (!e)

@@ -81,6 +81,7 @@ const char* kind_name(uint32_t k) {
         case kSecMetadata: return "METADATA";
         case kSecEncoder: return "ENCODER";
         case kSecInterval: return "INTERVAL";
+        case kSecLayerCost: return "LAYER_COST";
         default: return "unknown";
     }
 }
@@ -163,6 +164,118 @@ void parse_interval(Model& m, const unsigned char* p, uint64_t size, const std::
     m.iv_rank = rank;
 }
 
+// LAYER_COST (docs/format.md): the fixed 88-byte head, the part indices, the f32 coefficient
+// tables, the multipliers and the posterior factor, then the kind and activation names.
+void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std::string& where) {
+    LayerCost& lc = m.lc;
+    if (size < 88) bad(where + " is too short (" + std::to_string(size) + " bytes)");
+    const uint32_t scheme = rd_u32(p);
+    if (scheme != 1)
+        fail(MEL_ERR_VERSION, where + " has arithmetic scheme " + std::to_string(scheme) +
+                                  ", unknown to this reader (it knows 1); upgrade maple_edge_lite");
+    lc.table_schema = rd_u32(p + 4);
+    lc.n_columns = rd_u32(p + 8);
+    const uint32_t n_kinds = rd_u32(p + 12), n_acts = rd_u32(p + 16);
+    lc.n_parts = rd_u32(p + 20);
+    lc.rank = rd_u32(p + 24);
+    if (rd_u32(p + 28) != 0 || rd_u32(p + 52) != 0) bad(where + " reserved field is not zero");
+    if (lc.table_schema == 0) bad(where + " layer-table schema is 0");
+    if (lc.n_columns == 0) bad(where + " has 0 columns");
+    if (lc.n_columns > MEL_MAX_DIM)
+        fail(MEL_ERR_LIMIT, where + " has " + std::to_string(lc.n_columns) + " columns, more than this reader's limit of " +
+                                std::to_string(MEL_MAX_DIM));
+    if (n_kinds == 0 || n_kinds > kLayerCostMaxNames || n_acts == 0 || n_acts > kLayerCostMaxNames)
+        bad(where + " has " + std::to_string(n_kinds) + " kinds and " + std::to_string(n_acts) +
+            " activations (each must be 1.." + std::to_string(kLayerCostMaxNames) + ")");
+    if (lc.n_parts < 2 || lc.n_parts > kLayerCostMaxParts)
+        bad(where + " has " + std::to_string(lc.n_parts) + " parts (must be 2.." + std::to_string(kLayerCostMaxParts) + ")");
+    if (lc.rank < 1 || lc.rank > lc.n_parts)
+        bad(where + " rank " + std::to_string(lc.rank) + " is not in 1.." + std::to_string(lc.n_parts));
+    const char* col_names[5] = {"kind", "macs", "bytes_read", "bytes_written", "activation"};
+    uint32_t* cols[5] = {&lc.col_kind, &lc.col_macs, &lc.col_read, &lc.col_written, &lc.col_act};
+    for (int k = 0; k < 5; ++k) {
+        *cols[k] = rd_u32(p + 32 + 4 * k);
+        if (*cols[k] >= lc.n_columns)
+            bad(where + " column of " + col_names[k] + " is " + std::to_string(*cols[k]) + ", beyond the " +
+                std::to_string(lc.n_columns) + " columns");
+    }
+    lc.c0 = rd_f64(p + 56);
+    lc.level = rd_f64(p + 64);
+    lc.z = rd_f64(p + 72);
+    lc.noise = rd_f64(p + 80);
+    if (!(std::isfinite(lc.c0) && lc.c0 >= 0.0)) bad(where + " per-inference cost c0 is not a finite number >= 0");
+    if (!(lc.level > 0.0 && lc.level < 1.0)) bad(where + " level is not in (0, 1)");
+    if (!(std::isfinite(lc.z) && lc.z > 0.0)) bad(where + " z is not a finite positive number");
+    if (!(std::isfinite(lc.noise) && lc.noise >= 0.0)) bad(where + " noise is not a finite number >= 0");
+    // Fixed-size part; every count is bounded above, so no product overflows 64 bits.
+    const uint64_t idx_bytes = 4ull * (n_kinds + n_acts), idx_pad = (idx_bytes + 7) / 8 * 8;
+    const uint64_t flt = 4ull * (4ull * n_kinds + 4ull * n_acts + lc.n_parts + uint64_t(lc.n_parts) * lc.rank);
+    const uint64_t flt_pad = (flt + 7) / 8 * 8;
+    const uint64_t names_at = 88 + idx_pad + flt_pad;
+    if (size < names_at) bad(where + " ends inside its tables (" + std::to_string(size) + " bytes, tables end at " +
+                             std::to_string(names_at) + ")");
+    lc.kind_part.resize(n_kinds);
+    lc.act_part.resize(n_acts);
+    for (uint32_t k = 0; k < n_kinds; ++k) {
+        lc.kind_part[k] = rd_u32(p + 88 + 4ull * k);
+        if (lc.kind_part[k] < 1 || lc.kind_part[k] >= lc.n_parts)
+            bad(where + " kind " + std::to_string(k) + " names part " + std::to_string(lc.kind_part[k]) + " (must be 1.." +
+                std::to_string(lc.n_parts - 1) + ")");
+    }
+    for (uint32_t a = 0; a < n_acts; ++a) {
+        lc.act_part[a] = rd_u32(p + 88 + 4ull * (n_kinds + a));
+        if (lc.act_part[a] >= lc.n_parts)
+            bad(where + " activation " + std::to_string(a) + " names part " + std::to_string(lc.act_part[a]) +
+                " (must be 0, no pass, or 1.." + std::to_string(lc.n_parts - 1) + ")");
+    }
+    for (uint64_t b = 88 + idx_bytes; b < 88 + idx_pad; ++b)
+        if (p[b] != 0) bad(where + " padding is not zero");
+    uint64_t at = 88 + idx_pad;
+    auto floats = [&](std::vector<double>& v, size_t n, const char* what) {
+        v.resize(n);
+        for (size_t k = 0; k < n; ++k) {
+            const float f = rd_f32(p + at + 4 * k);
+            if (!std::isfinite(f)) bad(where + " " + what + " value " + std::to_string(k) + " is not finite");
+            v[k] = f;
+        }
+        at += 4ull * n;
+    };
+    floats(lc.kind_w, 4ull * n_kinds, "kind coefficient");
+    floats(lc.act_w, 4ull * n_acts, "activation pass coefficient");
+    floats(lc.mult, lc.n_parts, "multiplier");
+    floats(lc.post, size_t(lc.n_parts) * lc.rank, "posterior factor");
+    for (uint64_t b = at; b < names_at; ++b)
+        if (p[b] != 0) bad(where + " padding is not zero");
+    // Names: u32 length (0..1024) + strict UTF-8; kinds non-empty; each list without repeats.
+    at = names_at;
+    for (int list = 0; list < 2; ++list) {
+        const uint32_t n = list == 0 ? n_kinds : n_acts;
+        std::vector<std::string>& out = list == 0 ? lc.kinds : lc.activations;
+        const char* what = list == 0 ? "kind" : "activation";
+        out.reserve(n);
+        for (uint32_t k = 0; k < n; ++k) {
+            if (size - at < 4) bad(where + " ends inside " + what + " name " + std::to_string(k));
+            const uint32_t len = rd_u32(p + at);
+            at += 4;
+            if (len > 1024 || (list == 0 && len == 0))
+                bad(where + " " + what + " name " + std::to_string(k) + " has length " + std::to_string(len));
+            if (size - at < len) bad(where + " ends inside " + what + " name " + std::to_string(k));
+            if (!valid_utf8(p + at, len)) bad(where + " " + what + " name " + std::to_string(k) + " is not valid UTF-8");
+            out.emplace_back(reinterpret_cast<const char*>(p + at), len);
+            at += len;
+        }
+        std::vector<std::string_view> sorted(out.begin(), out.end());
+        std::sort(sorted.begin(), sorted.end());
+        for (size_t k = 1; k < sorted.size(); ++k)
+            if (sorted[k] == sorted[k - 1]) bad(where + " " + what + " name '" + std::string(sorted[k]) + "' appears twice");
+    }
+    if (at != size) bad(where + " has trailing bytes");
+    m.is_layer_cost = true;
+    m.input_dim = lc.n_columns;
+    m.has_interval = true;  // the level is the model's; the interval itself is mel_model_predict_layers'
+    m.iv_level = lc.level;
+}
+
 std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
     // --- fixed header ---------------------------------------------------------------------
     if (size < kHeaderSize)
@@ -207,7 +320,9 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
                                    "): the file is damaged; re-copy or re-pack it");
 
     // --- section table --------------------------------------------------------------------
-    if (n_sections < 5 || n_sections > 4 + MEL_MAX_LAYERS + 64)
+    // An MLP needs INPUT, LAYER, OUTPUT, FEATURES and METADATA; format 3 may hold a layer cost
+    // model instead: LAYER_COST, FEATURES and METADATA.
+    if (n_sections < (version >= 3 ? 3u : 5u) || n_sections > 4 + MEL_MAX_LAYERS + 64)
         bad("section count " + std::to_string(n_sections) + " is out of range");
     if (table_off != kHeaderSize) bad("section table offset " + std::to_string(table_off) + " is not 64");
     const uint64_t table_end = table_off + uint64_t(n_sections) * kSectionEntrySize;
@@ -233,7 +348,10 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
 
     auto model = std::make_unique<Model>();
     model->format_version = version;
-    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0, n_interval = 0;
+    int n_input = 0, n_output = 0, n_features = 0, n_meta = 0, n_encoder = 0, n_interval = 0, n_layer_cost = 0;
+    const unsigned char* lc_p = nullptr;
+    uint64_t lc_size = 0;
+    std::string lc_where;
     const unsigned char* iv_p = nullptr;
     uint64_t iv_size = 0;
     std::string iv_where;
@@ -356,11 +474,31 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
                 iv_where = where;
                 break;
             }
+            case kSecLayerCost: {  // checked after the loop (it must be the model's only form)
+                if (version < 3)
+                    bad(where + " in a format-" + std::to_string(version) + " file (layer cost models are format 3)");
+                if (++n_layer_cost > 1) bad("more than one LAYER_COST section");
+                lc_p = p;
+                lc_size = s.size;
+                lc_where = where;
+                break;
+            }
             default:
                 if (!(s.flags & kSectionOptional))
                     fail(MEL_ERR_VERSION, where + " has kind " + std::to_string(s.kind) +
                                               ", unknown to this reader and not marked optional; upgrade maple_edge_lite");
         }
+    }
+    if (n_layer_cost) {
+        if (n_input || n_output || !raw.empty() || n_encoder || n_interval)
+            bad("a layer cost model (LAYER_COST section) has no INPUT, LAYER, OUTPUT, ENCODER or INTERVAL section");
+        if (n_features != 1) bad("missing FEATURES section");
+        if (n_meta != 1) bad("missing METADATA section");
+        parse_layer_cost(*model, lc_p, lc_size, lc_where);
+        if (model->feature_names.size() != model->input_dim)
+            bad("FEATURES lists " + std::to_string(model->feature_names.size()) + " names but the LAYER_COST section has " +
+                std::to_string(model->input_dim) + " columns");
+        return model;
     }
     if (n_input != 1) bad("missing INPUT section");
     if (n_output != 1) bad("missing OUTPUT section");

@@ -19,6 +19,7 @@ enum SectionKind : uint32_t {
     kSecOutput = 3,
     kSecFeatures = 4,
     kSecMetadata = 5,
+    kSecLayerCost = 8,  // format 3: a layer cost model instead of INPUT, LAYER and OUTPUT
 };
 constexpr uint32_t kSectionOptional = 1u;  // flags bit: a reader may skip an unknown optional section
 

@@ -40,7 +40,29 @@ struct Layer {
     const float* deq = nullptr;     // [out] output layer: accumulator -> float scale
 };
 
+// LAYER_COST section (format 3, docs/format.md): a network's latency from its layer table.
+// Part 0 is the per-inference cost, parts 1.. the cost classes; each kind and each activation
+// that runs as a pass of its own names its part, resolved when the model was packed.
+struct LayerCost {
+    uint32_t table_schema = 0, n_columns = 0;
+    uint32_t col_kind = 0, col_macs = 0, col_read = 0, col_written = 0, col_act = 0;
+    uint32_t n_parts = 0, rank = 0;
+    double c0 = 0.0, level = 0.0, z = 0.0, noise = 0.0;
+    std::vector<std::string> kinds, activations;  // names, in the rows' index order
+    std::vector<uint32_t> kind_part;              // [kinds] part of each kind, 1..n_parts-1
+    std::vector<uint32_t> act_part;               // [activations] part of its pass, 0 = no pass
+    std::vector<double> kind_w;                   // [kinds][4] ms per [1, MMACs, MB read, MB written]
+    std::vector<double> act_w;                    // [activations][4] the pass, over [1, 0, MB written, MB written]
+    std::vector<double> mult;                     // [n_parts] calibration multiplier of each part
+    std::vector<double> post;                     // [n_parts][rank] factor of the multipliers' covariance
+};
+constexpr uint32_t kLayerCostMaxParts = 64;
+constexpr uint32_t kLayerCostMaxNames = 1024;
+
 struct Model {
+    // A layer cost model (format 3) has no MLP: input_dim is its row width, layers is empty.
+    bool is_layer_cost = false;
+    LayerCost lc;
     uint32_t input_dim = 0;
     std::vector<float> in_mean, in_mul;  // q = round_half_up(clamp((x - mean) * mul, -127, 127))
     std::vector<Layer> layers;

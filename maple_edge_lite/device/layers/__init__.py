@@ -6,6 +6,7 @@ each layer's kind, shapes, window, MACs, parameters and bytes moved (docs/layers
     table.totals()                                   # {"layers", "macs", "params", "bytes_read", ...}
     table.write("resnet50.layers.json")              # atomically; schema maple_edge_lite.layers/1
     LayerTable.read("resnet50.layers.json").array()  # board: numpy only, float64 [n, ARRAY_COLUMNS]
+    table.write_rows("resnet50.layers.bin")          # float32 rows for a C program (mel_layer_rows_parse)
 
 - ``_table``: :class:`Layer`, :class:`LayerTable`, ``KINDS``, the file and the array (numpy only).
 - ``_onnx``: reading and checking the model, fixing dynamic dimensions, ONNX shape inference.
@@ -19,7 +20,8 @@ from __future__ import annotations
 from ._onnx import MIN_OPSET, supported_opsets
 from ._rows import FREE, from_onnx
 from ._table import (ACTIVATIONS, ARRAY_COLUMNS, CONV_KINDS, KINDS, KINDS_VERSION, SCHEMA, Layer, LayerTable,
-                     LayerWarning)
+                     LayerWarning, read_rows, table_schema_number)
 
 __all__ = ["from_onnx", "Layer", "LayerTable", "LayerWarning", "KINDS", "KINDS_VERSION", "ACTIVATIONS",
-           "ARRAY_COLUMNS", "CONV_KINDS", "SCHEMA", "FREE", "MIN_OPSET", "supported_opsets"]
+           "ARRAY_COLUMNS", "CONV_KINDS", "SCHEMA", "FREE", "MIN_OPSET", "supported_opsets", "read_rows",
+           "table_schema_number"]

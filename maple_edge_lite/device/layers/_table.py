@@ -172,6 +172,15 @@ class LayerTable:
             raise FormatError(f"{p}: not a JSON layer table ({e})") from None
         return _from_dict(d, p)
 
+    def write_rows(self, path: Union[str, "os.PathLike[str]"]) -> Path:
+        """Write :meth:`array` as a layer rows file (docs/layers.md, "The rows file"): a 32-byte
+        header naming the layer-table schema, then float32 little-endian rows, CRC-32 checked.
+        What a board program reads without a JSON parser (``mel_layer_rows_parse``) to predict
+        with ``mel_model_predict_layers``. Atomic; returns the path."""
+        from ...format import write_atomic
+
+        return write_atomic(path, rows_bytes(self.array()))
+
     # --- numbers for a model ---------------------------------------------------------------
 
     def array(self) -> np.ndarray:
@@ -194,6 +203,53 @@ class LayerTable:
                 ACTIVATIONS.index(r.activation), int(r.fused_add), int(r.se), len(r.inputs),
             )
         return out
+
+
+#: The layer rows file (docs/layers.md): magic, then the container version (1).
+ROWS_MAGIC = b"\x89MELR\r\n\x1a"
+ROWS_VERSION = 1
+
+
+def table_schema_number() -> int:
+    """N of :data:`SCHEMA` (``maple_edge_lite.layers/N``): the row layout's version."""
+    return int(SCHEMA.rsplit("/", 1)[1])
+
+
+def rows_bytes(a: np.ndarray) -> bytes:
+    """The bytes of a layer rows file for ``a`` (``LayerTable.array()``; float32 on disk: every
+    count up to 2^24 is exact, larger ones within 6e-8 relative)."""
+    import struct
+    import zlib
+
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != len(ARRAY_COLUMNS):
+        raise FormatError(f"rows must be [n_layers, {len(ARRAY_COLUMNS)}] (got {list(a.shape)})")
+    body = np.ascontiguousarray(a, dtype="<f4").tobytes()
+    head = ROWS_MAGIC + struct.pack("<IHHIII", 0x01020304, ROWS_VERSION, table_schema_number(), a.shape[1], a.shape[0],
+                                    zlib.crc32(body))
+    return head + struct.pack("<I", zlib.crc32(head)) + body
+
+
+def read_rows(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
+    """float32 ``[n_layers, len(ARRAY_COLUMNS)]``: the rows of a file :meth:`LayerTable.write_rows`
+    wrote, checked by the C core's reader (``mel_layer_rows_parse``). ``FormatError`` /
+    ``ChecksumError`` for a damaged file, ``VersionError`` for rows of another layer-table
+    schema (re-make them with this version)."""
+    from ... import _core
+    from ...format import read_bytes
+
+    p = os.fspath(path)
+    try:
+        schema, rows = _core.parse_layer_rows(read_bytes(p, "layer rows file"))
+    except FormatError as e:
+        err = type(e)(f"{p}: {e}")
+        err.status = e.status
+        raise err from None
+    if schema != table_schema_number() or rows.shape[1] != len(ARRAY_COLUMNS):
+        raise VersionError(f"{p}: rows of layer-table schema {schema} ({rows.shape[1]} columns); this version reads "
+                           f"schema {table_schema_number()} ({len(ARRAY_COLUMNS)} columns): re-make them with this "
+                           "version's LayerTable.write_rows")
+    return rows
 
 
 def _last2(t: Sequence[int], empty: int) -> Tuple[int, int]:
@@ -318,4 +374,4 @@ def _from_dict(d: Any, where: str) -> LayerTable:
 
 
 __all__ = ["SCHEMA", "KINDS", "KINDS_VERSION", "ACTIVATIONS", "CONV_KINDS", "ARRAY_COLUMNS", "Layer",
-           "LayerTable", "LayerWarning"]
+           "LayerTable", "LayerWarning", "read_rows", "rows_bytes", "table_schema_number", "ROWS_MAGIC", "ROWS_VERSION"]

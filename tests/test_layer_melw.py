@@ -1,0 +1,453 @@
+"""The layer cost model in the core (format 3, LAYER_COST; docs/format.md): ``learn.layer_cost.pack``
+writes it, ``Model.predict_layers`` / ``mel_model_predict_layers`` evaluate it layer by layer.
+
+Oracles: ``LayerCostModel.predict`` / ``interval`` over ``network_features`` (numpy, float64, per
+class, a different path from the core's per-layer sum) on the 33 zoo networks; hand-worked
+tables; the layer-table module's own constants for the schema, kinds and columns. Then the corrupt
+files (truncations, flipped bytes with and without fixed checksums: always a clear error, never a
+crash), the rows file, and a C program built against the installed package."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+import maple_edge_lite as mel
+from maple_edge_lite.device import layers as L
+from maple_edge_lite.device.layers import _table as T
+from maple_edge_lite.learn import layer_cost as LC
+
+HERE = Path(__file__).resolve().parent
+HEADER = HERE.parent / "csrc" / "include" / "maple_edge_lite" / "maple_edge_lite.h"
+
+
+def _random_model(seed: int, calibrated: bool = True) -> LC.LayerCostModel:
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.0, 0.2, len(LC.FEATURE_NAMES)) * (rng.random(len(LC.FEATURE_NAMES)) < 0.8)
+    m = LC.LayerCostModel(rng.uniform(0.05, 1.0), w)
+    m.noise = 0.07
+    if calibrated:  # multipliers away from 1 and a posterior of full rank
+        F = rng.uniform(0, 20, (9, len(LC.FEATURE_NAMES)))
+        m.calibrate(F, m.predict(F) * rng.uniform(0.7, 1.4, len(F)))
+    return m
+
+
+def _packed(tmp_path, model, name="lc.melw") -> mel.Model:
+    LC.pack(model, tmp_path / name, metadata={"provenance": {"test": name}})
+    return mel.Model.load(tmp_path / name)
+
+
+def _layer(kind, macs=0, r=0, w=0, act=""):
+    return {"kind": kind, "name": kind, "op_types": ["X"], "inputs": [[1, 8, 4, 4]], "output": [1, 8, 4, 4],
+            "kernel": [1, 1], "stride": [1, 1], "dilation": [1, 1], "padding": [0, 0, 0, 0], "groups": 1,
+            "activation": act, "fused_add": False, "se": False, "macs": macs, "params": 0,
+            "bytes_read": r, "bytes_written": w}
+
+
+def _table(rows):
+    return L.LayerTable.from_dict({"schema": L.SCHEMA, "source": {"path": None, "sha256": None, "batch": 1},
+                                   "kinds": list(L.KINDS), "layers": rows})
+
+
+@pytest.fixture(scope="module")
+def zoo_tables():
+    pytest.importorskip("onnx")
+    from maple_edge_lite.device.builders import zoo
+
+    return {n: L.from_onnx(zoo.zoo_onnx(n)) for n in zoo.zoo_names()}
+
+
+# --- against the numpy model ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed, calibrated", [(0, True), (1, False), (2, True)])
+def test_core_equals_numpy_model_on_the_zoo(tmp_path, zoo_tables, seed, calibrated):
+    assert len(zoo_tables) == 33
+    m = _random_model(seed, calibrated)
+    core = _packed(tmp_path, m)
+    for name, t in zoo_tables.items():
+        f = LC.network_features(t)[None]
+        want = np.array([m.predict(f)[0], *(v[0] for v in m.interval(f))])
+        got = np.array(core.predict_layers(t.array()))
+        np.testing.assert_allclose(got, want, rtol=2e-6, err_msg=name)
+        assert got[1] < got[0] < got[2]
+        assert core.predict_layers(t.array(), interval=False) == (got[0],)
+
+
+def test_core_equals_numpy_model_on_hand_built_tables(tmp_path):
+    m = _random_model(5)
+    core = _packed(tmp_path, m)
+    rng = np.random.default_rng(6)
+    for n in (0, 1, 2, 7, 60, 300):
+        rows = [_layer(str(rng.choice(L.KINDS)), int(rng.integers(0, 10**9)), int(rng.integers(0, 10**7)),
+                       int(rng.integers(0, 10**7)), str(rng.choice(L.ACTIVATIONS))) for _ in range(n)]
+        t = _table(rows)
+        f = LC.network_features(t)[None]
+        want = [m.predict(f)[0], *(v[0] for v in m.interval(f))]
+        np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6)
+
+
+def test_hand_worked_network(tmp_path):
+    """c0 0.5 ms; conv class [0.01 ms, 0.002 ms/MMAC, 0.1 ms/MB read, 0.2 ms/MB written],
+    activation class [0.003, 0, 0.05, 0.07], eltwise [0.004, 0, 0.02, 0.03]; uncalibrated, so the
+    multipliers are 1 and share one scale of sd 0.3 (the posterior is the prior)."""
+    w = np.zeros((len(LC.CLASSES), 4))
+    names = [c for c, _ in LC.CLASSES]
+    w[names.index("conv")] = [0.01, 0.002, 0.1, 0.2]
+    w[names.index("activation")] = [0.003, 0.0, 0.05, 0.07]
+    w[names.index("eltwise")] = [0.004, 0.0, 0.02, 0.03]
+    m = LC.LayerCostModel(0.5, w.ravel())
+    m.noise = 0.05
+    core = _packed(tmp_path, m)
+    # conv 10 MMACs, 2 MB in, 1 MB out, fused SiLU: 0.01 + 0.02 + 0.2 + 0.2 = 0.43 ms, and its
+    # activation pass over the 1 MB output: 0.003 + 0.05 + 0.07 = 0.123 ms; an add reading 2 MB and
+    # writing 1 MB: 0.004 + 0.04 + 0.03 = 0.074 ms; a conv with a fused ReLU: no pass.
+    silu = _layer("conv", 10_000_000, 2_000_000, 1_000_000, "swish")
+    add = _layer("add", 0, 2_000_000, 1_000_000)
+    ms = 0.5 + 0.43 + 0.123 + 0.074
+    # one shared scale (sd 0.3) over every part: relative sd sqrt(0.3^2 + 0.05^2)
+    z = NormalDist().inv_cdf(0.95)
+    w90 = z * np.sqrt(0.3**2 + 0.05**2)
+    got = core.predict_layers(_table([silu, add]).array())
+    np.testing.assert_allclose(got, [ms, ms * np.exp(-w90), ms * np.exp(w90)], rtol=1e-6)
+    relu = dict(silu, activation="relu")
+    assert core.predict_layers(_table([relu, add]).array())[0] == pytest.approx(ms - 0.123, rel=1e-6)
+    # no layers: the per-inference cost alone
+    assert core.predict_layers(np.zeros((0, len(L.ARRAY_COLUMNS))))[0] == pytest.approx(0.5, rel=1e-7)
+
+
+def test_model_names_its_kinds_activations_schema_and_columns(tmp_path):
+    core = _packed(tmp_path, _random_model(0))
+    assert core.kind == "layer_cost" and core.layer_kinds == L.KINDS and core.layer_activations == L.ACTIVATIONS
+    assert core.feature_names == L.ARRAY_COLUMNS and core.input_dim == len(L.ARRAY_COLUMNS)
+    assert core.layer_table_schema == L.table_schema_number() == mel._core.LAYER_TABLE_SCHEMA
+    assert mel._core.LAYER_COLUMNS == len(L.ARRAY_COLUMNS)
+    assert core.interval_level == pytest.approx(0.9) and core.layer_dims == ()
+    meta = core.metadata
+    assert meta["model_kind"] == "layer_cost" and meta["classes"] == [c for c, _ in LC.CLASSES]
+    assert meta["layer_table_schema"] == L.SCHEMA and meta["provenance"] == {"test": "lc.melw"}
+    # the header documents the row layout: its column list is ARRAY_COLUMNS, in order
+    text = HEADER.read_text()
+    block = text[text.index("in this order (LayerTable.array() in Python):"):text.index("The schema number changes")]
+    cols = re.findall(r"\b(\d+) ([a-z_]+)", re.sub(r"\([^)]*\)", "", block.split(":", 1)[1]))
+    assert [int(i) for i, _ in cols] == list(range(len(L.ARRAY_COLUMNS)))
+    assert tuple(c for _, c in cols) == L.ARRAY_COLUMNS
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_bad_rows_are_clear_errors(tmp_path, pack_random):
+    core = _packed(tmp_path, _random_model(0))
+    A = _table([_layer("conv", 1000, 10, 10), _layer("add", 0, 10, 10)]).array()
+    col = L.ARRAY_COLUMNS.index
+
+    def bad(i, c, v):
+        B = A.copy()
+        B[i, col(c)] = v
+        return B
+
+    cases = [
+        (bad(1, "macs", np.nan), mel.InputError, r"layer 1, column 1 \('macs'\) is nan: every column must be a finite"),
+        (bad(0, "bytes_read", -1), mel.InputError, r"layer 0, column 3 \('bytes_read'\) is -1"),
+        (bad(0, "cout", np.inf), mel.InputError, r"column 13 \('cout'\) is inf"),
+        (bad(0, "kind", 30), mel.InputError, r"\('kind'\) is 30.*not the index of one of the model's 30 layer kinds"),
+        (bad(1, "kind", 1.5), mel.InputError, r"layer 1, column 0 \('kind'\) is 1.5"),
+        (bad(0, "activation", 8), mel.InputError, r"\('activation'\) is 8.*8 activations"),
+        (A[:, :21], mel.InputError, r"the rows have 21 columns but the model's layer-table schema has 22"),
+        (A[0], mel.InputError, r"2-d array"),
+    ]
+    for rows, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            core.predict_layers(rows)
+    with pytest.raises(mel.VersionError, match="rows are in layer-table schema 2 but the model was packed for schema 1"):
+        core.predict_layers(A, table_schema=2)
+    # the other entry points know which model they hold
+    mlp = mel.Model.load(pack_random((4, 8, 1), name="mlp.melw")[0])
+    assert mlp.kind == "mlp"
+    with pytest.raises(mel.UnsupportedError, match="not a layer cost model"):
+        mlp.predict_layers(A)
+    with pytest.raises(mel.UnsupportedError, match="not a layer cost model"):
+        mlp.layer_kinds
+    x = np.zeros((1, len(L.ARRAY_COLUMNS)), np.float32)
+    for call in (core.predict, core.predict_raw, core.predict_interval):
+        with pytest.raises(mel.UnsupportedError, match="this is a layer cost model"):
+            call(x)
+    with pytest.raises(mel.UnsupportedError, match="this is a layer cost model"):
+        core.predict_archs(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+
+
+def test_negative_prediction_is_a_numeric_error(tmp_path):
+    m = LC.LayerCostModel(0.0, np.zeros(len(LC.FEATURE_NAMES)))
+    core = _packed(tmp_path, m)
+    with pytest.raises(mel.NumericError, match="predicts 0.000000 ms, not a finite positive latency"):
+        core.predict_layers(np.zeros((0, len(L.ARRAY_COLUMNS))))
+
+
+def test_pack_refuses_features_that_are_not_a_per_layer_sum(tmp_path, monkeypatch):
+    m = _random_model(0)
+    real = LC.network_features
+    monkeypatch.setattr(LC, "network_features", lambda t: np.sqrt(real(t)))
+    with pytest.raises(mel.InputError, match="no longer a per-layer sum"):
+        LC.pack(m, tmp_path / "x.melw")
+    assert not (tmp_path / "x.melw").exists()
+
+
+# --- corrupt files -------------------------------------------------------------------------------
+
+
+def _fix_crcs(b: bytearray) -> bytes:
+    struct.pack_into("<I", b, 40, zlib.crc32(bytes(b[64:])))
+    struct.pack_into("<I", b, 60, zlib.crc32(bytes(b[:60])))
+    return bytes(b)
+
+
+def _section(data: bytes, kind: int):
+    n = struct.unpack_from("<I", data, 20)[0]
+    for i in range(n):
+        k, _, off, size = struct.unpack_from("<IIQQ", data, 64 + 24 * i)
+        if k == kind:
+            return off, size
+    raise AssertionError(kind)
+
+
+@pytest.fixture(scope="module")
+def lc_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("lc") / "m.melw"
+    return LC.pack(_random_model(3), p)
+
+
+def _edit(data, at, fmt, value):
+    b = bytearray(data)
+    struct.pack_into(fmt, b, at, value)
+    return _fix_crcs(b)
+
+
+def test_layer_cost_file_layout_and_version(lc_bytes):
+    assert struct.unpack_from("<H", lc_bytes, 12)[0] == 3
+    assert sorted(struct.unpack_from("<I", lc_bytes, 64 + 24 * i)[0] for i in range(3)) == [4, 5, 8]
+
+
+NK, NA, P = len(L.KINDS), len(L.ACTIVATIONS), len(LC.CLASSES) + 1  # kinds, activations, parts
+IDX = 88 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in the section
+
+CORRUPT = [  # (name, edit of (data, LAYER_COST offset), exception, message)
+    ("format_2", lambda d, o: _edit(d, 12, "<H", 2), mel.FormatError, "section count 3 is out of range"),
+    ("scheme_2", lambda d, o: _edit(d, o, "<I", 2), mel.VersionError, "arithmetic scheme 2, unknown to this reader"),
+    ("schema_0", lambda d, o: _edit(d, o + 4, "<I", 0), mel.FormatError, "layer-table schema is 0"),
+    ("columns_18", lambda d, o: _edit(d, o + 8, "<I", 18), mel.FormatError, "column of activation is 18, beyond the 18"),
+    ("columns_21", lambda d, o: _edit(d, o + 8, "<I", 21), mel.FormatError,
+     "FEATURES lists 22 names but the LAYER_COST section has 21 columns"),
+    ("columns_huge", lambda d, o: _edit(d, o + 8, "<I", 5000), mel.LimitError, "5000 columns"),
+    ("kinds_0", lambda d, o: _edit(d, o + 12, "<I", 0), mel.FormatError, "0 kinds"),
+    ("kinds_huge", lambda d, o: _edit(d, o + 12, "<I", 0xFFFFFFFF), mel.FormatError, "4294967295 kinds"),
+    ("parts_1", lambda d, o: _edit(d, o + 20, "<I", 1), mel.FormatError, "1 parts"),
+    ("rank_0", lambda d, o: _edit(d, o + 24, "<I", 0), mel.FormatError, f"rank 0 is not in 1..{P}"),
+    ("reserved", lambda d, o: _edit(d, o + 28, "<I", 1), mel.FormatError, "reserved field is not zero"),
+    ("col_kind", lambda d, o: _edit(d, o + 32, "<I", 22), mel.FormatError, "column of kind is 22"),
+    ("c0_nan", lambda d, o: _edit(d, o + 56, "<d", float("nan")), mel.FormatError, "c0 is not a finite number"),
+    ("c0_negative", lambda d, o: _edit(d, o + 56, "<d", -1.0), mel.FormatError, "c0 is not a finite number"),
+    ("level_1", lambda d, o: _edit(d, o + 64, "<d", 1.0), mel.FormatError, "level is not in"),
+    ("z_inf", lambda d, o: _edit(d, o + 72, "<d", float("inf")), mel.FormatError, "z is not a finite"),
+    ("noise_negative", lambda d, o: _edit(d, o + 80, "<d", -0.1), mel.FormatError, "noise is not a finite"),
+    ("kind_part_0", lambda d, o: _edit(d, o + 88, "<I", 0), mel.FormatError, "kind 0 names part 0"),
+    ("kind_part_P", lambda d, o: _edit(d, o + 88 + 4 * 5, "<I", P), mel.FormatError, f"kind 5 names part {P}"),
+    ("act_part_P", lambda d, o: _edit(d, o + 88 + 4 * (NK + 1), "<I", P), mel.FormatError, f"activation 1 names part {P}"),
+    ("coef_nan", lambda d, o: _edit(d, o + IDX, "<f", float("nan")), mel.FormatError, "kind coefficient value 0 is not finite"),
+    ("coef_inf", lambda d, o: _edit(d, o + IDX + 4 * (4 * NK + 10), "<f", float("inf")), mel.FormatError,
+     "activation pass coefficient value 10 is not finite"),
+    ("mult_nan", lambda d, o: _edit(d, o + IDX + 4 * (4 * NK + 4 * NA), "<f", float("nan")), mel.FormatError,
+     "multiplier value 0 is not finite"),
+    ("post_nan", lambda d, o: _edit(d, o + IDX + 4 * (4 * NK + 4 * NA + P), "<f", float("nan")), mel.FormatError,
+     "posterior factor value 0 is not finite"),
+]
+
+
+@pytest.mark.parametrize("name, edit, exc, msg", CORRUPT, ids=[c[0] for c in CORRUPT])
+def test_corrupt_layer_cost_sections(lc_bytes, name, edit, exc, msg):
+    off, _ = _section(lc_bytes, 8)
+    with pytest.raises(exc, match=re.escape(msg)):
+        mel.Model.from_bytes(edit(lc_bytes, off))
+
+
+def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
+    off, size = _section(lc_bytes, 8)
+    # an MLP section beside LAYER_COST
+    mlp = pack_random((4, 8, 1), name="mlp.melw")[0].read_bytes()
+    o_in, s_in = _section(mlp, 1)
+    table = [struct.unpack_from("<IIQQ", lc_bytes, 64 + 24 * i) for i in range(3)]
+    secs = [(k, lc_bytes[o:o + s]) for k, _, o, s in table] + [(1, mlp[o_in:o_in + s_in])]
+    from maple_edge_lite.format import _container
+
+    with pytest.raises(mel.FormatError, match="has no INPUT, LAYER, OUTPUT, ENCODER or INTERVAL section"):
+        mel.Model.from_bytes(_container(secs, 3))
+    with pytest.raises(mel.FormatError, match="more than one LAYER_COST section"):
+        mel.Model.from_bytes(_container(secs[:3] + [secs[0]], 3))
+    with pytest.raises(mel.FormatError, match="missing FEATURES section"):
+        mel.Model.from_bytes(_container([s for s in secs[:3] if s[0] != 4] + [(9, b"x", 1)], 3))
+    # a name list edited: a repeated kind, trailing bytes, a short section
+    body = secs[0][1]
+    dup = body.replace(b"\x09\0\0\0pointwise", b"\x09\0\0\0conv\0\0\0\0\0", 1)
+    assert dup != body
+    with pytest.raises(mel.FormatError):  # the name "conv\0..." is not valid UTF-8 (NUL): refused
+        mel.Model.from_bytes(_container([(8, dup)] + secs[1:3], 3))
+    dup = body.replace(b"\x09\0\0\0pointwise", b"\x04\0\0\0conv\x05\0\0\0pwise", 1)
+    with pytest.raises(mel.FormatError, match="kind name 'conv' appears twice"):
+        mel.Model.from_bytes(_container([(8, dup)] + secs[1:3], 3))
+    with pytest.raises(mel.FormatError, match="has trailing bytes"):
+        mel.Model.from_bytes(_container([(8, body + b"\0" * 8)] + secs[1:3], 3))
+    with pytest.raises(mel.FormatError, match="ends inside its tables"):
+        mel.Model.from_bytes(_container([(8, body[:300])] + secs[1:3], 3))
+    with pytest.raises(mel.FormatError, match="FEATURES lists 21 names but the LAYER_COST section has 22 columns"):
+        feat = struct.pack("<I", 21) + b"".join(struct.pack("<I", len(c)) + c.encode() for c in L.ARRAY_COLUMNS[:21])
+        mel.Model.from_bytes(_container([secs[0], (4, feat), secs[2]], 3))
+
+
+def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes):
+    """Every truncation; a flipped bit in every byte of the LAYER_COST section, with the checksums
+    left stale (ChecksumError) and fixed (then the field checks: a FormatError, or a model that
+    still loads and predicts a finite positive number or refuses with a MapleEdgeError)."""
+    for n in range(len(lc_bytes)):
+        with pytest.raises(mel.FormatError):
+            mel.Model.from_bytes(lc_bytes[:n])
+    off, size = _section(lc_bytes, 8)
+    A = _table([_layer(k, 10**6, 10**5, 10**5, a) for k in L.KINDS for a in L.ACTIVATIONS]).array()
+    outcomes = {"checksum": 0, "format": 0, "loads": 0}
+    for i in range(off, off + size):
+        b = bytearray(lc_bytes)
+        b[i] ^= 1 << (i % 8)
+        with pytest.raises(mel.ChecksumError):
+            mel.Model.from_bytes(bytes(b))
+        outcomes["checksum"] += 1
+        try:
+            m = mel.Model.from_bytes(_fix_crcs(b))
+        except mel.FormatError:
+            outcomes["format"] += 1
+            continue
+        outcomes["loads"] += 1
+        try:
+            ms, lo, hi = m.predict_layers(A)
+            assert 0 < lo <= ms <= hi < np.inf
+        except (mel.InputError, mel.NumericError, mel.VersionError):
+            pass
+    assert outcomes["format"] > 100 and outcomes["loads"] > 100, outcomes
+
+
+# --- the rows file -------------------------------------------------------------------------------
+
+
+def test_rows_file_round_trip_and_corruption(tmp_path, zoo_tables):
+    t = zoo_tables["resnet18"]
+    p = t.write_rows(tmp_path / "r.bin")
+    data = p.read_bytes()
+    assert data[:8] == b"\x89MELR\r\n\x1a" and len(data) == 32 + 4 * len(t) * len(L.ARRAY_COLUMNS)
+    rows = L.read_rows(p)
+    assert rows.dtype == np.float32 and np.array_equal(rows, t.array().astype(np.float32))
+    core = _packed(tmp_path, _random_model(0))
+    assert core.predict_layers(rows) == core.predict_layers(t.array())
+
+    def check(b, exc, msg):
+        q = tmp_path / "bad.bin"
+        q.write_bytes(bytes(b))
+        with pytest.raises(exc, match=re.escape(msg)) as e:
+            L.read_rows(q)
+        assert str(e.value).startswith(str(q))
+
+    def head(b):
+        b = bytearray(b)
+        struct.pack_into("<I", b, 28, zlib.crc32(bytes(b[:28])))
+        return b
+
+    check(data[:31], mel.FormatError, "shorter than the 32-byte header")
+    check(data[:-4], mel.FormatError, "(truncated: re-copy the file)")
+    check(data + b"\0\0\0\0", mel.FormatError, "(trailing bytes)")
+    check(b"x" + data[1:], mel.FormatError, "bad magic")
+    flipped = bytearray(data)
+    flipped[100] ^= 4
+    check(flipped, mel.ChecksumError, "the rows are damaged")
+    flipped = bytearray(data)
+    flipped[17] ^= 4
+    check(flipped, mel.ChecksumError, "header CRC-32 mismatch")
+    b = bytearray(data)
+    struct.pack_into("<H", b, 12, 2)
+    check(head(b), mel.VersionError, "layer rows file version 2 is not supported")
+    b = bytearray(data)
+    struct.pack_into(">I", b, 8, 0x01020304)
+    check(head(b), mel.FormatError, "big-endian")
+    b = bytearray(data)
+    struct.pack_into("<H", b, 14, 2)
+    check(head(b), mel.VersionError, "rows of layer-table schema 2 (22 columns); this version reads schema 1")
+    with pytest.raises(mel.ModelNotFoundError):
+        L.read_rows(tmp_path / "missing.bin")
+
+
+# --- from C --------------------------------------------------------------------------------------
+
+
+def _c_program(tmp_path) -> Path:
+    cc = None
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            cc = [name]
+            break
+    if cc is None:
+        pytest.skip("no C compiler (cc, gcc, clang) on PATH")
+    r = subprocess.run([sys.executable, "-m", "maple_edge_lite", "--cflags", "--libs"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    exe = tmp_path / "layers"
+    cmd = cc + ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", str(HERE / "c" / "layers.c"), "-o",
+                str(exe)] + shlex.split(r.stdout) + ["-lm"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{shlex.join(cmd)}\n{r.stderr}"
+    return exe
+
+
+def test_c_program_predicts_from_host_made_rows_files(tmp_path, zoo_tables, pack_random):
+    """tests/c/layers.c, built against the installed header and library, reads rows files written
+    here (as a host would) and a device's layer model: the same numbers as Model.predict_layers
+    (bit for bit: one C path) and as the numpy model (float32 tolerance)."""
+    exe = _c_program(tmp_path)
+    m = _random_model(7)
+    LC.pack(m, tmp_path / "dev.melw")
+    core = mel.Model.load(tmp_path / "dev.melw")
+    names = ["resnet50", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1.0"]
+    files = [zoo_tables[n].write_rows(tmp_path / f"{n}.bin") for n in names]
+    r = subprocess.run([str(exe), str(tmp_path / "dev.melw"), *map(str, files)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "kinds 30 activations 8 schema 1 level 0.9"
+    for line, n, f in zip(lines[1:], names, files):
+        ms, lo, hi, layers, path = line.split()
+        assert path == str(f) and int(layers) == len(zoo_tables[n])
+        got = np.array([ms, lo, hi], dtype=np.float64).astype(np.float32)
+        want = np.array(core.predict_layers(zoo_tables[n].array()), np.float32)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        fe = LC.network_features(zoo_tables[n])[None]
+        np.testing.assert_allclose(got, [m.predict(fe)[0], *(v[0] for v in m.interval(fe))], rtol=2e-6)
+    # errors, each with the status name and the detail
+    bad = bytearray(files[0].read_bytes())
+    bad[200] ^= 1
+    (tmp_path / "bad.bin").write_bytes(bytes(bad))
+    nan = T.rows_bytes(np.where(np.arange(len(L.ARRAY_COLUMNS)) == 1, np.nan, zoo_tables["resnet18"].array()))
+    (tmp_path / "nan.bin").write_bytes(nan)
+    pack_random((4, 8, 1), name="mlp.melw")
+    for args, msg in [
+        ((tmp_path / "dev.melw", tmp_path / "bad.bin"), "rows: MEL_ERR_CHECKSUM: layer rows file CRC-32 mismatch"),
+        ((tmp_path / "dev.melw", tmp_path / "nan.bin"), "predict: MEL_ERR_INVALID_ARGUMENT: layer 0, column 1 ('macs') is nan"),
+        ((tmp_path / "mlp.melw", files[0]), "predict: MEL_ERR_UNSUPPORTED: this model is an MLP"),
+        ((tmp_path / "dev.melw", tmp_path / "missing.bin"), "cannot read"),
+    ]:
+        r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and msg in r.stderr, r.stderr
