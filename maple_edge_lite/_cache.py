@@ -353,7 +353,8 @@ def _shots_of(manifest) -> int:
 
 def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, measure_options) -> None:
     """Measure more architectures on this device and adapt again (no new profile): random
-    connected cells (1,000 candidates, in an order seeded by the key). Written into a copy of the
+    connected cells, or random FBNet networks for an FBNet base (1,000 candidates, in an order
+    seeded by the key). Written into a copy of the
     entry and installed atomically, under the build lock."""
     import shutil
 
@@ -372,7 +373,9 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     space = model.metadata.get("search_space")
     archs = [r["arch_str"] for r in old]
     ms = [r["latency_ms"] for r in old]
-    pool = [a for a in measure.sample_connected(1200, seed=int(digest(key)[:8], 16)) if a not in set(archs)][:1000]
+    seed = int(digest(key)[:8], 16)
+    sample = measure.sample_fbnet if space == "fbnet" else measure.sample_connected
+    pool = [a for a in sample(1200, seed=seed) if a not in set(archs)][:1000]
     X = enc.encode(space, pool) if want == "auto" else None  # what share_within judges
     per_arch = float((manifest.get("build") or {}).get("measure_s") or 0.0) / max(len(archs), 1)
     t0 = time.perf_counter()

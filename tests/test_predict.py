@@ -285,7 +285,10 @@ def test_more_shots_extend_the_cached_model_without_profiling(fake_device, capsy
     (["--budget-s", "5"], 1, "--budget-s goes with --shots auto"),
     (["--shots", "auto", "--budget-s", "0.001"], 1, "too small for one measurement"),
 ])
-def test_shots_bad_input(fake_device, capsys, args, code, fragment):
+def test_shots_bad_input(fake_device, capsys, monkeypatch, args, code, fragment):
+    # the synthetic device is additive and position-free, which ten measurements nearly pin down:
+    # a target no model reaches, so that `auto` wants another measurement the budget cannot hold
+    monkeypatch.setattr(_cache, "SHARE_TARGET", 0.999)
     _cache._device_model("fake-rt", 1, measure_options={})
     m = _cache.read_manifest(_cache._device_model("fake-rt", 1)[1])
     m["build"]["measure_s"] = 20.0  # 2 s per architecture, so a 1 ms budget cannot hold one

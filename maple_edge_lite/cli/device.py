@@ -202,7 +202,7 @@ def _measure(args) -> int:
     else:
         archs, index = _archs(args)
     for a in ([] if args.onnx else archs):  # every string checked before the first is measured
-        M.check_arch(a)
+        M.arch_space(a)
     timing = {}
     if args.budget_s is not None:
         timing["budget_s"] = args.budget_s

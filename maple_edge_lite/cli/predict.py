@@ -70,6 +70,9 @@ def add_parser(subparsers) -> None:
                    "--budget-s is spent (default: what the cache has, 10 when building)")
     p.add_argument("--budget-s", type=float, default=None, metavar="S",
                    help="with --shots auto: seconds of measuring at most")
+    p.add_argument("--space", choices=("nb201", "fbnet"), default=None,
+                   help="search space of the architectures, so of the base predictor adapted to this device "
+                   "(default: the one whose notation the strings are in; FBNet networks are measured at 224x224)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=_predict)
 
@@ -249,12 +252,18 @@ def _cache_shots(entry):
         return None
 
 
+def _space_of(arch: str, default: str) -> str:
+    """The search space whose notation ``arch`` is in (NAS-Bench-201 cells start with ``|``)."""
+    return "nb201" if arch.startswith("|") else ("fbnet" if "|" in arch else default)
+
+
 def _predict(args) -> int:
     from .._errors import InputError
 
     if args.onnx:
-        if args.arch or args.archs or args.model or args.shots is not None or args.budget_s is not None:
-            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s: it predicts ONNX files "
+        if (args.arch or args.archs or args.model or args.shots is not None or args.budget_s is not None
+                or args.space is not None):
+            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space: it predicts ONNX files "
                              "with this device's layer cost model")
         return _predict_onnx(args)
     archs = list(args.arch)
@@ -279,11 +288,11 @@ def _predict(args) -> int:
         from .._cache import DEFAULT_RUNTIME, _device_model
 
         # Check the strings before a first use spends a minute profiling and measuring.
-        space = registry.resolve().info.get("search_space", "nb201")
+        space = args.space or _space_of(archs[0], registry.resolve().info.get("search_space", "nb201"))
         try:
             enc.encode(space, archs)
         except InputError as e:
-            raise InputError(f"{e} (the default predictor predicts {space} architectures)") from None
+            raise InputError(f"{e} (predicting {space} architectures: one search space per call)") from None
         runtime = args.runtime or DEFAULT_RUNTIME
         threads = 1 if args.threads is None else args.threads
         progress = _progress_printer()
@@ -291,7 +300,7 @@ def _predict(args) -> int:
             raise InputError("--budget-s goes with --shots auto")
         if args.shots == "auto" and args.budget_s is None:
             raise InputError("--shots auto needs --budget-s S, the seconds of measuring it may spend")
-        model, entry, built = _device_model(runtime, threads, refresh=args.refresh, progress=progress,
+        model, entry, built = _device_model(runtime, threads, base=space, refresh=args.refresh, progress=progress,
                                             shots=args.shots, budget_s=args.budget_s)
         if built:
             print(f"maple-edge-lite: cached this device's predictor in {entry} "

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     v = subparsers.add_parser(
         "validate",
         help="measure random architectures on this device and score this device's predictor on them",
-        description="Measure --sample random connected NAS-Bench-201 cells under --runtime at --threads (the "
+        description="Measure --sample random connected NAS-Bench-201 cells (--space fbnet: FBNet networks) under --runtime at --threads (the "
         "timing of `measure`), predict them with this device's cached predictor (built first if needed, as "
         "`predict` does), and print +-5/10/15%% accuracy, Spearman, MAPE and the share of measurements inside "
         "the predicted interval. Exit status: 0 done; 1 error; %d --plot without matplotlib "
@@ -39,6 +39,9 @@ def add_parser(subparsers) -> None:
     v.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads (default 1)")
     v.add_argument("--plot", metavar="FILE.png", help="draw predicted against measured into this PNG")
     v.add_argument("--csv", metavar="FILE", help="also write the measurements (the shared CSV format + sidecar)")
+    v.add_argument("--space", choices=("nb201", "fbnet"), default="nb201",
+                   help="nb201: random connected NAS-Bench-201 cells and this device's nb201 predictor (default); "
+                   "fbnet: random FBNet networks (224x224) and its fbnet predictor")
     v.add_argument("--json", action="store_true", help="print a JSON report")
     v.set_defaults(func=_validate)
 
@@ -146,9 +149,10 @@ def _validate(args) -> int:
     if args.csv:
         M.check_writable(args.csv)
     runtime = args.runtime or DEFAULT_RUNTIME
-    archs = M.sample_connected(args.sample, args.seed)
+    space = getattr(args, "space", "nb201")
+    archs = M.sample_fbnet(args.sample, args.seed) if space == "fbnet" else M.sample_connected(args.sample, args.seed)
     t0 = time.perf_counter()
-    model, entry, built = _device_model(runtime, args.threads, progress=_progress_printer())
+    model, entry, built = _device_model(runtime, args.threads, base=space, progress=_progress_printer())
     level = model.interval_level
     show = _progress_printer()
     # A few of the predictor's own reference cells are measured again with the sample (the same
@@ -171,7 +175,8 @@ def _validate(args) -> int:
     m = metrics(pred, measured)
     small = measured < 0.3
     report = {
-        "device_model": str(entry / "device.melw"), "built": built, "runtime": runtime, "threads": args.threads,
+        "device_model": str(entry / "device.melw"), "built": built, "space": space, "runtime": runtime,
+        "threads": args.threads,
         "sample": args.sample, "seed": args.seed, "seconds": round(time.perf_counter() - t0, 1),
         "loadavg": list(os.getloadavg()),
         "acc5": m["acc5"], "acc10": m["acc10"], "acc15": m["acc15"], "spearman": m["spearman"], "mape": m["mape"],
@@ -187,28 +192,30 @@ def _validate(args) -> int:
                    "hi_ms": None if hi is None else round(float(hi[i]), 6)}
                   for i, (a, y, p) in enumerate(zip(archs, measured, pred))],
     }
+    what = "FBNet networks" if space == "fbnet" else "connected cells"
     if args.csv:
         M.write_csv(rows, args.csv)
     if args.plot:
         plot(args.plot, measured, pred, lo, hi,
-             title=f"{runtime}, {args.threads} thread(s), {args.sample} random cells\n±10% {m['acc10']:.2f}, "
+             title=f"{runtime}, {args.threads} thread(s), {args.sample} random {what}\n±10% {m['acc10']:.2f}, "
                    f"Spearman {m['spearman']:.3f}" + ("" if cover is None else f", {level:.0%} interval covers {cover:.2f}"))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{args.sample} random connected cells, {runtime} at {args.threads} thread(s), this device's predictor "
+        print(f"{args.sample} random {what}, {runtime} at {args.threads} thread(s), this device's predictor "
               f"({'built now' if built else 'cached'}):")
         print(f"  within ±5% {m['acc5']:.2f}   ±10% {m['acc10']:.2f}   ±15% {m['acc15']:.2f}   "
               f"Spearman {m['spearman']:.3f}   MAPE {m['mape']:.1f}%")
         if cover is not None:
             print(f"  {level:.0%} interval covers {cover:.2f} of the measurements")
         if small.any():
-            print(f"  under 0.3 ms ({int(small.sum())} cells): ±10% {report['acc10_under_0.3ms']:.2f}")
+            print(f"  under 0.3 ms ({int(small.sum())} networks): ±10% {report['acc10_under_0.3ms']:.2f}")
         if drift is not None:
-            print(f"  {len(now)} of the predictor's reference cells run {100 * (drift - 1):+.1f}% (median) against when "
+            print(f"  {len(now)} of the predictor's reference networks run {100 * (drift - 1):+.1f}% (median) against when "
                   f"it was built; with that factor ±10% would be {report['acc10_drift_corrected']:.2f}"
                   + ("" if abs(drift - 1) < DRIFT_NOTE else
-                     " - the device's speed moved: `maple-edge-lite predict --refresh` rebuilds the predictor now"))
+                     f" - the device's speed moved: `maple-edge-lite predict --refresh{' --space fbnet' if space == 'fbnet' else ''}`"
+                     " rebuilds the predictor now"))
         if args.plot:
             print(f"  plot: {args.plot}")
     return 0

@@ -36,6 +36,9 @@ from .timing import TRIM, Timing, _check_timing, summarize, time_session, trimme
 SIDECAR_SCHEMA = "maple_edge_lite.measurements/1"
 #: Columns of the CSV, the shared latency-table format.
 CSV_COLUMNS = ("nb201_index", "arch_str", "device", "latency_ms")
+#: Columns of the CSV of measured FBNet networks: the shared FBNet tables' (``learn.data.SPACES``),
+#: so ``adapt --model fbnet`` reads it.
+FBNET_CSV_COLUMNS = ("fbnet_index", "arch_ops", "device", "latency_ms")
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 #: Defaults of ``measure`` (per window): tuned on this project's shared 2-core development VM,
@@ -112,6 +115,39 @@ def check_arch(arch: str) -> str:
     return arch
 
 
+def arch_space(arch: str) -> str:
+    """``"nb201"`` or ``"fbnet"``: the search space whose notation ``arch`` is in (the C++
+    encoders' verdict), else ``InputError`` saying what is wrong with it in both."""
+    from .. import encode as enc
+
+    if isinstance(arch, str) and arch.startswith("|"):
+        check_arch(arch)
+        return "nb201"
+    try:
+        enc.encode("fbnet", [arch])
+    except InputError as e:
+        raise InputError(f"invalid architecture {arch!r}: neither a NAS-Bench-201 cell "
+                         f"(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|) nor an FBNet string ({e})") from None
+    return "fbnet"
+
+
+def sample_fbnet(n: int, seed: int = 0) -> List[str]:
+    """``n`` distinct random FBNet architectures (22 ops, each uniform over the 9), seeded
+    (numpy's PCG64 ``default_rng``): the same list on every machine, a larger ``n`` extends a
+    smaller one."""
+    from .builders.fbnet import OPS
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 1_000_000:
+        raise InputError(f"sample size must be an integer in 1..1000000, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+    out: Dict[str, None] = {}
+    while len(out) < n:
+        out.setdefault("|".join(OPS[i] for i in rng.integers(0, len(OPS), 22)), None)
+    return list(out)
+
+
 def read_archs(path) -> Tuple[List[str], Dict[str, int]]:
     """Architecture strings from a file: one per line (blank lines and ``#`` comments skipped), or
     a CSV whose header has an ``arch_str`` column (an ``nb201_index`` column, as in the shared
@@ -185,7 +221,7 @@ def measure(
     archs: Sequence[str],
     runtime: str = "onnxruntime",
     threads: int = 1,
-    resolution: int = 32,
+    resolution: Optional[int] = None,
     *,
     device: Optional[str] = None,
     index: Optional[Mapping[str, int]] = None,
@@ -195,13 +231,15 @@ def measure(
     progress: Optional[Callable[[int, int, str, Optional[Row]], None]] = None,
     **timing: Any,
 ) -> Measurements:
-    """Build each NAS-Bench-201 network (``builders.nb201_onnx`` at ``resolution``), run it
-    under ``runtime`` at ``threads`` threads, and return :class:`Measurements` in the order
-    given. Each network is timed in ``passes`` windows (default :data:`MEASURE_PASSES`), each a
-    fresh session timed by :func:`time_session`; the passes go round the whole list, so a
-    network's windows are spread over the run. ``latency_ms`` is the smallest window median
-    (ms): a window can only be slowed, by another process or by an unlucky memory layout of its
-    session, never sped up, so the fastest median is the one that reproduces.
+    """Build each network (NAS-Bench-201 cells with ``builders.nb201_onnx`` at ``resolution``,
+    default 32; FBNet strings with ``builders.fbnet_onnx``, default 224: all of one space, see
+    :func:`arch_space`), run it under ``runtime`` at ``threads`` threads, and return
+    :class:`Measurements` in the order given. Each network is timed in ``passes`` windows
+    (default :data:`MEASURE_PASSES`), each a fresh session timed by :func:`time_session`; the
+    passes go round the whole list, so a network's windows are spread over the run.
+    ``latency_ms`` is the smallest window median (ms): a window can only be slowed, by another
+    process or by an unlucky memory layout of its session, never sped up, so the fastest median
+    is the one that reproduces.
 
     ``timing`` overrides :data:`MEASURE_TIMING` (``warmup``, ``warmup_s``, ``min_runs``,
     ``min_time_s``, ``max_runs``, ``budget_s`` per window, ``rel_tol``). ``index`` maps arch
@@ -217,13 +255,23 @@ def measure(
     archs = list(dict.fromkeys(archs))
     if not archs:
         raise InputError("no architectures to measure")
-    for a in archs:
-        check_arch(a)
-    network = {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx", "resolution": resolution,
-               "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0}
-    return _measured(archs, lambda a: builders.nb201_onnx(a, resolution=resolution), runtime, threads, network,
-                     device=device, index=index, cpus=cpus, passes=passes, runtime_options=runtime_options,
-                     progress=progress, timing=timing)
+    spaces = {a: arch_space(a) for a in archs}
+    space = spaces[archs[0]]
+    other = next((a for a in archs if spaces[a] != space), None)
+    if other is not None:
+        raise InputError(f"one search space per call: {archs[0]!r} is {space}, {other!r} is {spaces[other]}")
+    if space == "fbnet":
+        resolution = 224 if resolution is None else resolution
+        network = {"space": "fbnet", "builder": "maple_edge_lite.device.builders.fbnet_onnx",
+                   "resolution": resolution, "num_classes": 1000, "batch": 1, "seed": 0}
+        build = lambda a: builders.fbnet_onnx(a, resolution=resolution)  # noqa: E731
+    else:
+        resolution = 32 if resolution is None else resolution
+        network = {"space": "nb201", "builder": "maple_edge_lite.device.builders.nb201_onnx",
+                   "resolution": resolution, "channels": 16, "cells": 5, "num_classes": 10, "batch": 1, "seed": 0}
+        build = lambda a: builders.nb201_onnx(a, resolution=resolution)  # noqa: E731
+    return _measured(archs, build, runtime, threads, network, device=device, index=index, cpus=cpus, passes=passes,
+                     runtime_options=runtime_options, progress=progress, timing=timing)
 
 
 #: Columns of ``measure --onnx``'s CSV.
@@ -396,12 +444,13 @@ def check_writable(path) -> None:
         raise MapleEdgePermissionError(f"cannot write {p}: permission denied")
 
 
-def csv_text(rows: Iterable[Row]) -> str:
+def csv_text(rows: Iterable[Row], columns: Sequence[str] = CSV_COLUMNS) -> str:
     """The CSV (header + one line per row, ``\\n`` line ends); latency in ms with 6 significant
-    digits beyond the point as needed (``repr`` of the value rounded to 1 ns)."""
+    digits beyond the point as needed (``repr`` of the value rounded to 1 ns). ``columns``:
+    :data:`CSV_COLUMNS` or, for FBNet networks, :data:`FBNET_CSV_COLUMNS` (same fields)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow(columns)
     for r in rows:
         w.writerow(["" if r.nb201_index is None else int(r.nb201_index), r.arch_str, r.device,
                     repr(round(float(r.latency_ms), 6))])
@@ -421,19 +470,25 @@ def write_csv(rows: Measurements, path) -> Tuple[str, str]:
     conditions.setdefault("schema", SIDECAR_SCHEMA)
     conditions["csv"] = os.path.basename(os.fspath(path))
     write_atomic(side, (json.dumps(conditions, indent=2, allow_nan=False) + "\n").encode())
-    onnx = bool((conditions.get("network") or {}).get("onnx"))
-    write_atomic(path, (onnx_csv_text(rows) if onnx else csv_text(rows)).encode())
+    network = conditions.get("network") or {}
+    text = (onnx_csv_text(rows) if network.get("onnx")
+            else csv_text(rows, FBNET_CSV_COLUMNS if network.get("space") == "fbnet" else CSV_COLUMNS))
+    write_atomic(path, text.encode())
     return os.fspath(path), side
 
 
 def read_csv(path) -> List[Dict[str, Any]]:
-    """Rows of a measurements CSV as dicts (``nb201_index`` int or None, ``latency_ms`` float)."""
+    """Rows of a measurements CSV as dicts (``nb201_index`` int or None, ``latency_ms`` float);
+    an FBNet CSV's ``fbnet_index`` / ``arch_ops`` come back under the same keys."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-            raise InputError(f"{path}: header {reader.fieldnames} is not {','.join(CSV_COLUMNS)}")
-        return [{"nb201_index": int(r["nb201_index"]) if r["nb201_index"] else None, "arch_str": r["arch_str"],
-                 "device": r["device"], "latency_ms": float(r["latency_ms"])} for r in reader]
+        cols = tuple(reader.fieldnames or ())
+        if cols not in (CSV_COLUMNS, FBNET_CSV_COLUMNS):
+            raise InputError(f"{path}: header {reader.fieldnames} is not {','.join(CSV_COLUMNS)} "
+                             f"(or {','.join(FBNET_CSV_COLUMNS)})")
+        i, a = cols[:2]
+        return [{"nb201_index": int(r[i]) if r[i] else None, "arch_str": r[a], "device": r["device"],
+                 "latency_ms": float(r["latency_ms"])} for r in reader]
 
 
 __all__ = [
@@ -446,6 +501,8 @@ __all__ = [
     "measure",
     "sample_archs",
     "sample_connected",
+    "sample_fbnet",
+    "arch_space",
     "is_connected",
     "arch_string",
     "check_arch",
@@ -462,4 +519,5 @@ __all__ = [
     "MEASURE_PASSES",
     "SIDECAR_SCHEMA",
     "CSV_COLUMNS",
+    "FBNET_CSV_COLUMNS",
 ]
