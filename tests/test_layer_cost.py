@@ -185,7 +185,7 @@ def test_macs_linear():
 # --- the suite ------------------------------------------------------------------------------------
 
 #: The layer-table kinds each suite kind must produce (the rows the cost model is fitted to).
-EXPECTED = {"identity": {"relu"}, "conv": {"conv"}, "pointwise": {"pointwise"}, "pointwise_expand": {"pointwise"},
+EXPECTED = {"identity": {"relu"}, "conv": {"conv"}, "pointwise": {"pointwise"},
             "depthwise_ir": {"pointwise", "depthwise"}, "grouped": {"grouped"}, "conv_s2": {"conv"},
             "depthwise_ir_s2": {"pointwise", "depthwise"},
             "maxpool": {"maxpool"}, "avgpool": {"avgpool"}, "add": {"add", "relu"}, "hardswish": {"hardswish"},

@@ -25,7 +25,8 @@ from ._graph import Graph
 from ._zoo_common import conv_bn, squeeze_excitation
 
 #: Bumped whenever an entry is added, removed or built differently (2: depthwise between 1x1s
-#: instead of chained alone, whole blocks added).
+#: instead of chained alone, whole blocks added; the 1x1 expand/project pairs of 1 dropped, as
+#: every depthwise entry has them now).
 SUITE_VERSION = 2
 #: Chained copies of the layer in an entry (shape-preserving kinds).
 REPEAT = 4
@@ -47,7 +48,7 @@ class LayerSpec:
     hw: int
     repeat: int
     k: int = 3
-    extra: int = 0  # kind-specific: expansion (pointwise_expand, blocks), group width (grouped, regx), out
+    extra: int = 0  # kind-specific: expansion (blocks), group width (grouped, regx), out
     # features (gemm, classifier), depthwise channels (depthwise_ir)
 
 
@@ -64,8 +65,6 @@ def default_suite() -> List[LayerSpec]:
         s.append(_spec("conv", c, hw))
     for c, hw in ((16, 56), (32, 56), (128, 28), (256, 14), (512, 7)):
         s.append(_spec("pointwise", c, hw))
-    for c, hw, e in ((16, 56, 6), (24, 28, 6), (40, 14, 6), (80, 14, 4), (160, 7, 6)):
-        s.append(_spec("pointwise_expand", c, hw, extra=e))
     # Depthwise convolutions as networks run them, between a 1x1 expansion and a 1x1 projection
     # (what they have around them in every zoo family): OpenVINO fuses a depthwise convolution
     # into the 1x1 before it, so a chain of depthwise layers alone costs it ~4x what the same
@@ -240,9 +239,6 @@ _BUILD = {
     "identity": _chain(lambda g, x, sp, n: g.relu(x, n)),
     "conv": _chain(lambda g, x, sp, n: conv_bn(g, x, sp.channels, sp.channels, 3, n, act="relu")),
     "pointwise": _chain(lambda g, x, sp, n: conv_bn(g, x, sp.channels, sp.channels, 1, n, act="relu")),
-    "pointwise_expand": _chain(lambda g, x, sp, n: conv_bn(
-        g, conv_bn(g, x, sp.channels, sp.channels * sp.extra, 1, f"{n}.exp", act="relu6"), sp.channels * sp.extra,
-        sp.channels, 1, f"{n}.proj", act=None)),
     "grouped": _chain(lambda g, x, sp, n: conv_bn(g, x, sp.channels, sp.channels, 3, n,
                                                   groups=sp.channels // sp.extra, act="relu")),
     "conv_s2": _conv_s2,
