@@ -1,12 +1,15 @@
 """The zoo benchmark: real CNNs measured on this machine against the layer cost model.
 
-    python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 0   # ~5 min per runtime
-    python benchmarks/zoo.py score [--shots 5] [--json]
+    python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 1   # ~3.5 min per runtime
+    python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
+    python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
-one runtime and writes ``benchmarks/data/zoo/vm-<runtime>-<threads>t.csv`` (kind ``zoo`` or
-``suite``, name, family, latency) with a JSON sidecar of the conditions.
+one runtime and writes ``benchmarks/data/zoo/vm-<runtime>[-<precision>]-<threads>t.csv`` (kind ``zoo``
+or ``suite``, name, family, latency) with a JSON sidecar of the conditions (the runtime's settings,
+every window's median). ``--precision`` is the runtime's precision option (OpenVINO's default on a
+CPU with AMX or AVX-512 BF16 is bf16; ``f32`` compares with ONNX Runtime's fp32).
 
 ``score`` evaluates, per measured runtime, leave one family out: the networks of one family are
 predicted from the layer suite plus ``--shots`` whole networks of the other families (drawn at
@@ -17,7 +20,9 @@ random, ``--draws`` times), never from their own family. Methods:
 - ``macs_linear``: ``a + b * MACs`` fitted on the same shots (what a user would do first);
 - ``scaled_macs``: the suite-free single scale ``y = s * MACs`` through the origin.
 
-Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean."""
+Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
+then each held-out network's error by family. A data file whose suite is not this
+``layer_suite.SUITE_VERSION`` (its sidecar says) is skipped with a note: measure its suite again."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -47,7 +53,8 @@ def _measure(args) -> int:
             best = min(t.median_ms for t in ts)
             print(f"  [{step}/{steps}] {name:34s} {best:9.3f} ms", file=sys.stderr, flush=True)
 
-    dev = f"vm-{args.runtime}-{args.threads}t"
+    opts = {"precision": args.precision} if args.precision else {}
+    dev = f"vm-{args.runtime}{'-' + args.precision if args.precision else ''}-{args.threads}t"
     out = Path(args.out or DATA / f"{dev}.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     old_side = json.loads(Path(str(out) + ".json").read_text()) if out.exists() and args.what != "all" else {}
@@ -59,10 +66,11 @@ def _measure(args) -> int:
     sw, zw, info, s_settings, z_settings = {}, {}, None, old_side.get("suite_timing"), old_side.get("zoo_timing")
     if args.what in ("all", "suite"):
         sw, info, s_settings, _ = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
-                                             args.threads, cpus=args.cpu, progress=progress, **P.LAYER_SUITE_TIMING)
+                                             args.threads, cpus=args.cpu, progress=progress, runtime_options=opts,
+                                             **P.LAYER_SUITE_TIMING)
     if args.what in ("all", "zoo"):
         zw, info, z_settings, _ = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
-                                             progress=progress)
+                                             progress=progress, runtime_options=opts)
     rows = [("suite", n, suite[n].kind, min(t.median_ms for t in ts)) for n, ts in sw.items()]
     rows += [("zoo", n, zoo.zoo_family(n), min(t.median_ms for t in ts)) for n, ts in zw.items()]
     rows = sorted(kept + rows, key=lambda r: r[0] != "suite")
@@ -120,10 +128,13 @@ def _metrics(p, y, lo=None, hi=None):
     return out
 
 
-def score_runtime(path: Path, shots: int, draws: int):
+def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None):
+    from maple_edge_lite.device.builders import layer_suite as LS
     from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
 
     suite, nets = load(path)
+    bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
+    weights = [bw if kind in LS.BLOCK_KINDS else 1.0 for kind, _ in suite.values()]
     Fs = np.array([features("suite", n)[0] for n in suite])
     ys = np.array([v[1] for v in suite.values()])
     names = list(nets)
@@ -131,7 +142,7 @@ def score_runtime(path: Path, shots: int, draws: int):
     y = np.array([nets[n][1] for n in names])
     F = np.array([features("zoo", n)[0] for n in names])
     macs = np.array([features("zoo", n)[1] for n in names])
-    base = LayerCostModel.from_suite(Fs, ys)
+    base = LayerCostModel.from_suite(Fs, ys, weights)
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
@@ -164,9 +175,19 @@ def _score(args) -> int:
     if not paths:
         print(f"no measured runtimes in {args.data}: run `python benchmarks/zoo.py measure` first", file=sys.stderr)
         return 1
+    from maple_edge_lite.device.builders.layer_suite import SUITE_VERSION
+
+    stale = [p for p in paths if json.loads(Path(str(p) + ".json").read_text()).get("suite_version") != SUITE_VERSION]
+    for p in stale:
+        print(f"skipping {p.name}: its layer suite is not version {SUITE_VERSION}; measure it again with "
+              f"`python benchmarks/zoo.py measure --what suite --runtime ...`", file=sys.stderr)
+    paths = [p for p in paths if p not in stale]
+    if not paths:
+        print("no runtime measured with this layer suite", file=sys.stderr)
+        return 1
     report = {"shots": args.shots, "draws": args.draws, "runtimes": {}}
     for p in paths:
-        res, per_net, n, nf = score_runtime(p, args.shots, args.draws)
+        res, per_net, n, nf = score_runtime(p, args.shots, args.draws, args.block_weight)
         report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net}
     methods = list(next(iter(report["runtimes"].values()))["methods"])
     report["mean"] = {m: {k: float(np.mean([r["methods"][m][k] for r in report["runtimes"].values()]))
@@ -186,6 +207,15 @@ def _score(args) -> int:
             line += f"   {r['acc10']:.2f} {r['mape']:6.1f} {r['spearman']:.3f} " + (
                 f"{r['cover']:.2f}" if "cover" in r else "  - ")
         print(line)
+    print("\nlayer_cost per family (held out): ±10% share, then each network's error (median over draws, %)")
+    for rt, blk in report["runtimes"].items():
+        print(f"{rt}:")
+        fams: dict = {}
+        for n, v in blk["networks_detail"].items():
+            fams.setdefault(v["family"], []).append(v["layer_cost_ms"] / v["measured_ms"] - 1)
+        for f, e in fams.items():
+            e = np.array(e)
+            print(f"  {f:14s} {np.mean(np.abs(e) <= 0.10):4.2f}  " + " ".join(f"{100 * x:+.0f}" for x in e))
     return 0
 
 
@@ -196,6 +226,8 @@ def main(argv=None) -> int:
     m.add_argument("--runtime", default="onnxruntime")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--cpu", default=None, help="pin to these CPUs (e.g. 1)")
+    m.add_argument("--precision", help="the runtime's precision option (openvino: f32, bf16, f16); the data "
+                   "file is then vm-<runtime>-<precision>-<threads>t.csv")
     m.add_argument("--names", help="comma-separated zoo names (default all)")
     m.add_argument("--out")
     m.add_argument("--what", choices=("all", "suite", "zoo"), default="all",
@@ -206,6 +238,8 @@ def main(argv=None) -> int:
     s.add_argument("--shots", type=int, default=5)
     s.add_argument("--draws", type=int, default=5)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--block-weight", type=float, default=None,
+                   help="fit weight of the suite's whole-block entries (default layer_suite.BLOCK_WEIGHT)")
     s.set_defaults(func=_score)
     args = ap.parse_args(argv)
     return args.func(args)

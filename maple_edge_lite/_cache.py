@@ -593,7 +593,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     sn = [e["name"] for e in doc["entries"]]
     F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n]))) for n in sn])
     y = np.array([e["latency_ms"] for e in doc["entries"]])
-    model = LayerCostModel.from_suite(F, y)
+    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights([suite[n] for n in sn]))
     noise = model.noise
     zn = list(zw)
     Fz = np.array([network_features(layers.from_onnx(build(n))) for n in zn])

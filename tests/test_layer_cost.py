@@ -106,6 +106,28 @@ def test_fit_suite_recovers_nonnegative_costs():
         LC.fit_suite(F[:, :3], y)
 
 
+def test_fit_suite_weights_are_repeated_entries():
+    """An integer weight k counts an entry as k copies of it: the weighted fit equals the
+    unweighted fit of the suite with the rows repeated; weight 0 drops the entry."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=60, seed=3)
+    y = y * np.random.default_rng(4).uniform(0.7, 1.4, len(y))  # entries the model cannot all fit
+    k = np.where(np.arange(len(y)) % 4 == 0, 3, 1)
+    c0, got = LC.fit_suite(F, y, weights=k)
+    c0r, want = LC.fit_suite(np.repeat(F, k, axis=0), np.repeat(y, k))
+    assert c0 == pytest.approx(c0r, rel=1e-9, abs=1e-12) and np.allclose(got, want, rtol=1e-8, atol=1e-12)
+    keep = k == 1
+    c0d, dropped = LC.fit_suite(F, y, weights=keep.astype(float))
+    c0k, kept = LC.fit_suite(F[keep], y[keep])
+    assert c0d == pytest.approx(c0k, rel=1e-9, abs=1e-12) and np.allclose(dropped, kept, rtol=1e-8, atol=1e-12)
+    assert not np.allclose(got, LC.fit_suite(F, y)[1])  # the weights matter here
+    for bad in ([1.0] * (len(y) - 1), [-1.0] * len(y), [0.0] * len(y), [np.nan] * len(y)):
+        with pytest.raises(mel.InputError, match="weights"):
+            LC.fit_suite(F, y, weights=bad)
+
+
 def _nets(rng, n, q):
     F = np.zeros((n, len(LC.FEATURE_NAMES)))
     for c in range(len(LC.CLASSES)):
@@ -163,12 +185,17 @@ def test_macs_linear():
 # --- the suite ------------------------------------------------------------------------------------
 
 #: The layer-table kinds each suite kind must produce (the rows the cost model is fitted to).
-EXPECTED = {"identity": {"relu"}, "conv": {"conv"}, "pointwise": {"pointwise"}, "pointwise_expand": {"pointwise"},
-            "depthwise": {"depthwise"}, "grouped": {"grouped"}, "conv_s2": {"conv"}, "depthwise_s2": {"depthwise"},
+EXPECTED = {"identity": {"relu"}, "conv": {"conv"}, "pointwise": {"pointwise"},
+            "depthwise_ir": {"pointwise", "depthwise"}, "grouped": {"grouped"}, "conv_s2": {"conv"},
+            "depthwise_ir_s2": {"pointwise", "depthwise"},
             "maxpool": {"maxpool"}, "avgpool": {"avgpool"}, "add": {"add", "relu"}, "hardswish": {"hardswish"},
             "swish": {"swish"}, "se": {"pointwise", "globalpool", "mul"}, "shuffle": {"transpose"},
             "concat": {"concat", "relu", "pointwise"}, "classifier": {"globalpool", "gemm"}, "gemm": {"gemm"},
-            "split_shuffle": {"pointwise", "depthwise", "concat", "transpose", "copy"}}
+            "split_shuffle": {"pointwise", "depthwise", "concat", "transpose", "copy"},
+            # whole blocks (the residual add is fused into the last convolution)
+            "invres": {"pointwise", "depthwise"}, "mbconv": {"pointwise", "depthwise", "globalpool", "mul"},
+            "invres_hs": {"pointwise", "depthwise", "globalpool", "mul"}, "bottleneck": {"conv", "pointwise"},
+            "basic": {"conv"}, "fire": {"conv", "pointwise", "concat"}, "regx": {"pointwise", "grouped"}}
 
 
 def test_every_suite_entry_builds_the_layers_it_names():
@@ -183,5 +210,20 @@ def test_every_suite_entry_builds_the_layers_it_names():
             assert t.kind_counts()[spec.kind] == spec.repeat
     conv = next(s for s in suite if s.name == "conv@64x28x28x4")
     assert L.from_onnx(LS.layer_onnx(conv)).totals()["macs"] == 4 * 64 * 64 * 9 * 28 * 28  # by hand
+    # ResNet-50's bottleneck at 256 channels, 56x56, two of them: 1x1 256->64, 3x3 64->64, 1x1 64->256
+    bneck = L.from_onnx(LS.layer_onnx(next(s for s in suite if s.name == "bottleneck@256x56x56x2")))
+    assert bneck.totals()["macs"] == 2 * 56 * 56 * (256 * 64 + 64 * 64 * 9 + 64 * 256)
+    assert sum(r.fused_add for r in bneck.rows) == 2
+    # MobileNetV2's inverted residual, 24 channels expanded 6x at 56x56: 1x1 24->144, dw 3x3, 1x1 144->24
+    ir = L.from_onnx(LS.layer_onnx(next(s for s in suite if s.name == "invrese6@24x56x56x2")))
+    assert ir.totals()["macs"] == 2 * 56 * 56 * (24 * 144 + 144 * 9 + 144 * 24)
+    # a depthwise 5x5 stride 2 between 1x1 40 -> 240 and 240 -> 40, at 28x28 in (14x14 out)
+    dw = L.from_onnx(LS.layer_onnx(next(s for s in suite if s.name == "depthwise_ir_s2k5e240@40x28x28x1")))
+    assert [r.kind for r in dw.rows] == ["pointwise", "depthwise", "pointwise"]
+    assert dw.totals()["macs"] == 28 * 28 * 40 * 240 + 14 * 14 * 240 * 25 + 14 * 14 * 240 * 40
+    # the fit weighs whole blocks BLOCK_WEIGHT, the chains of one kind 1
+    wts = dict(zip((s.name for s in suite), LS.fit_weights(suite)))
+    assert wts["bottleneck@256x56x56x2"] == LS.BLOCK_WEIGHT and wts["conv@64x28x28x4"] == 1.0
+    assert sum(v == LS.BLOCK_WEIGHT for v in wts.values()) == sum(s.kind in LS.BLOCK_KINDS for s in suite) == 12
     with pytest.raises(mel.InputError, match="unknown kind"):
         LS.layer_onnx(LS.LayerSpec("x@1", "nope", 8, 8, 1))

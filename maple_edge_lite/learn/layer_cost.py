@@ -11,8 +11,10 @@ runtime's per-inference cost. Linear in the features, so the device model is a l
 like the cell predictor's.
 
 **Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
-measured entries (each entry a short chain of one kind of layer at one shape): every class
-coefficient is >= 0, so no layer ever predicts a negative cost.
+measured entries (each entry a short chain of one kind of layer at one shape, or two chained
+blocks of a real network): every class coefficient is >= 0, so no layer ever predicts a negative
+cost. Entries can weigh differently (the suite's whole blocks weigh
+``layer_suite.BLOCK_WEIGHT``: they show what the runtime fuses across layers, as networks do).
 
 **Calibration** (:class:`LayerCostModel`. ``calibrate``): a whole network is not its layers timed
 one kind at a time (caches warm across layers, runtimes fuse across them), so a few measured
@@ -26,7 +28,7 @@ one scale. The posterior gives the interval (:meth:`interval`)."""
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -131,20 +133,26 @@ def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
     return x
 
 
-def fit_suite(F: np.ndarray, latency_ms: Sequence[float]) -> Tuple[float, np.ndarray]:
+def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
+              weights: Optional[Sequence[float]] = None) -> Tuple[float, np.ndarray]:
     """``(c0_ms, w)``: the non-negative least-squares fit, in relative error, of
-    ``latency ~ c0 + F @ w`` over the measured suite entries (F: [entries, features])."""
+    ``latency ~ c0 + F @ w`` over the measured suite entries (F: [entries, features]);
+    ``weights`` (one per entry, >= 0, default 1) multiply each entry's squared relative error."""
     F = np.asarray(F, dtype=np.float64)
     y = np.asarray(latency_ms, dtype=np.float64)
     if F.ndim != 2 or F.shape != (len(y), len(FEATURE_NAMES)):
         raise InputError(f"fit_suite: features {F.shape} do not match {len(y)} latencies x {len(FEATURE_NAMES)}")
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("fit_suite: latencies must be finite and positive milliseconds")
-    A = np.column_stack([np.ones(len(y)), F]) / y[:, None]
+    sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if sw.shape != y.shape or not (np.all(np.isfinite(sw)) and np.all(sw >= 0) and np.any(sw > 0)):
+        raise InputError(f"fit_suite: weights must be {len(y)} finite numbers >= 0, not all 0")
+    sw = np.sqrt(sw)
+    A = np.column_stack([np.ones(len(y)), F]) / y[:, None] * sw[:, None]
     # Columns scaled to unit norm for the solver, then back.
     norm = np.linalg.norm(A, axis=0)
     norm[norm == 0] = 1.0
-    x = _nnls(A / norm, np.ones(len(y))) / norm
+    x = _nnls(A / norm, sw) / norm
     return float(x[0]), x[1:]
 
 
@@ -172,8 +180,10 @@ class LayerCostModel:
         self.noise = NOISE
 
     @classmethod
-    def from_suite(cls, F, latency_ms) -> "LayerCostModel":
-        m = cls(*fit_suite(F, latency_ms))
+    def from_suite(cls, F, latency_ms, weights=None) -> "LayerCostModel":
+        """The suite's fit (:func:`fit_suite`, ``weights`` per entry), its noise the robust
+        relative error over every entry."""
+        m = cls(*fit_suite(F, latency_ms, weights))
         r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
         m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
         return m
