@@ -6,8 +6,8 @@
 1. Per-device ceilings of a least-squares fit on 10,000 architectures (tested on the rest):
    edge one-hots in log-latency vs in latency space, and with the live-edge one-hots added.
 2. Leave-one-group-out, 10 measurements, 5 seeds: the method with its reference-architecture
-   choices (greedy among 1,000 random candidates / greedy over the whole pool / random) and the
-   prior's shrinkage.
+   choices (greedy among 1,000 random candidates / greedy over the whole pool / random), the
+   prior's shrinkage and its target (tied across positions or isotropic).
 3. With --mlp (about 8 minutes): the numpy MLP on log-latency (maple_edge_lite.learn.mlp: reference-
    latency descriptor, Adam, early stopping on validation devices), scored in float, and in int8
    through the C++ core with and without its quantization-aware finishing epochs.
@@ -70,6 +70,10 @@ def main(argv=None):
         "greedy over the whole pool": lambda: BayesLinear(candidates=None),
         "random reference archs": lambda: BayesLinear(select="random"),
         "prior shrinkage 0.1 instead of 0.3": lambda: BayesLinear(shrink=0.1),
+        "isotropic shrinkage target (shrink_tie 0, as 1.0.0)": lambda: BayesLinear(shrink_tie=0.0),
+        "shrinkage target tied at 0.5": lambda: BayesLinear(shrink_tie=0.5),
+        "shrinkage target tied at 0.8": lambda: BayesLinear(shrink_tie=0.8),
+        "shrinkage target tied at 0.99": lambda: BayesLinear(shrink_tie=0.99),
     }
     if args.mlp:
         methods["mlp, float"] = MLP

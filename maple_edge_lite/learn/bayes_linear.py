@@ -119,9 +119,10 @@ class BayesLinear(Method):
         (``edge0:nor_conv_3x3`` ... ``edge5:nor_conv_3x3``; ``layer3:k5_e6`` ... : see
         :func:`tie_groups`): a new device that runs an op faster does so wherever the op sits, while
         an isotropic target lets ten measurements move each position's cost on its own. Measured
-        (development devices, leave one group out, 10 measurements, 3 seeds): ±10% accuracy / Spearman
-        0.658 / 0.938 with the isotropic target (tie 0), 0.683 / 0.946 (tie 0.5), 0.690 / 0.949 (0.8),
-        0.701 / 0.949 (0.95); FBNet 0.884 -> 0.899."""
+        (``benchmarks/fewshot_ablation.py``: development devices, leave one group out, 10
+        measurements, 5 seeds), ±10% accuracy / Spearman: tie 0 (isotropic) 0.667 / 0.942, 0.5
+        0.681 / 0.947, 0.8 0.702 / 0.950, 0.95 0.710 / 0.949, 0.99 0.714 / 0.948; FBNet (the README's
+        command with ``--space fbnet``) 0.891 -> 0.898."""
         p, m = R.shape
         S = R @ R.T / max(m - 1, 1)
         T = np.eye(p)
