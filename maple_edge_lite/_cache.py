@@ -276,10 +276,12 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
                                **measure_options)
         times["measure_s"] = round(time.perf_counter() - t, 3)
         measure.write_csv(rows, tmp / FILES["measurements"])
+        layer_costs, prior_mean = _prior_costs(model, runtime, threads, d, progress)
         note("adapt", 0, 1, key["base"]["name"])
         t = time.perf_counter()
         adapt_base(model, [r.arch_str for r in rows], [r.latency_ms for r in rows], out=tmp / FILES["model"],
-                   descriptor=desc, provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]})
+                   descriptor=desc, provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
+                   layer_costs=layer_costs)
         times["adapt_s"] = round(time.perf_counter() - t, 4)
         note("adapt", 1, 1, key["base"]["name"])
         manifest = {
@@ -293,10 +295,25 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
                          "measurements_schema": measure.SIDECAR_SCHEMA},
             "files": {k: v for k, v in FILES.items() if k != "manifest"},
             "reference_archs": refs,
+            "prior_mean": prior_mean,
             "shots": len(rows),
             "build": times,
         }
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def _prior_costs(model, runtime, threads, d: Path, progress):
+    """``(layer_costs or None, what centres the prior)`` for building a device model from the base
+    ``model``: an fbnet base is centred on this device's layer cost model (built first if the
+    cache has none: the layer suite and five zoo networks measured, about 80 s here; see
+    ``learn.layer_prior``); a NAS-Bench-201 base on its descriptor's operator sum (``adapt_base``)."""
+    if model.metadata.get("search_space") != "fbnet":
+        return None, "operator sum of the descriptor's latencies"
+    from ._model import Model
+    from .learn.layer_prior import fbnet_layer_costs
+
+    _, entry, _ = layer_model(runtime, threads, cache_dir=d.parent.parent, progress=progress)
+    return fbnet_layer_costs(Model.load(entry / LAYER_FILES["core"])), f"layer cost model {entry.name}"
 
 
 @contextlib.contextmanager
@@ -373,6 +390,7 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     space = model.metadata.get("search_space")
     archs = [r["arch_str"] for r in old]
     ms = [r["latency_ms"] for r in old]
+    layer_costs, _ = _prior_costs(model, runtime, threads, d, progress)
     seed = int(digest(key)[:8], 16)
     sample = measure.sample_fbnet if space == "fbnet" else measure.sample_connected
     pool = [a for a in sample(1200, seed=seed) if a not in set(archs)][:1000]
@@ -384,7 +402,7 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     share = None
     while True:
         if want == "auto":
-            share = adapt_base(model, archs, np.array(ms), descriptor=desc).share_within(X)
+            share = adapt_base(model, archs, np.array(ms), descriptor=desc, layer_costs=layer_costs).share_within(X)
             left = budget_s - (time.perf_counter() - t0)
             if share >= SHARE_TARGET or (added and left <= 0):
                 break
@@ -430,7 +448,8 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
                 {"rows": len(added), "conditions": conditions}]})
         measure.write_csv(all_rows, tmp / FILES["measurements"])
         adapt_base(model, archs, np.array(ms), out=tmp / FILES["model"], descriptor=desc,
-                   provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]})
+                   provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
+                   layer_costs=layer_costs)
         manifest = dict(manifest)
         manifest["shots"] = len(archs)
         manifest["updated"] = measure._now()

@@ -108,8 +108,22 @@ def fbnet_device(tmp_path, monkeypatch):
                               conditions={"runtime": {"name": runtime, "version": "1", "threads": threads},
                                           "network": {"space": "fbnet"}})
 
+    from maple_edge_lite.device.builders.fbnet import OPS
+
+    def fake_prior_costs(model, runtime, threads, d, progress):
+        # what this device's layer cost model would say: the true per-op costs, 30% too slow
+        costs = np.zeros((22, len(OPS)))
+        for i in range(22):
+            for j, op in enumerate(OPS):
+                c = f"layer{i}:{op}"
+                costs[i, j] = coef[1 + prior["columns"].index(c)] * 1.3 if c in prior["columns"] else 0.0
+        state["prior_costs"] += 1
+        return (coef[0] * 1.3, costs), "layer cost model (test)"
+
+    state["prior_costs"] = 0
     runtimes.register("fake-rt", lambda threads=1, **kw: runtimes.CallableRuntime(
         "fake-rt", "1", lambda model, threads: (lambda: None), threads=threads))
+    monkeypatch.setattr(_cache, "_prior_costs", fake_prior_costs)
     monkeypatch.setattr(P, "profile", fake_profile)
     monkeypatch.setattr(M, "measure", fake_measure)
     monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
@@ -129,6 +143,7 @@ def test_predict_fbnet_adapts_the_fbnet_base_from_its_reference_networks(fbnet_d
     assert fbnet_device["measured"] == refs  # the base's ten reference networks, nothing else
     manifest = _cache.read_manifest(r["cache"]["dir"])
     assert manifest["key"]["base"]["name"] == "fbnet" and manifest["shots"] == 10
+    assert manifest["prior_mean"] == "layer cost model (test)" and fbnet_device["prior_costs"] == 1
     pred = np.array([p["latency_ms"] for p in r["predictions"]])
     true = fbnet_device["truth"](query)
     assert np.mean(np.abs(pred / true - 1) <= 0.10) >= 0.9
@@ -153,3 +168,26 @@ def test_validate_fbnet(fbnet_device, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["space"] == "fbnet" and [a["arch"] for a in r["archs"]] == M.sample_fbnet(20, 2)
     assert r["acc10"] >= 0.9 and r["reference_drift"] == pytest.approx(1.0)
+
+
+def test_layer_costs_add_up_to_the_layer_models_networks(tmp_path):
+    """fbnet_layer_costs reads per-position op costs off nine networks; the fixed cost plus the
+    costs of a network's 22 ops must be what the core charges that whole network's layer table."""
+    pytest.importorskip("onnx")
+    from maple_edge_lite.device import builders, layers
+    from maple_edge_lite.learn import layer_cost as LC
+    from maple_edge_lite.learn.layer_prior import fbnet_layer_costs
+    from maple_edge_lite.device.builders.fbnet import OPS
+
+    rng = np.random.default_rng(3)
+    lm = LC.LayerCostModel(0.05, rng.uniform(0.0, 0.02, len(LC.FEATURE_NAMES)))
+    LC.pack(lm, tmp_path / "lm.melw")
+    core = mel.Model.load(tmp_path / "lm.melw")
+    fixed, costs = fbnet_layer_costs(core)
+    assert costs.shape == (22, 9) and fixed > 0.05 and (costs >= 0).all()
+    assert np.all(costs[[0, 2, 3, 4, 6, 7, 8, 10, 11, 12, 14, 15, 16, 18, 19, 20], OPS.index("skip")] == 0)  # identities
+    assert np.all(costs[[1, 5, 9, 13, 17, 21], OPS.index("skip")] > 0)  # stage-first skips are 1x1 convs
+    for a in M.sample_fbnet(3, seed=5):
+        ops = a.split("|")
+        whole = core.predict_layers(layers.from_onnx(builders.fbnet_onnx(a)).array(), interval=False)[0]
+        assert fixed + sum(costs[i, OPS.index(o)] for i, o in enumerate(ops)) == pytest.approx(whole, rel=1e-4)

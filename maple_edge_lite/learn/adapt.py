@@ -18,11 +18,13 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: every cached device model. 1: up to 0.1 (no floor); 2: the floored device model (format 2);
 #: 3: with its interval; 4: the interval calibrated on the device's own measurements; 5: the
 #: operator-sum prior prices edges executed on a zero node; 6: the interval's relative noise 0.09
-#: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases).
-ADAPT_VERSION = 6
+#: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases); 7: an fbnet prior
+#: centred on the device's layer cost model.
+ADAPT_VERSION = 7
 
 
-def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None):
+def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,
+               layer_costs=None):
     """Adapt a base model (path or Model; a bayes_linear or an mlp base) to a device from measured
     architectures (closed form, about a millisecond); returns the adapted method. With ``out``,
     also write the device-specialised ``.melw`` there.
@@ -33,7 +35,11 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     feature the model uses must be listed in it, else ``InputError`` names the missing features
     and both schemas; the features the model uses are folded into the prior (an unmeasured one,
     state not counted/scaled, is masked) and the document's device and runtime go into the
-    device file's provenance. With {name: value}, a feature absent or None/NaN is masked."""
+    device file's provenance. With {name: value}, a feature absent or None/NaN is masked.
+
+    ``layer_costs``: for an fbnet base, this device's layer cost model's FBNet costs
+    (``learn.layer_prior.fbnet_layer_costs``), which then centre the prior (the NAS-Bench-201
+    prior is centred on the descriptor's operator sum instead)."""
     import base64
 
     from .. import encode as enc
@@ -122,6 +128,11 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         lat, repeat = descriptor_operator_latencies(doc)
         if _use_operator_sum_prior(m, lat, names, repeat):
             prov_desc["prior_mean"] = "operator sum of the descriptor's latencies"
+    if layer_costs is not None and space == "fbnet" and m.desc is None:
+        from .layer_prior import _fbnet_space, _use_layer_prior
+
+        if _use_layer_prior(m, layer_costs, names, _fbnet_space()) and prov_desc is not None:
+            prov_desc["prior_mean"] = "this device's layer cost model"
     d = None
     if descriptor is not None and m.desc is not None:
         unknown = sorted(set(descriptor) - set(m.desc["names"]))
