@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=10, help="measurements per pair (default 10)")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--pool", default=str(POOL))
+    ap.add_argument("--by-pools", action="store_true",
+                    help="also print, per pair, the median signed error of the cells with 0/1/2/3 average pools")
     args = ap.parse_args(argv)
 
     import maple_edge_lite as mel
@@ -42,6 +44,7 @@ def main(argv=None) -> int:
         X = enc.encode("nb201", archs)
         desc = P.load_descriptor(pool / info["descriptor"])
         out = []
+        err = np.full((args.draws, len(archs)), np.nan)
         for seed in range(args.draws):
             idx = np.random.default_rng(seed).choice(len(archs), args.k, replace=False)
             rest = np.setdiff1d(np.arange(len(archs)), idx)
@@ -49,8 +52,16 @@ def main(argv=None) -> int:
             ms = m.predict_features(X[rest])
             lo, hi = m.interval_features(X[rest])
             out.append((np.mean(np.abs(ms / y[rest] - 1) <= 0.10), np.mean((y[rest] >= lo) & (y[rest] <= hi))))
+            err[seed, rest] = ms / y[rest] - 1
         res[dev] = np.mean(out, axis=0)
         print(f"{dev:24s} ±10% {res[dev][0]:.3f}  coverage {res[dev][1]:.3f}")
+        if args.by_pools:
+            names = enc.feature_names("nb201")
+            pools = X[:, [names.index(f"exec_edge{e}:avg_pool_3x3") for e in range(6)]].sum(1)
+            e = np.nanmean(err, 0)
+            print(" " * 25 + "median error by average pools: " + "  ".join(
+                f"{k}: {100 * np.median(e[pools == k]):+.1f}% ({int((pools == k).sum())})"
+                for k in range(4) if (pools == k).any()))
     allm = np.mean(list(res.values()), axis=0)
     one = np.mean([v for d, v in res.items() if d.endswith("-1t")], axis=0)
     print(f"{'mean, 13 pairs':24s} ±10% {allm[0]:.3f}  coverage {allm[1]:.3f}")

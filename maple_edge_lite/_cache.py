@@ -23,7 +23,12 @@ canonical JSON. A change to any of them selects another entry, which is built on
 entry that fails to load is rebuilt. Computing the key imports no runtime: a built-in runtime's
 version comes from the installed package metadata. Entries are built in a temporary folder
 under a per-key lock and swapped in by renaming a symbolic link, so a reader never sees half of
-one, nor none while an old one is replaced. docs/predict.md has the details."""
+one, nor none while an old one is replaced. docs/predict.md has the details.
+
+The same machinery keeps each device's layer cost model (``layers/``, :func:`layer_model`: ``predict
+--onnx`` and the FBNet predictor's prior use it): one cohesive module of cache entries, their keys,
+locks and atomic installs, over 600 lines because both kinds of entry share them (a module of its
+own for the layer entries would import this one and be imported by it)."""
 
 from __future__ import annotations
 
