@@ -19,8 +19,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: 3: with its interval; 4: the interval calibrated on the device's own measurements; 5: the
 #: operator-sum prior prices edges executed on a zero node; 6: the interval's relative noise 0.09
 #: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases); 7: an fbnet prior
-#: centred on the device's layer cost model.
-ADAPT_VERSION = 7
+#: centred on the device's layer cost model; 8: the learned spread around the operator sum halved
+#: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``).
+ADAPT_VERSION = 8
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,

@@ -117,10 +117,24 @@ def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
     return total
 
 
+#: How far the prior's learned spread is kept around the operator sum: its covariance factor is
+#: scaled by this. The training devices' covariance says how far one device's costs are from the
+#: population's mean; the operator sum is this device's own costs measured op by op, so what is
+#: left is how a network differs from its ops in chains. Measured on the 13 pool pairs
+#: (``benchmarks/pool_shots.py``, 10 random measurements; the tuning set), ±10% for scales 1 /
+#: 0.7 / 0.5 / 0.35 / 0.25 / 0.15 / 0.1: 0.612 / 0.634 / 0.650 / 0.666 / 0.673 / 0.673 / 0.663
+#: (coverage 0.884 -> 0.880 at 0.5: the per-device interval calibration follows), OpenVINO the
+#: one runtime it hurts (it fuses across ops: 1t 0.742 -> 0.714 at 0.25). Checked on the
+#: README's new-user run with predictor 1.1.0 (its ten references re-adapted, scored on its
+#: `validate --sample 100 --seed 31` cells): 0.81 / 0.80 / 0.69 at 1 / 0.5 / 0.25, cells under 0.3 ms 0.56 / 0.78 /
+#: 0.89: the pool's optimum trusts one profile's chains more than a fresh profile bears, so 0.5.
+OPERATOR_SUM_PRIOR_SCALE = 0.5
+
+
 def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int) -> bool:
     """Centre the prior of ``m`` on the operator-sum model of a device's descriptor (scale-
     normalised like the training devices: mean 1 over the space), keeping the learned
-    covariance, plus one direction for edges executed on a zero node (:func:`zero_fed_direction`;
+    covariance scaled by :data:`OPERATOR_SUM_PRIOR_SCALE`, plus one direction for edges executed on a zero node (:func:`zero_fed_direction`;
     mean: the profiled ``Mul``; sd :data:`ZERO_FED_SD`), which the operator sum does not
     price and which the training devices do not show. On this VM under ONNX Runtime, 50 random
     architectures: ±10% accuracy 0.86 with the operator sum against 0.58 with the training
@@ -135,7 +149,7 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int) 
     mean = float(np.mean(m.design(_nb201_space()) @ mu))
     if not mean > 0:
         return False
-    mu, Lc = mu / mean, m.Lc
+    mu, Lc = mu / mean, OPERATOR_SUM_PRIOR_SCALE * m.Lc
     d = zero_fed_direction(names, m.cols)
     if d.size:
         mu = mu + d * (_elementwise_pass_ms(lat_ms, repeat) / mean)
