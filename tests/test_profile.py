@@ -338,7 +338,10 @@ def test_inherit_with_a_two_thread_onnxruntime_session(counted_task_clock, monke
     assert r["counters"]["task-clock"]["inherited"] and len(windows) == 2
     for w in windows:
         assert w["new_threads"] >= 1, w  # the session's pool
-        assert 0.99 * w["inner"] - 200_000 <= w["task_clock"] <= 1.01 * w["outer"] + 200_000, w
+        # 3% above: a CI run under full-suite load once counted 206.4 ms against an outer 204.0 ms
+        # (the clocks are read one thread after another; a missed worker would fall ~50% short, and
+        # a window that ran on past the loop would add whole runs, several ms each)
+        assert 0.99 * w["inner"] - 200_000 <= w["task_clock"] <= 1.03 * w["outer"] + 500_000, w
         # The pool's share is large enough that a count without it is caught: the calling
         # thread alone is well below the inner bound.
         assert w["me"] < 0.9 * w["inner"] - 1_000_000, w
