@@ -11,10 +11,11 @@ off one network per op with that op everywhere (nine networks); the intercept is
 the stem, the header and the per-inference cost.
 
 Measured on this VM (ONNX Runtime, one thread; 40 random FBNet networks measured by
-``maple-edge-lite validate --space fbnet --sample 40 --seed 21``): the layer cost model alone is
-19% slow (±10% 0.075) but ranks them better than the adapted fbnet predictor (Spearman 0.953 vs
-0.904); scaled by the fbnet base's ten reference networks measured here it puts all 40 within
-±10%, where the fbnet predictor adapted from the training devices' mean reached 0.825."""
+``maple-edge-lite validate --space fbnet --sample 40 --seed 21``, then ``benchmarks/layer_vs_cells.py
+--entry``): the layer cost model alone is 15-19% slow (±10% 0.08-0.13) but ranks them better than
+the adapted fbnet predictor (Spearman 0.953 vs 0.903); the fbnet base adapted from the same ten
+reference networks scores ±10% 0.825 centred on the training devices' mean and 1.00 (MAPE 2.5%)
+centred on the layer cost model."""
 
 from __future__ import annotations
 
