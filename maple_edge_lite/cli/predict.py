@@ -226,7 +226,7 @@ def _progress_printer():
     tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
-            "adapt": "adapting the default predictor", "validate": "measuring the sample",
+            "adapt": "adapting the base predictor", "validate": "measuring the sample",
             "extend": "measuring more architectures", "layers": "measuring the layer suite",
             "calibrate": "measuring calibration networks"}
 
