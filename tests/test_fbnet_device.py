@@ -74,6 +74,13 @@ def test_measure_builds_fbnet_networks_and_writes_the_fbnet_columns(recording_ru
     assert list(archs) == [FB] and float(ms[0]) == pytest.approx(rows[0].latency_ms, abs=1e-6)
     with pytest.raises(mel.InputError, match="one search space per call"):
         M.measure([FB, NB], runtime="fake-fb")
+    # the CLI builds them at 224x224 too, as the fbnet predictor's references are measured
+    recording_runtime.clear()
+    assert main(["measure", "--arch", FB, "--runtime", "fake-fb", "--passes", "1", "--budget-s", "0.05",
+                 "--min-time-s", "0", "-q", "-o", str(tmp_path / "cli.csv")]) == 0
+    g = onnx.load_from_string(recording_runtime[0]).graph
+    assert [d.dim_value for d in g.input[0].type.tensor_type.shape.dim] == [1, 3, 224, 224]
+    assert json.loads((tmp_path / "cli.csv.json").read_text())["network"]["resolution"] == 224
 
 
 @pytest.fixture

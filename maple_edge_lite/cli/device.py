@@ -142,7 +142,8 @@ def add_parser(subparsers) -> None:
                      help="ONNX files instead of NAS-Bench-201 cells (CSV columns path,sha256,device,latency_ms)")
     src.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     _common(m, "measuring")
-    m.add_argument("--resolution", type=int, default=32, help="input height and width (default 32)")
+    m.add_argument("--resolution", type=int, default=None,
+                   help="input height and width (default 32 for NAS-Bench-201 cells, 224 for FBNet networks)")
     m.add_argument("--device", metavar="NAME", help="the device column (default <hostname>-<runtime>-<threads>t)")
     m.add_argument("-o", "--output", metavar="FILE.csv",
                    help="write the CSV here and the conditions to FILE.csv.json (atomically)")
