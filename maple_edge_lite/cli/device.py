@@ -40,6 +40,12 @@ class _Progress:
             sys.stderr.write("\r" + " " * 100 + "\r")
             sys.stderr.flush()
 
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # the line is cleared on an error or Ctrl-C too
+
 
 def _progress(args) -> _Progress:
     return _Progress(enabled=not args.quiet and sys.stderr.isatty())
@@ -209,17 +215,14 @@ def _measure(args) -> int:
         timing["budget_s"] = args.budget_s
     if args.min_time_s is not None:
         timing["min_time_s"] = args.min_time_s
-    bar = _progress(args)
-    try:
+    with _progress(args) as bar:
         if args.onnx:
             rows = M.measure_onnx(archs, runtime=args.runtime, threads=args.threads, device=args.device, cpus=args.cpu,
-                                  passes=args.passes, progress=lambda i, n, arch, row: bar(i, n, arch, row), **timing)
+                                  passes=args.passes, progress=bar, **timing)
         else:
             rows = M.measure(archs, runtime=args.runtime, threads=args.threads, resolution=args.resolution,
-                             device=args.device, index=index, cpus=args.cpu, passes=args.passes,
-                             progress=lambda i, n, arch, row: bar(i, n, arch, row), **timing)
-    finally:
-        bar.close()
+                             device=args.device, index=index, cpus=args.cpu, passes=args.passes, progress=bar,
+                             **timing)
     rows.conditions["selection"] = {
         "onnx": len(args.onnx),
         "arch": len(args.arch),
@@ -282,12 +285,8 @@ def _profile_layers(args) -> int:
     if args.repeat is not None:
         raise InputError("--repeat applies to the operator suite, not --suite layers")
     kw = _profile_timing(args, P.LAYER_SUITE_TIMING)
-    bar = _progress(args)
-    try:
-        doc = P.profile_layers(args.runtime, threads=args.threads, cpus=args.cpu,
-                               progress=lambda i, n, name, ts: bar(i, n, name, ts), **kw)
-    finally:
-        bar.close()
+    with _progress(args) as bar:
+        doc = P.profile_layers(args.runtime, threads=args.threads, cpus=args.cpu, progress=bar, **kw)
     if args.output:
         write_atomic(args.output, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
     if args.json:
@@ -328,12 +327,8 @@ def _profile(args) -> int:
     kw = _profile_timing(args, P.PROFILE_TIMING)
     if args.repeat is not None:
         kw["repeat"] = args.repeat
-    bar = _progress(args)
-    try:
-        desc = P.profile(args.runtime, threads=args.threads, cpus=args.cpu,
-                         progress=lambda i, n, name, r: bar(i, n, name, r), **kw)
-    finally:
-        bar.close()
+    with _progress(args) as bar:
+        desc = P.profile(args.runtime, threads=args.threads, cpus=args.cpu, progress=bar, **kw)
     if args.output:
         P.save_descriptor(desc, args.output)
     if args.json:
