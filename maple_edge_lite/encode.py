@@ -48,6 +48,15 @@ def dim(space: str) -> int:
     return len(feature_names(space))
 
 
+def notation(arch: str) -> Union[str, None]:
+    """The space whose notation ``arch`` looks like, without checking it: ``"nb201"`` for a string
+    that starts with ``|`` (``|op~0|+|...``), ``"fbnet"`` for other ``|``-joined ops, else None.
+    :func:`encode` is the check."""
+    if not isinstance(arch, str):
+        return None
+    return "nb201" if arch.startswith("|") else ("fbnet" if "|" in arch else None)
+
+
 def encode(space: str, archs: Union[str, Iterable[str]]) -> np.ndarray:
     """Features of ``archs`` (a sequence of architecture strings, or one string) as a float32
     ``[n, dim]`` array, row i for ``archs[i]``. Runs in the C++ core, without the GIL for large
@@ -55,4 +64,4 @@ def encode(space: str, archs: Union[str, Iterable[str]]) -> np.ndarray:
     return _core.encode(space, (archs,) if isinstance(archs, str) else archs)
 
 
-__all__ = ["SPACES", "SPACE_IDS", "feature_names", "schema_version", "dim", "encode"]
+__all__ = ["SPACES", "SPACE_IDS", "feature_names", "schema_version", "dim", "notation", "encode"]

@@ -252,11 +252,6 @@ def _cache_shots(entry):
         return None
 
 
-def _space_of(arch: str, default: str) -> str:
-    """The search space whose notation ``arch`` is in (NAS-Bench-201 cells start with ``|``)."""
-    return "nb201" if arch.startswith("|") else ("fbnet" if "|" in arch else default)
-
-
 def _predict(args) -> int:
     from .._errors import InputError
 
@@ -288,7 +283,7 @@ def _predict(args) -> int:
         from .._cache import DEFAULT_RUNTIME, _device_model
 
         # Check the strings before a first use spends a minute profiling and measuring.
-        space = args.space or _space_of(archs[0], registry.resolve().info.get("search_space", "nb201"))
+        space = args.space or enc.notation(archs[0]) or registry.resolve().info.get("search_space", "nb201")
         try:
             enc.encode(space, archs)
         except InputError as e:

@@ -120,7 +120,7 @@ def arch_space(arch: str) -> str:
     encoders' verdict), else ``InputError`` saying what is wrong with it in both."""
     from .. import encode as enc
 
-    if isinstance(arch, str) and arch.startswith("|"):
+    if enc.notation(arch) == "nb201":
         check_arch(arch)
         return "nb201"
     try:
