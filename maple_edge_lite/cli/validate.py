@@ -149,7 +149,7 @@ def _validate(args) -> int:
     if args.csv:
         M.check_writable(args.csv)
     runtime = args.runtime or DEFAULT_RUNTIME
-    space = getattr(args, "space", "nb201")
+    space = args.space
     archs = M.sample_fbnet(args.sample, args.seed) if space == "fbnet" else M.sample_connected(args.sample, args.seed)
     t0 = time.perf_counter()
     model, entry, built = _device_model(runtime, args.threads, base=space, progress=_progress_printer())

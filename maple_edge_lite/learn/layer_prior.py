@@ -37,7 +37,7 @@ def fbnet_layer_costs(core) -> Tuple[float, np.ndarray]:
     empty = np.zeros((0, len(layers.ARRAY_COLUMNS)), dtype=np.float32)
     base = float(core.predict_layers(empty, interval=False)[0])  # the per-inference cost
     costs = np.zeros((n, len(OPS)))
-    fixed = []
+    fixed = None
     for j, op in enumerate(OPS):
         table = layers.from_onnx(builders.fbnet_onnx("|".join([op] * n)))
         rows = table.array()
@@ -46,8 +46,9 @@ def fbnet_layer_costs(core) -> Tuple[float, np.ndarray]:
             sel = rows[pos == i]
             if len(sel):
                 costs[i, j] = float(core.predict_layers(sel, interval=False)[0]) - base
-        fixed.append(float(core.predict_layers(rows[pos < 0], interval=False)[0]))
-    return float(np.median(fixed)), costs  # the same stem and header in all nine
+        if fixed is None:  # the stem, the header and the per-inference cost: the same in all nine
+            fixed = float(core.predict_layers(rows[pos < 0], interval=False)[0])
+    return fixed, costs
 
 
 def _position(name: str) -> int:
