@@ -35,8 +35,10 @@ __version__ = _core.version()
 # on a board costs numpy and the core, nothing else. (The quantizer itself is
 # maple_edge_lite.quantize.quantize: a top-level function of that name would be shadowed by
 # the submodule as soon as it is imported.) ``load`` (the shipped predictors, or a file) and
-# ``device_model`` (this device's adapted predictor, cached) also load on first use.
-_LAZY = {"pack": "format", "QuantizedMLP": "quantize", "load": "registry", "device_model": "_cache"}
+# ``device_model`` (this device's adapted predictor, cached) and ``recheck`` (its speed timed
+# again) also load on first use.
+_LAZY = {"pack": "format", "QuantizedMLP": "quantize", "load": "registry", "device_model": "_cache",
+         "recheck": "_cache"}
 
 
 def __getattr__(name):

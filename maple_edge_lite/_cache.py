@@ -51,8 +51,9 @@ DEFAULT_RUNTIME = "onnxruntime"
 FILES = {"manifest": "manifest.json", "descriptor": "descriptor.json", "measurements": "measurements.csv",
          "sidecar": "measurements.csv.json", "model": "device.melw"}
 
-#: progress(stage, i, n, item): stage is "profile", "measure" or "adapt"; i of n steps are done
-#: and ``item`` (an op or an architecture) runs next; i == n once the stage is finished.
+#: progress(stage, i, n, item): stage is "profile", "measure", "adapt", "extend" or "recheck" (and
+#: "layers", "calibrate" for a layer cost model); i of n steps are done and ``item`` (an op or an
+#: architecture) runs next; i == n once the stage is finished.
 Progress = Callable[[str, int, int, str], None]
 
 
@@ -465,6 +466,91 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
 
 
+#: A speed recheck (:func:`recheck`) times this many of the entry's measured architectures again,
+#: spread over their latencies, and rescales the model when their median ratio (now over then)
+#: moves by RECHECK_MIN or more: ``measure``'s own repeatability here is 1-3% (median).
+RECHECK_REFS = 5
+RECHECK_MIN = 0.02
+
+
+def recheck_archs(rows, n: int = RECHECK_REFS) -> list:
+    """``n`` of the measured ``rows`` (dicts with arch_str, latency_ms), evenly spaced over their
+    latencies from the fastest to the slowest: the architectures a speed recheck times again."""
+    import numpy as np
+
+    by_ms = sorted(rows, key=lambda r: float(r["latency_ms"]))
+    if len(by_ms) <= n:
+        return [r["arch_str"] for r in by_ms]
+    return [by_ms[int(i)]["arch_str"] for i in np.round(np.linspace(0, len(by_ms) - 1, n))]
+
+
+def recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
+            cache_dir: Union[str, os.PathLike, None] = None, progress: Optional[Progress] = None,
+            measure_options: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """Has this device's speed moved since its cached predictor was measured (thermal throttling,
+    a governor, a busy neighbour)? Times :data:`RECHECK_REFS` of the entry's measured
+    architectures again (:func:`recheck_archs`; about 15 s here); when their median ratio now /
+    then is off 1 by :data:`RECHECK_MIN` or more, every measurement behind the model is scaled by
+    it and the model adapted again (closed form: its predictions and intervals scale by exactly
+    that ratio, the prior being centred relative to the measurements). The manifest keeps every
+    recheck; a rescaled entry is installed atomically under the build lock (Ctrl-C leaves the
+    old one). Returns the recheck's record ({"time", "archs", "ratio", "applied", "measure_s"}),
+    or None when there is no cached predictor to recheck (``device_model`` builds one)."""
+    key = cache_key(runtime, threads, base)
+    d = entry_dir(key, Path(cache_dir) if cache_dir is not None else cache_root())
+    if _load_entry(d, key) is None:
+        return None
+    with _build_lock(d):
+        if _load_entry(d, key) is None:  # pragma: no cover - removed by another process meanwhile
+            return None
+        return _recheck(d, key, runtime, threads, base, progress, measure_options or {})
+
+
+def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) -> Dict[str, Any]:
+    import shutil
+
+    import numpy as np
+
+    from . import registry
+    from .device import measure, profile
+    from .format import write_atomic
+    from .learn.adapt import adapt_base
+
+    note = progress or (lambda *a: None)
+    manifest = read_manifest(d)
+    old = measure.read_csv(d / FILES["measurements"])
+    then = {r["arch_str"]: float(r["latency_ms"]) for r in old}
+    t0 = time.perf_counter()
+    rows = measure.measure(recheck_archs(old), runtime, threads, device=measure.default_device(runtime, threads),
+                           progress=lambda i, n, a, r: (r is None or i == n) and note("recheck", i, n, a),
+                           **measure_options)
+    ratio = float(np.median([r.latency_ms / then[r.arch_str] for r in rows]))
+    record = {"time": measure._now(), "archs": len(rows), "ratio": round(ratio, 5),
+              "applied": bool(abs(ratio - 1) >= RECHECK_MIN), "measure_s": round(time.perf_counter() - t0, 3)}
+    with _staged(d) as tmp:
+        for f in FILES.values():
+            if f != FILES["manifest"] and (d / f).exists():
+                shutil.copy2(d / f, tmp / f)
+        manifest = dict(manifest)
+        manifest["rechecks"] = (manifest.get("rechecks") or []) + [record]
+        if record["applied"]:
+            sidecar = json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
+            scaled = measure.Measurements(
+                [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"] * ratio, None) for r in old],
+                conditions={**sidecar, "rescaled": (sidecar.get("rescaled") or []) + [record]})
+            measure.write_csv(scaled, tmp / FILES["measurements"])
+            model = registry.load(base)
+            layer_costs, _ = _prior_costs(model, runtime, threads, d, progress)
+            adapt_base(model, [r.arch_str for r in scaled], np.array([r.latency_ms for r in scaled]),
+                       out=tmp / FILES["model"], descriptor=profile.load_descriptor(d / FILES["descriptor"]),
+                       provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
+                       layer_costs=layer_costs)
+            manifest["speed_ratio"] = round(float(manifest.get("speed_ratio", 1.0)) * ratio, 5)
+            manifest["updated"] = record["time"]
+        write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+    return record
+
+
 def _install(tmp: Path, d: Path) -> None:
     """Put the finished entry folder ``tmp`` in place at ``d``, replacing an old entry, in one
     atomic step: ``d`` is a symbolic link to a folder ``.<name>.<random>`` beside it, and a new
@@ -501,7 +587,8 @@ def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
 
 
 __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
-           "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION"]
+           "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION",
+           "recheck", "recheck_archs", "RECHECK_REFS", "RECHECK_MIN"]
 
 
 # --- the layer cost model (any ONNX CNN): `predict --onnx` -------------------------------------

@@ -322,6 +322,89 @@ def test_interrupted_extension_leaves_the_cache_as_it_was(fake_device, capsys, m
     assert sorted(p.name for p in entry.parent.iterdir()) == names  # no half-made copy left
 
 
+def _slower(monkeypatch, factor, state):
+    """measure now returns the synthetic device ``factor`` times slower, counting its calls."""
+    def measure(archs, runtime="onnxruntime", threads=1, device=None, progress=None, **kw):
+        state["measure"] += 1
+        state["last"] = list(archs)
+        rows = fake_rows(archs, device or "board", runtime, state["version"], threads)
+        return M.Measurements([M.Row(r.nb201_index, r.arch_str, r.device, r.latency_ms * factor, None) for r in rows],
+                              conditions=rows.conditions)
+
+    monkeypatch.setattr(M, "measure", measure)
+
+
+def test_recheck_rescales_the_cached_model_when_the_speed_moved(fake_device, capsys, monkeypatch):
+    """The device runs 10% slower than when its references were measured: `predict --recheck`
+    times five of them again (spread over their latencies), scales every measurement behind the
+    model by the median ratio and adapts again, without profiling: predictions and intervals
+    come out 10% higher; the manifest and the sidecar record it."""
+    query = M.sample_connected(50, seed=4)
+    model, entry, _ = _cache._device_model("fake-rt", 1)
+    ms0, lo0, hi0 = model.predict_archs_interval(query)
+    old = M.read_csv(entry / "measurements.csv")
+    _slower(monkeypatch, 1.10, fake_device)
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--recheck", "--archs", _write_archs(entry.parent.parent,
+                                                                                                 query), "--json"],
+                       capsys)
+    assert rc == 0, err
+    assert fake_device["profile"] == 1 and fake_device["last"] == _cache.recheck_archs(old)
+    assert len(fake_device["last"]) == 5 and "+10.0% (median)" in err and "rescaled" in err
+    report = json.loads(out)
+    assert report["cache"]["recheck"]["ratio"] == pytest.approx(1.10) and report["cache"]["recheck"]["applied"]
+    got = np.array([[p["latency_ms"], p["lo_ms"], p["hi_ms"]] for p in report["predictions"]])
+    np.testing.assert_allclose(got, 1.10 * np.column_stack([ms0, lo0, hi0]), rtol=2e-3, atol=5.1e-5)
+    new = M.read_csv(entry / "measurements.csv")
+    assert [r["arch_str"] for r in new] == [r["arch_str"] for r in old]
+    np.testing.assert_allclose([r["latency_ms"] for r in new], [1.10 * r["latency_ms"] for r in old], rtol=1e-5)
+    manifest = _cache.read_manifest(entry)
+    assert manifest["speed_ratio"] == pytest.approx(1.10) and len(manifest["rechecks"]) == 1
+    assert json.loads((entry / "measurements.csv.json").read_text())["rescaled"][0]["ratio"] == pytest.approx(1.10)
+    # the speed now matches: a second recheck leaves the model as it was, and says so
+    before = (entry / "device.melw").read_bytes()
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--recheck"], capsys)  # a recheck alone: no architectures
+    assert rc == 0 and out == "" and "+0.0% (median)" in err and "left as it was" in err
+    assert (entry / "device.melw").read_bytes() == before
+    manifest = _cache.read_manifest(entry)
+    assert [r["applied"] for r in manifest["rechecks"]] == [True, False] and manifest["speed_ratio"] == pytest.approx(1.1)
+
+
+def _write_archs(folder, archs):
+    path = Path(folder) / "archs.txt"
+    path.write_text("\n".join(archs) + "\n")
+    return path
+
+
+def test_recheck_on_a_device_without_a_predictor_builds_one(fake_device, capsys):
+    rc, out, err = run(["predict", "--runtime", "fake-rt", "--recheck", "--arch", ARCH_A, "--json"], capsys)
+    assert rc == 0 and json.loads(out)["cache"]["recheck"] is None and "cached this device" in err
+    assert fake_device["profile"] == fake_device["measure"] == 1
+    assert _cache.recheck("fake-rt", 2) is None  # nothing cached for two threads: nothing to time
+
+
+def test_recheck_bad_combinations_and_interruption(fake_device, capsys, monkeypatch, tmp_path):
+    rc, _, err = run(["predict", "--recheck", "--model", "nb201", "--arch", ARCH_A], capsys)
+    assert rc == 1 and "--recheck" in err and "--model" in err
+    rc, _, err = run(["predict", "--recheck", "--onnx", str(tmp_path / "a.onnx")], capsys)
+    assert rc == 1 and "--recheck" in err
+    model, entry, _ = _cache._device_model("fake-rt", 1)
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(M, "measure", interrupted)
+    rc, _, err = run(["predict", "--runtime", "fake-rt", "--recheck", "--arch", ARCH_A], capsys)
+    assert rc == 130 and "interrupted" in err
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+
+
+def test_recheck_archs_spread_over_the_latencies():
+    rows = [{"arch_str": f"a{i}", "latency_ms": v} for i, v in enumerate([5.0, 1.0, 3.0, 2.0, 4.0, 0.5, 9.0])]
+    assert _cache.recheck_archs(rows, 3) == ["a5", "a2", "a6"]  # fastest, middle, slowest
+    assert _cache.recheck_archs(rows[:2], 5) == ["a1", "a0"]
+
+
 def test_auto_shots_stop_at_the_target_or_the_budget(fake_device):
     model, entry, _ = _cache._device_model("fake-rt", 1, shots="auto", budget_s=30)
     m = _cache.read_manifest(entry)

@@ -63,6 +63,11 @@ def add_parser(subparsers) -> None:
                    "(default onnxruntime)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads (default 1)")
     p.add_argument("--refresh", action="store_true", help="rebuild this device's cached predictor")
+    p.add_argument("--recheck", action="store_true",
+                   help="first time 5 of the cached predictor's measured architectures again (about 15 s) and, if the "
+                   "device's speed moved by 2%% or more since they were measured (thermal throttling, a governor, a "
+                   "busy neighbour), rescale the predictor to the speed now; `validate` reports that drift. "
+                   "Without --arch/--archs: only that")
     p.add_argument("--shots", type=_shots_arg, default=None, metavar="N|auto",
                    help="measurements behind this device's predictor: N >= 10 (a cached predictor with fewer is "
                    "extended with random further architectures, without profiling again), or auto: "
@@ -227,7 +232,7 @@ def _progress_printer():
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
             "adapt": "adapting the base predictor", "validate": "measuring the sample",
-            "extend": "measuring more architectures", "layers": "measuring the layer suite",
+            "extend": "measuring more architectures", "recheck": "timing reference architectures again", "layers": "measuring the layer suite",
             "calibrate": "measuring calibration networks"}
 
     def show(stage, i, n, item):
@@ -257,23 +262,24 @@ def _predict(args) -> int:
 
     if args.onnx:
         if (args.arch or args.archs or args.model or args.shots is not None or args.budget_s is not None
-                or args.space is not None):
-            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space: it predicts ONNX files "
-                             "with this device's layer cost model")
+                or args.space is not None or args.recheck):
+            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space/--recheck: it "
+                             "predicts ONNX files with this device's layer cost model")
         return _predict_onnx(args)
     archs = list(args.arch)
     if args.archs:
         from ..device.measure import read_archs
 
         archs += read_archs(args.archs)[0]
-    if not archs:
+    if not archs and not (args.recheck and not args.model):
         raise InputError("no architectures: give --arch STR (repeatable) or --archs FILE")
     t0 = time.perf_counter()
     cache = None
     if args.model:
-        if args.runtime is not None or args.threads is not None or args.refresh or args.shots is not None:
-            raise InputError("--runtime, --threads, --refresh and --shots choose the cached predictor; they do not "
-                             "apply with --model")
+        if (args.runtime is not None or args.threads is not None or args.refresh or args.shots is not None
+                or args.recheck):
+            raise InputError("--runtime, --threads, --refresh, --recheck and --shots choose the cached predictor; they "
+                             "do not apply with --model")
         from .. import registry
 
         model = registry.load(args.model)
@@ -283,7 +289,8 @@ def _predict(args) -> int:
         from .._cache import DEFAULT_RUNTIME, _device_model
 
         # Check the strings before a first use spends a minute profiling and measuring.
-        space = args.space or enc.notation(archs[0]) or registry.resolve().info.get("search_space", "nb201")
+        space = (args.space or (enc.notation(archs[0]) if archs else None)
+                 or registry.resolve().info.get("search_space", "nb201"))
         try:
             enc.encode(space, archs)
         except InputError as e:
@@ -295,6 +302,16 @@ def _predict(args) -> int:
             raise InputError("--budget-s goes with --shots auto")
         if args.shots == "auto" and args.budget_s is None:
             raise InputError("--shots auto needs --budget-s S, the seconds of measuring it may spend")
+        rc = None
+        if args.recheck and not args.refresh:
+            from .._cache import RECHECK_MIN, recheck
+
+            rc = recheck(runtime, threads, base=space, progress=progress)
+            if rc is not None:
+                print(f"maple-edge-lite: {rc['archs']} reference architectures run {100 * (rc['ratio'] - 1):+.1f}% "
+                      f"(median) against the predictor's measurements ({rc['measure_s']:.1f} s): "
+                      + ("predictor rescaled to the speed now" if rc["applied"] else
+                         f"within {RECHECK_MIN:.0%}, predictor left as it was"), file=sys.stderr)
         model, entry, built = _device_model(runtime, threads, base=space, refresh=args.refresh, progress=progress,
                                             shots=args.shots, budget_s=args.budget_s)
         if built:
@@ -302,14 +319,16 @@ def _predict(args) -> int:
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         source = str(entry / "device.melw")
         cache = {"dir": str(entry), "built": built, "runtime": runtime, "threads": threads,
-                 "shots": _cache_shots(entry)}
+                 "shots": _cache_shots(entry), "recheck": rc}
     meta = model.metadata
     if meta.get("model_kind") == "base":
         raise InputError(f"{source} is a base predictor (device-agnostic, unit latency scale): adapt it to the "
                          "device first (`maple-edge-lite adapt`), or omit --model")
     level = model.interval_level
     try:
-        if level is not None:
+        if not archs:  # --recheck alone
+            ms = lo = hi = []
+        elif level is not None:
             ms, lo, hi = model.predict_archs_interval(archs)
         else:  # a device model from before 0.2 (or a hand-made one): no interval
             ms = model.predict_archs(archs)

@@ -16,10 +16,6 @@ import os
 import sys
 import time
 
-#: Reference cells of the predictor measured again with the sample to detect a change of speed.
-DRIFT_REFS = 5
-#: A drift beyond this is reported as the device's speed having moved.
-DRIFT_NOTE = 0.03
 EXIT_NO_PLOT = 3  # --plot asked for but matplotlib is not installed (nothing was measured)
 
 
@@ -123,20 +119,21 @@ def plot(path, measured, predicted, lo=None, hi=None, title=""):
     write_atomic(path, buf.getvalue())
 
 
-def _reference_latencies(entry) -> dict:
-    """{arch: ms} the predictor in cache entry ``entry`` was adapted to ({} if unreadable)."""
+def _reference_rows(entry) -> list:
+    """The measurements (arch_str, latency_ms) the predictor in cache entry ``entry`` was adapted
+    to ([] if unreadable)."""
     from ..device import measure as M
 
     try:
-        return {r["arch_str"]: float(r["latency_ms"]) for r in M.read_csv(entry / "measurements.csv")}
+        return M.read_csv(entry / "measurements.csv")
     except Exception:  # noqa: BLE001 - the drift check is informative only
-        return {}
+        return []
 
 
 def _validate(args) -> int:
     import numpy as np
 
-    from .._cache import DEFAULT_RUNTIME, _device_model
+    from .._cache import DEFAULT_RUNTIME, RECHECK_MIN, _device_model, recheck_archs
     from .._errors import InputError
     from ..device import measure as M
     from ..learn.evaluate import metrics
@@ -155,11 +152,12 @@ def _validate(args) -> int:
     model, entry, built = _device_model(runtime, args.threads, base=space, progress=_progress_printer())
     level = model.interval_level
     show = _progress_printer()
-    # A few of the predictor's own reference cells are measured again with the sample (the same
+    # The cells `predict --recheck` would time are measured again with the sample (the same
     # passes, so the same conditions): if the device runs at another speed than when they were
     # measured to build the predictor, every prediction is off by that much, and the report says so.
-    then = _reference_latencies(entry)
-    extra = [a for a in then if a not in set(archs)][:DRIFT_REFS]
+    ref_rows = [r for r in _reference_rows(entry) if r["arch_str"] not in set(archs)]
+    then = {r["arch_str"]: float(r["latency_ms"]) for r in ref_rows}
+    extra = recheck_archs(ref_rows)
     rows = M.measure(archs + extra, runtime, args.threads, device=M.default_device(runtime, args.threads),
                      progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
     now = {r.arch_str: r.latency_ms for r in rows if r.arch_str in set(extra)}
@@ -213,9 +211,11 @@ def _validate(args) -> int:
         if drift is not None:
             print(f"  {len(now)} of the predictor's reference networks run {100 * (drift - 1):+.1f}% (median) against when "
                   f"it was built; with that factor ±10% would be {report['acc10_drift_corrected']:.2f}"
-                  + ("" if abs(drift - 1) < DRIFT_NOTE else
-                     f" - the device's speed moved: `maple-edge-lite predict --refresh{' --space fbnet' if space == 'fbnet' else ''}`"
-                     " rebuilds the predictor now"))
+                  + ("" if abs(drift - 1) < RECHECK_MIN else
+                     f" - the device's speed moved: `maple-edge-lite predict --recheck{' --space fbnet' if space == 'fbnet' else ''}"
+                     f"{'' if runtime == DEFAULT_RUNTIME else ' --runtime ' + runtime}"
+                     f"{'' if args.threads == 1 else ' --threads %d' % args.threads}` rescales the predictor "
+                     "to the speed now"))
         if args.plot:
             print(f"  plot: {args.plot}")
     return 0
