@@ -170,6 +170,28 @@ def test_shots_extend_an_fbnet_predictor_with_fbnet_networks(fbnet_device, capsy
     assert fbnet_device["profiled"] == 1
 
 
+def test_recheck_an_fbnet_predictor(fbnet_device, capsys, monkeypatch):
+    """`predict --recheck --space fbnet`: five of its FBNet references timed again; a 20% slower
+    device rescales the fbnet entry (its CSV keeps the FBNet columns, its prior the layer costs)."""
+    assert main(["predict", "--runtime", "fake-rt", "--arch", FB]) == 0
+    before = float(capsys.readouterr().out.split(" ms")[0])
+    fake = M.measure
+
+    def slower(archs, *a, **kw):
+        rows = fake(archs, *a, **kw)
+        return M.Measurements([M.Row(r.nb201_index, r.arch_str, r.device, r.latency_ms * 1.2, None) for r in rows],
+                              conditions=rows.conditions)
+
+    monkeypatch.setattr(M, "measure", slower)
+    assert main(["predict", "--runtime", "fake-rt", "--space", "fbnet", "--recheck", "--arch", FB]) == 0
+    out, err = capsys.readouterr()
+    assert "+20.0% (median)" in err and float(out.split(" ms")[0]) == pytest.approx(1.2 * before, rel=2e-3)
+    assert len(fbnet_device["measured"]) == 15 and all(M.arch_space(a) == "fbnet" for a in fbnet_device["measured"])
+    entry = _cache._device_model("fake-rt", 1, base="fbnet")[1]
+    assert (entry / "measurements.csv").read_text().startswith(",".join(M.FBNET_CSV_COLUMNS))
+    assert fbnet_device["profiled"] == 1 and fbnet_device["prior_costs"] == 2
+
+
 def test_validate_fbnet(fbnet_device, capsys):
     assert main(["validate", "--runtime", "fake-rt", "--space", "fbnet", "--sample", "20", "--seed", "2", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)

@@ -54,7 +54,7 @@ def test_speed_sd_widens_the_interval_in_quadrature_and_nothing_else():
     m = BayesLinear().fit(X, np.log(train), [])
     idx = m.select(10, np.arange(len(X)), np.random.default_rng(0))
     m.adapt(idx, np.log(new[idx]))
-    ms, (lo, hi) = m.predict_features(X), m.interval(np.arange(len(X)))
+    ms, (_, hi) = m.predict_features(X), m.interval(np.arange(len(X)))
     m.add_speed_sd(0.2)
     lo2, hi2 = m.interval(np.arange(len(X)))
     np.testing.assert_array_equal(m.predict_features(X), ms)
