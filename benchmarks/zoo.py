@@ -2,7 +2,7 @@
 
     python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 1   # ~3.5 min per runtime
     python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
-    python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W]
+    python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -19,6 +19,11 @@ random, ``--draws`` times), never from their own family. Methods:
 - ``suite_sum``: the suite's fit, uncalibrated (what the layers alone say);
 - ``macs_linear``: ``a + b * MACs`` fitted on the same shots (what a user would do first);
 - ``scaled_macs``: the suite-free single scale ``y = s * MACs`` through the origin.
+
+``--spill-cache-mb C`` scores the layer cost model with one more feature, the MB each network's
+layers move beyond a cache of C MiB (``learn.layer_cost.spill_mbytes``; this VM's L2 is 2 MiB per
+core), fitted on the suite and calibrated like the rest: an ablation, as the ``.melw`` format has no
+term for it yet.
 
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
 then each held-out network's error by family. A data file whose suite is not this
@@ -114,8 +119,35 @@ def features(kind: str, name: str):
             t = L.from_onnx(LS.layer_onnx(spec))
         else:
             t = L.from_onnx(zoo.zoo_onnx(name))
-        _TABLES[key] = (network_features(t), float(t.totals()["macs"]))
-    return _TABLES[key]
+        _TABLES[key] = (network_features(t), float(t.totals()["macs"]), t)
+    return _TABLES[key][:2]
+
+
+def spill(kind: str, name: str, cache_mb: float) -> float:
+    """``learn.layer_cost.spill_mbytes`` of a suite entry or zoo network (MB beyond the cache)."""
+    from maple_edge_lite.learn.layer_cost import spill_mbytes
+
+    features(kind, name)
+    return spill_mbytes(_TABLES[(kind, name)][2], cache_mb * 2**20)
+
+
+def _spill_model(c0, w, w_spill):
+    """A ``LayerCostModel`` whose features carry one more column, the spilled MB (:func:`spill`),
+    priced ``w_spill`` ms per MB as a part of its own (calibrated like the others)."""
+    from maple_edge_lite.learn import layer_cost as LC
+
+    class SpillModel(LC.LayerCostModel):
+        def __init__(self):
+            super().__init__(c0, w)
+            self.w_spill = float(w_spill)
+            self.mult = np.ones(len(LC.CLASSES) + 2)
+            self.post = LC._factor(LC._prior_cov(len(LC.CLASSES) + 2))
+
+        def parts(self, F):
+            F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+            return np.column_stack([super().parts(F[:, :-1]), self.w_spill * F[:, -1]])
+
+    return SpillModel()
 
 
 def _metrics(p, y, lo=None, hi=None):
@@ -128,9 +160,10 @@ def _metrics(p, y, lo=None, hi=None):
     return out
 
 
-def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None):
+def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
+                  spill_cache_mb: Optional[float] = None):
     from maple_edge_lite.device.builders import layer_suite as LS
-    from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
+    from maple_edge_lite.learn.layer_cost import NOISE, LayerCostModel, fit_suite, macs_linear
 
     suite, nets = load(path)
     bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
@@ -142,7 +175,14 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     y = np.array([nets[n][1] for n in names])
     F = np.array([features("zoo", n)[0] for n in names])
     macs = np.array([features("zoo", n)[1] for n in names])
-    base = LayerCostModel.from_suite(Fs, ys, weights)
+    if spill_cache_mb is None:
+        base = LayerCostModel.from_suite(Fs, ys, weights)
+    else:  # the ablation: one more feature, the MB each network moves beyond a core's L2
+        Fs = np.column_stack([Fs, [spill("suite", n, spill_cache_mb) for n in suite]])
+        F = np.column_stack([F, [spill("zoo", n, spill_cache_mb) for n in names]])
+        c0, w, w_spill = fit_suite(Fs[:, :-1], ys, weights, extra=Fs[:, -1])
+        base = _spill_model(c0, w, w_spill[0])
+        base.noise = max(NOISE, 1.4826 * float(np.median(np.abs(np.log(base.predict(Fs) / ys)))))
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
@@ -151,7 +191,8 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
         for d in range(draws):
             rng = np.random.default_rng([d, sum(map(ord, f))])
             shot = rng.choice(other, min(shots, len(other)), replace=False)
-            m = LayerCostModel(base.c0, base.w)
+            m = LayerCostModel(base.c0, base.w) if spill_cache_mb is None else _spill_model(base.c0, base.w,
+                                                                                             base.w_spill)
             m.noise = base.noise
             m.calibrate(F[shot], y[shot])
             preds["layer_cost"][d, test] = m.predict(F[test])
@@ -185,9 +226,9 @@ def _score(args) -> int:
     if not paths:
         print("no runtime measured with this layer suite", file=sys.stderr)
         return 1
-    report = {"shots": args.shots, "draws": args.draws, "runtimes": {}}
+    report = {"shots": args.shots, "draws": args.draws, "spill_cache_mb": args.spill_cache_mb, "runtimes": {}}
     for p in paths:
-        res, per_net, n, nf = score_runtime(p, args.shots, args.draws, args.block_weight)
+        res, per_net, n, nf = score_runtime(p, args.shots, args.draws, args.block_weight, args.spill_cache_mb)
         report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net}
     methods = list(next(iter(report["runtimes"].values()))["methods"])
     report["mean"] = {m: {k: float(np.mean([r["methods"][m][k] for r in report["runtimes"].values()]))
@@ -240,6 +281,9 @@ def main(argv=None) -> int:
     s.add_argument("--json", action="store_true")
     s.add_argument("--block-weight", type=float, default=None,
                    help="fit weight of the suite's whole-block entries (default layer_suite.BLOCK_WEIGHT)")
+    s.add_argument("--spill-cache-mb", type=float, default=None,
+                   help="ablation: add the MB each network moves beyond a cache of this size (MiB; this VM's "
+                   "L2 per core: 2) as a feature (learn.layer_cost.spill_mbytes)")
     s.set_defaults(func=_score)
     args = ap.parse_args(argv)
     return args.func(args)

@@ -106,6 +106,41 @@ def test_fit_suite_recovers_nonnegative_costs():
         LC.fit_suite(F[:, :3], y)
 
 
+def test_spill_mbytes_by_hand():
+    """MB moved beyond the cache, layer by layer: 1.5 + 1.0 MB against 2 MB spills 0.5 MB, 3 + 1 MB
+    spills 2 MB, 0.2 + 0.1 MB nothing (no layer gives back what another spills); a 0-byte cache
+    spills every byte."""
+    t = _table([_layer("conv", 1_000_000, 1_500_000, 1_000_000), _layer("pointwise", 0, 3_000_000, 1_000_000),
+                _layer("relu", 0, 200_000, 100_000)])
+    assert LC.spill_mbytes(t, 2_000_000) == pytest.approx(2.5)
+    assert LC.spill_mbytes(t, 0) == pytest.approx(6.8)
+    assert LC.spill_mbytes(t, 5_000_000) == 0.0
+    assert LC.spill_mbytes(_table([]), 1_000_000) == 0.0
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(mel.InputError, match="cache_bytes"):
+            LC.spill_mbytes(t, bad)
+
+
+def test_fit_suite_extra_column_recovers_its_cost():
+    """A latency with a cost per extra unit (e.g. spilled MB) the class features do not carry: the
+    fit with ``extra`` recovers every coefficient, that one included; without it, it cannot."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=120, seed=5)
+    e = np.random.default_rng(6).uniform(0, 30, len(y)) * (np.arange(len(y)) % 3 == 0)
+    y = y + 0.05 * e
+    c0, got, ge = LC.fit_suite(F, y, extra=e)
+    assert c0 == pytest.approx(0.004, rel=1e-6) and np.allclose(got, w, rtol=1e-6, atol=1e-9)
+    assert ge.shape == (1,) and ge[0] == pytest.approx(0.05, rel=1e-6)
+    c0n, gn = LC.fit_suite(F, y)
+    assert not np.allclose(gn, w, rtol=1e-3)
+    with pytest.raises(mel.InputError, match="extra"):
+        LC.fit_suite(F, y, extra=-e)
+    with pytest.raises(mel.InputError, match="extra"):
+        LC.fit_suite(F, y, extra=e[:-1])
+
+
 def test_fit_suite_weights_are_repeated_entries():
     """An integer weight k counts an entry as k copies of it: the weighted fit equals the
     unweighted fit of the suite with the rows repeated; weight 0 drops the entry."""

@@ -107,6 +107,28 @@ def network_features(table) -> np.ndarray:
     return f
 
 
+def spill_mbytes(table, cache_bytes: float) -> float:
+    """The MB a ``LayerTable``'s layers move beyond a cache of ``cache_bytes``: the sum over its
+    layers of ``max(0, bytes_read + bytes_written - cache_bytes) / 1e6``.
+
+    A layer whose inputs, weights and output fit in a core's L2 streams them from there; the
+    bytes beyond it come from L3 or memory, whatever the layer's kind. The layer suite's entries
+    are small and warm (two chained blocks at most), whole networks are not, so a cost per spilled
+    MB, fitted on the suite's larger entries, prices what the per-class coefficients miss
+    (``benchmarks/zoo.py score --spill-cache-mb``). Not a feature of the shipped model yet: the
+    ``.melw`` LAYER_COST section has no term for it."""
+    from ..device.layers import ARRAY_COLUMNS
+
+    c = float(cache_bytes)
+    if not (np.isfinite(c) and c >= 0):
+        raise InputError(f"spill_mbytes: cache_bytes must be a finite number >= 0, not {cache_bytes!r}")
+    A = np.asarray(table.array(), dtype=np.float64)
+    if A.size == 0:
+        return 0.0
+    moved = A[:, ARRAY_COLUMNS.index("bytes_read")] + A[:, ARRAY_COLUMNS.index("bytes_written")]
+    return float(np.maximum(moved - c, 0.0).sum() / 1e6)
+
+
 def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
     """min ||A x - b|| subject to x >= 0 (Lawson-Hanson active set; A is small here)."""
     m, n = A.shape
@@ -134,14 +156,24 @@ def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
 
 
 def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
-              weights: Optional[Sequence[float]] = None) -> Tuple[float, np.ndarray]:
+              weights: Optional[Sequence[float]] = None, *, extra: Optional[np.ndarray] = None):
     """``(c0_ms, w)``: the non-negative least-squares fit, in relative error, of
     ``latency ~ c0 + F @ w`` over the measured suite entries (F: [entries, features]);
-    ``weights`` (one per entry, >= 0, default 1) multiply each entry's squared relative error."""
+    ``weights`` (one per entry, >= 0, default 1) multiply each entry's squared relative error.
+    ``extra`` ([entries, k], finite, >= 0): further feature columns fitted alongside the same way
+    (e.g. :func:`spill_mbytes`, which the ``.melw`` format does not carry yet); then the result is
+    ``(c0_ms, w, w_extra)``."""
     F = np.asarray(F, dtype=np.float64)
     y = np.asarray(latency_ms, dtype=np.float64)
     if F.ndim != 2 or F.shape != (len(y), len(FEATURE_NAMES)):
         raise InputError(f"fit_suite: features {F.shape} do not match {len(y)} latencies x {len(FEATURE_NAMES)}")
+    nf = F.shape[1]
+    if extra is not None:
+        E = np.asarray(extra, dtype=np.float64)
+        E = E[:, None] if E.ndim == 1 else E
+        if E.ndim != 2 or len(E) != len(y) or not (np.all(np.isfinite(E)) and np.all(E >= 0)):
+            raise InputError(f"fit_suite: extra must be [{len(y)}, k] finite numbers >= 0, not {list(E.shape)}")
+        F = np.column_stack([F, E])
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("fit_suite: latencies must be finite and positive milliseconds")
     sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -153,7 +185,9 @@ def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
     norm = np.linalg.norm(A, axis=0)
     norm[norm == 0] = 1.0
     x = _nnls(A / norm, sw) / norm
-    return float(x[0]), x[1:]
+    if extra is None:
+        return float(x[0]), x[1:]
+    return float(x[0]), x[1:1 + nf], x[1 + nf:]
 
 
 def _prior_cov(p: int) -> np.ndarray:
@@ -361,5 +395,5 @@ class _Rows:
         return self._a
 
 
-__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "MODEL_SCHEMA", "network_features", "fit_suite",
-           "LayerCostModel", "macs_linear", "pack"]
+__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "MODEL_SCHEMA", "network_features", "spill_mbytes",
+           "fit_suite", "LayerCostModel", "macs_linear", "pack"]
