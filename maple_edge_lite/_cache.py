@@ -408,7 +408,8 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     share = None
     while True:
         if want == "auto":
-            share = adapt_base(model, archs, np.array(ms), descriptor=desc, layer_costs=layer_costs).share_within(X)
+            share = adapt_base(model, archs, np.array(ms), descriptor=desc, layer_costs=layer_costs,
+                               speed_sd=speed_sd(manifest)).share_within(X)
             left = budget_s - (time.perf_counter() - t0)
             if share >= SHARE_TARGET or (added and left <= 0):
                 break
@@ -455,7 +456,7 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
         measure.write_csv(all_rows, tmp / FILES["measurements"])
         adapt_base(model, archs, np.array(ms), out=tmp / FILES["model"], descriptor=desc,
                    provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
-                   layer_costs=layer_costs)
+                   layer_costs=layer_costs, speed_sd=speed_sd(manifest))
         manifest = dict(manifest)
         manifest["shots"] = len(archs)
         manifest["updated"] = measure._now()
@@ -491,11 +492,13 @@ def recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
     a governor, a busy neighbour)? Times :data:`RECHECK_REFS` of the entry's measured
     architectures again (:func:`recheck_archs`; about 15 s here); when their median ratio now /
     then is off 1 by :data:`RECHECK_MIN` or more, every measurement behind the model is scaled by
-    it and the model adapted again (closed form: its predictions and intervals scale by exactly
-    that ratio, the prior being centred relative to the measurements). The manifest keeps every
-    recheck; a rescaled entry is installed atomically under the build lock (Ctrl-C leaves the
-    old one). Returns the recheck's record ({"time", "archs", "ratio", "applied", "measure_s"}),
-    or None when there is no cached predictor to recheck (``device_model`` builds one)."""
+    it (closed form: the predictions scale by exactly that ratio, the prior being centred
+    relative to the measurements). Either way the model is adapted again with its interval
+    widened by how far the speed has moved at the rechecks so far (:func:`speed_sd`). The
+    manifest keeps every recheck; the new entry is installed atomically under the build lock
+    (Ctrl-C leaves the old one). Returns the recheck's record ({"time", "archs", "ratio",
+    "applied", "measure_s"}), or None when there is no cached predictor to recheck
+    (``device_model`` builds one)."""
     key = cache_key(runtime, threads, base)
     d = entry_dir(key, Path(cache_dir) if cache_dir is not None else cache_root())
     if _load_entry(d, key) is None:
@@ -504,6 +507,16 @@ def recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
         if _load_entry(d, key) is None:  # pragma: no cover - removed by another process meanwhile
             return None
         return _recheck(d, key, runtime, threads, base, progress, measure_options or {})
+
+
+def speed_sd(manifest: Dict[str, Any]) -> float:
+    """The relative sd by which this entry's device has moved between measuring and using its
+    model: the root mean square of log(ratio) over the entry's rechecks (0 before the first).
+    The model's interval includes it (``adapt_base(speed_sd=)``)."""
+    import math
+
+    logs = [math.log(float(r["ratio"])) for r in manifest.get("rechecks") or []]
+    return math.sqrt(sum(v * v for v in logs) / len(logs)) if logs else 0.0
 
 
 def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) -> Dict[str, Any]:
@@ -533,20 +546,21 @@ def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) ->
                 shutil.copy2(d / f, tmp / f)
         manifest = dict(manifest)
         manifest["rechecks"] = (manifest.get("rechecks") or []) + [record]
+        scale = ratio if record["applied"] else 1.0
         if record["applied"]:
             sidecar = json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
-            scaled = measure.Measurements(
-                [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"] * ratio, None) for r in old],
-                conditions={**sidecar, "rescaled": (sidecar.get("rescaled") or []) + [record]})
-            measure.write_csv(scaled, tmp / FILES["measurements"])
-            model = registry.load(base)
-            layer_costs, _ = _prior_costs(model, runtime, threads, d, progress)
-            adapt_base(model, [r.arch_str for r in scaled], np.array([r.latency_ms for r in scaled]),
-                       out=tmp / FILES["model"], descriptor=profile.load_descriptor(d / FILES["descriptor"]),
-                       provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
-                       layer_costs=layer_costs)
+            measure.write_csv(measure.Measurements(
+                [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"] * scale, None) for r in old],
+                conditions={**sidecar, "rescaled": (sidecar.get("rescaled") or []) + [record]}),
+                tmp / FILES["measurements"])
             manifest["speed_ratio"] = round(float(manifest.get("speed_ratio", 1.0)) * ratio, 5)
-            manifest["updated"] = record["time"]
+        model = registry.load(base)
+        layer_costs, _ = _prior_costs(model, runtime, threads, d, progress)
+        adapt_base(model, [r["arch_str"] for r in old], np.array([r["latency_ms"] * scale for r in old]),
+                   out=tmp / FILES["model"], descriptor=profile.load_descriptor(d / FILES["descriptor"]),
+                   provenance={"cache_key": digest(key), "measurements_file": FILES["measurements"]},
+                   layer_costs=layer_costs, speed_sd=speed_sd(manifest))
+        manifest["updated"] = record["time"]
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
     return record
 
@@ -588,7 +602,7 @@ def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
 
 __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
            "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION",
-           "recheck", "recheck_archs", "RECHECK_REFS", "RECHECK_MIN"]
+           "recheck", "recheck_archs", "speed_sd", "RECHECK_REFS", "RECHECK_MIN"]
 
 
 # --- the layer cost model (any ONNX CNN): `predict --onnx` -------------------------------------

@@ -49,6 +49,23 @@ def test_scale_invariance():
     np.testing.assert_allclose(b - a, np.log(1000), atol=1e-6)
 
 
+def test_speed_sd_widens_the_interval_in_quadrature_and_nothing_else():
+    X, train, new = synthetic(seed=3)
+    m = BayesLinear().fit(X, np.log(train), [])
+    idx = m.select(10, np.arange(len(X)), np.random.default_rng(0))
+    m.adapt(idx, np.log(new[idx]))
+    ms, (lo, hi) = m.predict_features(X), m.interval(np.arange(len(X)))
+    m.add_speed_sd(0.2)
+    lo2, hi2 = m.interval(np.arange(len(X)))
+    np.testing.assert_array_equal(m.predict_features(X), ms)
+    z = 1.6448536269514722  # central 90% of a normal
+    np.testing.assert_allclose(np.log(hi2 / ms) ** 2, np.log(hi / ms) ** 2 + (z * 0.2) ** 2, rtol=1e-9)
+    np.testing.assert_allclose(np.log(ms / lo2), np.log(hi2 / ms), rtol=1e-9)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(mel.InputError, match="speed sd"):
+            m.add_speed_sd(bad)
+
+
 def test_selection_modes_and_errors():
     X, train, _ = synthetic()
     m = BayesLinear(select="random").fit(X, np.log(train), [])

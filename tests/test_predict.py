@@ -337,8 +337,9 @@ def _slower(monkeypatch, factor, state):
 def test_recheck_rescales_the_cached_model_when_the_speed_moved(fake_device, capsys, monkeypatch):
     """The device runs 10% slower than when its references were measured: `predict --recheck`
     times five of them again (spread over their latencies), scales every measurement behind the
-    model by the median ratio and adapts again, without profiling: predictions and intervals
-    come out 10% higher; the manifest and the sidecar record it."""
+    model by the median ratio and adapts again, without profiling: predictions come out 10%
+    higher, and the interval's log-sd grows in quadrature by log(1.1), the speed's move; the
+    manifest and the sidecar record it."""
     query = M.sample_connected(50, seed=4)
     model, entry, _ = _cache._device_model("fake-rt", 1)
     ms0, lo0, hi0 = model.predict_archs_interval(query)
@@ -353,20 +354,30 @@ def test_recheck_rescales_the_cached_model_when_the_speed_moved(fake_device, cap
     report = json.loads(out)
     assert report["cache"]["recheck"]["ratio"] == pytest.approx(1.10) and report["cache"]["recheck"]["applied"]
     got = np.array([[p["latency_ms"], p["lo_ms"], p["hi_ms"]] for p in report["predictions"]])
-    np.testing.assert_allclose(got, 1.10 * np.column_stack([ms0, lo0, hi0]), rtol=2e-3, atol=5.1e-5)
+    np.testing.assert_allclose(got[:, 0], 1.10 * ms0, rtol=2e-3, atol=5.1e-5)
+    z = 1.6448536  # the central 90% interval of a normal log-latency
+    np.testing.assert_allclose(np.log(got[:, 2] / got[:, 0]) ** 2, np.log(hi0 / ms0) ** 2 + (z * np.log(1.1)) ** 2,
+                               rtol=0.02)
+    np.testing.assert_allclose(np.log(got[:, 0] / got[:, 1]) ** 2, np.log(ms0 / lo0) ** 2 + (z * np.log(1.1)) ** 2,
+                               rtol=0.02)
     new = M.read_csv(entry / "measurements.csv")
     assert [r["arch_str"] for r in new] == [r["arch_str"] for r in old]
     np.testing.assert_allclose([r["latency_ms"] for r in new], [1.10 * r["latency_ms"] for r in old], rtol=1e-5)
     manifest = _cache.read_manifest(entry)
     assert manifest["speed_ratio"] == pytest.approx(1.10) and len(manifest["rechecks"]) == 1
     assert json.loads((entry / "measurements.csv.json").read_text())["rescaled"][0]["ratio"] == pytest.approx(1.10)
-    # the speed now matches: a second recheck leaves the model as it was, and says so
-    before = (entry / "device.melw").read_bytes()
+    # the speed now matches: a second recheck leaves the predictions as they were, and says so; the
+    # interval's speed term is now the root mean square of the two moves, log(1.1) and 0
+    before = M.read_csv(entry / "measurements.csv")
     rc, out, err = run(["predict", "--runtime", "fake-rt", "--recheck"], capsys)  # a recheck alone: no architectures
     assert rc == 0 and out == "" and "+0.0% (median)" in err and "left as it was" in err
-    assert (entry / "device.melw").read_bytes() == before
+    assert M.read_csv(entry / "measurements.csv") == before
     manifest = _cache.read_manifest(entry)
     assert [r["applied"] for r in manifest["rechecks"]] == [True, False] and manifest["speed_ratio"] == pytest.approx(1.1)
+    assert _cache.speed_sd(manifest) == pytest.approx(np.log(1.1) / np.sqrt(2))
+    ms2, lo2, hi2 = _cache._device_model("fake-rt", 1)[0].predict_archs_interval(query)
+    np.testing.assert_allclose(ms2, got[:, 0], rtol=2e-3, atol=5.1e-5)
+    np.testing.assert_allclose(np.log(hi2 / ms2) ** 2, np.log(hi0 / ms0) ** 2 + (z * np.log(1.1)) ** 2 / 2, rtol=0.02)
 
 
 def _write_archs(folder, archs):

@@ -25,7 +25,7 @@ ADAPT_VERSION = 8
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,
-               layer_costs=None):
+               layer_costs=None, speed_sd: float = 0.0):
     """Adapt a base model (path or Model; a bayes_linear or an mlp base) to a device from measured
     architectures (closed form, about a millisecond); returns the adapted method. With ``out``,
     also write the device-specialised ``.melw`` there.
@@ -40,7 +40,11 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
 
     ``layer_costs``: for an fbnet base, this device's layer cost model's FBNet costs
     (``learn.layer_prior.fbnet_layer_costs``), which then centre the prior (the NAS-Bench-201
-    prior is centred on the descriptor's operator sum instead)."""
+    prior is centred on the descriptor's operator sum instead).
+
+    ``speed_sd``: a relative sd by which this device's speed is expected to move between
+    measuring and using the model, added to the interval (``BayesLinear.add_speed_sd``; a
+    bayes_linear base: an mlp device model has no interval); 0 by default."""
     import base64
 
     from .. import encode as enc
@@ -141,6 +145,8 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
             raise InputError(f"descriptor features unknown to this base model: {', '.join(unknown[:5])}")
         d = np.array([np.nan if descriptor.get(n) is None else float(descriptor[n]) for n in m.desc["names"]])
     m.adapt(np.arange(len(archs)), np.log(y), descriptor=d)
+    if speed_sd:
+        m.add_speed_sd(speed_sd)
     if out is not None:
         prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
         if prov_desc is not None:

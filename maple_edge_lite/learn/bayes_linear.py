@@ -403,6 +403,16 @@ class BayesLinear(Method):
         self.post_factor = U[:, :keep] * np.sqrt(lam[:keep])
         self.noise_scaled = self.interval_noise * self.interval_scale
 
+    def add_speed_sd(self, sd: float) -> "BayesLinear":
+        """After ``adapt``: widen the interval by a relative sd ``sd`` common to every prediction,
+        in quadrature with the noise: how far the device's speed is expected to have moved by the
+        time a prediction is measured (``_cache.recheck`` estimates it from the device's rechecks)."""
+        sd = float(sd)
+        if not (np.isfinite(sd) and sd >= 0):
+            raise InputError(f"a speed sd must be a finite number >= 0, got {sd!r}")
+        self.noise_scaled = float(np.hypot(self.noise_scaled, sd))
+        return self
+
     def _predictive(self, A):
         """(ms, sd) after ``adapt`` for design rows A: the prediction and the relative sd of the
         log-normal predictive distribution the interval describes."""
