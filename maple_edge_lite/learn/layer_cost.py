@@ -10,6 +10,12 @@
 runtime's per-inference cost. Linear in the features, so the device model is a linear ``.melw``
 like the cell predictor's.
 
+**Spill** (:func:`spill_mbytes`): one more term, the MB each layer moves beyond the device's
+per-core cache (``device.host.core_cache``: the L2 here, 2 MiB), priced per MB and calibrated as a
+part of its own; off (``cache_bytes`` None) where sysfs tells no cache. On this VM's zoo
+(``benchmarks/zoo.py score`` against ``score --no-spill``): ±10% ONNX Runtime 0.69 -> 0.81,
+OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB.
+
 **Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
 measured entries (each entry a short chain of one kind of layer at one shape, or two chained
 blocks of a real network): every class coefficient is >= 0, so no layer ever predicts a negative
@@ -21,10 +27,11 @@ one kind at a time (caches warm across layers, runtimes fuse across them), so a 
 networks correct the suite's fit: a multiplier per class and one for the per-inference cost,
 Gaussian around 1, sharing one scale (sd :data:`SCALE_SD`) plus a deviation per class (sd
 :data:`CLASS_SD`), fitted in closed form to the measured networks in relative error. Zero
-networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.py``, leave one
-family out, five networks of other families): per-class deviations did not transfer across
-families (ONNX Runtime ±10% 0.63 with CLASS_SD 0, 0.59 with 0.03, 0.54 with 0.1), so CLASS_SD is 0:
-one scale. The posterior gives the interval (:meth:`interval`)."""
+networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.py score
+--class-sd S``, leave one family out, five networks of other families): per-class deviations did
+not transfer across families (±10% ONNX Runtime 0.81 / 0.80 / 0.78 and OpenVINO f32 0.62 / 0.61 /
+0.52 with CLASS_SD 0 / 0.03 / 0.1), so CLASS_SD is 0: one scale. The posterior gives the interval
+(:meth:`interval`)."""
 
 from __future__ import annotations
 
