@@ -2,7 +2,8 @@
 
     python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 1   # ~3.5 min per runtime
     python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
-    python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W]
+    python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2 | --no-spill]
+                                   [--class-sd S]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -15,10 +16,16 @@ CPU with AMX or AVX-512 BF16 is bf16; ``f32`` compares with ONNX Runtime's fp32)
 predicted from the layer suite plus ``--shots`` whole networks of the other families (drawn at
 random, ``--draws`` times), never from their own family. Methods:
 
-- ``layer_cost``: the suite's fit, calibrated on the shots (``learn.layer_cost``), the shipped method;
+- ``layer_cost``: the suite's fit, calibrated on the shots (``learn.layer_cost``), the shipped method,
+  with its spill term (the MB each layer moves beyond the measuring machine's per-core cache);
 - ``suite_sum``: the suite's fit, uncalibrated (what the layers alone say);
 - ``macs_linear``: ``a + b * MACs`` fitted on the same shots (what a user would do first);
 - ``scaled_macs``: the suite-free single scale ``y = s * MACs`` through the origin.
+
+The spill term's cache is data: the ``core_cache`` a data file's sidecar records (``measure`` writes
+``device.host.core_cache()``), else this machine's (the files here were measured on this VM: a
+private 2 MiB L2 per core). ``--spill-cache-mb C`` overrides it (MiB); ``--no-spill`` scores the
+model without the term (the README's ablation), as a device whose sysfs tells no cache gets it.
 
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
 then each held-out network's error by family. A data file whose suite is not this
@@ -83,7 +90,7 @@ def _measure(args) -> int:
                **{n: [round(t.median_ms, 6) for t in ts] for n, ts in {**sw, **zw}.items()}}
     side = {"schema": "maple_edge_lite.zoo_bench/1", "device": dev, "runtime": info or old_side.get("runtime"),
             "suite_version": LS.SUITE_VERSION, "suite_timing": s_settings, "zoo_timing": z_settings,
-            "pinned_cpus": args.cpu, "host": host.host_facts(), "measured": args.what,
+            "pinned_cpus": args.cpu, "host": host.host_facts(), "core_cache": host.core_cache(), "measured": args.what,
             "wall_s": round(time.time() - t0, 1), "windows_ms": windows}
     Path(str(out) + ".json").write_text(json.dumps(side, indent=1) + "\n")
     print(f"wrote {out} ({len(rows)} rows) in {time.time() - t0:.0f} s")
@@ -114,8 +121,31 @@ def features(kind: str, name: str):
             t = L.from_onnx(LS.layer_onnx(spec))
         else:
             t = L.from_onnx(zoo.zoo_onnx(name))
-        _TABLES[key] = (network_features(t), float(t.totals()["macs"]))
-    return _TABLES[key]
+        _TABLES[key] = (network_features(t), float(t.totals()["macs"]), t)
+    return _TABLES[key][:2]
+
+
+def spill(kind: str, name: str, cache_bytes: float) -> float:
+    """``learn.layer_cost.spill_mbytes`` of a suite entry or zoo network (MB beyond the cache)."""
+    from maple_edge_lite.learn.layer_cost import spill_mbytes
+
+    features(kind, name)
+    return spill_mbytes(_TABLES[(kind, name)][2], cache_bytes)
+
+
+def cache_of(path: Path, spill_cache_mb: Optional[float], no_spill: bool):
+    """``(cache bytes or None, where it comes from)`` for the spill term of a data file's model."""
+    from maple_edge_lite.device.host import core_cache
+
+    if no_spill:
+        return None, "--no-spill"
+    if spill_cache_mb is not None:
+        return spill_cache_mb * 2**20, "--spill-cache-mb"
+    side = json.loads(Path(str(path) + ".json").read_text()).get("core_cache")
+    if side is not None:
+        return side["bytes"], "the data file's sidecar"
+    c = core_cache()
+    return c["bytes"], "this machine" if c["bytes"] is not None else f"this machine: {c['reason']}"
 
 
 def _metrics(p, y, lo=None, hi=None):
@@ -128,7 +158,10 @@ def _metrics(p, y, lo=None, hi=None):
     return out
 
 
-def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None):
+def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
+                  cache_bytes: Optional[float] = None):
+    """Leave one family out on one data file; ``cache_bytes`` None scores the layer cost model
+    without its spill term."""
     from maple_edge_lite.device.builders import layer_suite as LS
     from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
 
@@ -142,7 +175,10 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     y = np.array([nets[n][1] for n in names])
     F = np.array([features("zoo", n)[0] for n in names])
     macs = np.array([features("zoo", n)[1] for n in names])
-    base = LayerCostModel.from_suite(Fs, ys, weights)
+    if cache_bytes is not None:  # the spill term: the MB each network's layers move beyond the cache
+        Fs = np.column_stack([Fs, [spill("suite", n, cache_bytes) for n in suite]])
+        F = np.column_stack([F, [spill("zoo", n, cache_bytes) for n in names]])
+    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes)
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
@@ -151,7 +187,7 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
         for d in range(draws):
             rng = np.random.default_rng([d, sum(map(ord, f))])
             shot = rng.choice(other, min(shots, len(other)), replace=False)
-            m = LayerCostModel(base.c0, base.w)
+            m = LayerCostModel(base.c0, base.w, cache_bytes=base.cache_bytes, w_spill=base.w_spill)
             m.noise = base.noise
             m.calibrate(F[shot], y[shot])
             preds["layer_cost"][d, test] = m.predict(F[test])
@@ -167,7 +203,8 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
         res[mname] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     per_net = {n: {"family": fam[i], "measured_ms": y[i], "layer_cost_ms": float(np.median(preds["layer_cost"][:, i]))}
                for i, n in enumerate(names)}
-    return res, per_net, len(names), len(set(fam))
+    spill_fit = None if cache_bytes is None else {"cache_bytes": cache_bytes, "ms_per_mb": base.w_spill}
+    return res, per_net, len(names), len(set(fam)), spill_fit
 
 
 def _score(args) -> int:
@@ -185,10 +222,16 @@ def _score(args) -> int:
     if not paths:
         print("no runtime measured with this layer suite", file=sys.stderr)
         return 1
+    if args.class_sd is not None:
+        from maple_edge_lite.learn import layer_cost
+
+        layer_cost.CLASS_SD = args.class_sd
     report = {"shots": args.shots, "draws": args.draws, "runtimes": {}}
     for p in paths:
-        res, per_net, n, nf = score_runtime(p, args.shots, args.draws, args.block_weight)
-        report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net}
+        cache, source = cache_of(p, args.spill_cache_mb, args.no_spill)
+        res, per_net, n, nf, sp = score_runtime(p, args.shots, args.draws, args.block_weight, cache)
+        report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net,
+                                      "spill": dict(sp or {}, source=source)}
     methods = list(next(iter(report["runtimes"].values()))["methods"])
     report["mean"] = {m: {k: float(np.mean([r["methods"][m][k] for r in report["runtimes"].values()]))
                           for k in report["runtimes"][paths[0].stem]["methods"][m]} for m in methods}
@@ -196,7 +239,13 @@ def _score(args) -> int:
         print(json.dumps(report, indent=1, default=float))
         return 0
     print(f"leave one family out, {args.shots} whole networks of other families + the layer suite, "
-          f"{args.draws} draws\n")
+          f"{args.draws} draws")
+    for rt, blk in report["runtimes"].items():
+        sp = blk["spill"]
+        print(f"  {rt}: spill term " + (f"beyond {sp['cache_bytes'] / 2**20:g} MiB ({sp['source']}), fitted "
+                                       f"{1000 * sp['ms_per_mb']:.1f} us per MB" if "cache_bytes" in sp
+                                       else f"off ({sp['source']})"))
+    print()
     head = f"{'method':14s}" + "".join(f"{r:>28s}" for r in report["runtimes"]) + f"{'mean':>28s}"
     print(head)
     print(" " * 14 + "   ±10%   MAPE  rho  cover" * (len(report["runtimes"]) + 1))
@@ -240,6 +289,13 @@ def main(argv=None) -> int:
     s.add_argument("--json", action="store_true")
     s.add_argument("--block-weight", type=float, default=None,
                    help="fit weight of the suite's whole-block entries (default layer_suite.BLOCK_WEIGHT)")
+    sp = s.add_mutually_exclusive_group()
+    sp.add_argument("--spill-cache-mb", type=float, default=None,
+                    help="the cache (MiB) of the layer cost model's spill term, instead of the one the data file's "
+                    "sidecar records (else this machine's per-core cache, device.host.core_cache)")
+    sp.add_argument("--no-spill", action="store_true", help="score the layer cost model without its spill term")
+    s.add_argument("--class-sd", type=float, default=None,
+                   help="the calibration prior's per-class deviation (default learn.layer_cost.CLASS_SD, 0: one scale)")
     s.set_defaults(func=_score)
     args = ap.parse_args(argv)
     return args.func(args)

@@ -609,7 +609,7 @@ __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_i
 
 #: Zoo networks measured to calibrate a device's layer cost model (five families, 2-20 ms here).
 LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "squeezenet1_1")
-#: ``core``: the same model as a format-3 ``.melw`` the C core evaluates (``mel_model_predict_layers``),
+#: ``core``: the same model as a ``.melw`` (format 4 with the spill term, else 3) the C core evaluates (``mel_model_predict_layers``),
 #: for a scheduler; ``predict --onnx`` predicts through it too.
 LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core": "layer_model.melw"}
 
@@ -617,11 +617,13 @@ LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core":
 def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1) -> Dict[str, Any]:
     """The key of this device's layer cost model entry for ``runtime`` at ``threads`` threads."""
     from .device.builders.layer_suite import SUITE_VERSION
+    from .device.host import core_cache
     from .learn.layer_cost import FEATURE_SCHEMA
 
     return {"schema": MANIFEST_SCHEMA, "kind": "layers", "device": device_facts(),
             "runtime": runtime_identity(runtime, threads), "suite": SUITE_VERSION,
-            "feature_schema": FEATURE_SCHEMA, "calibration": list(LAYER_CALIBRATION), "code": code_identity()}
+            "feature_schema": FEATURE_SCHEMA, "cache_bytes": core_cache()["bytes"],
+            "calibration": list(LAYER_CALIBRATION), "code": code_identity()}
 
 
 def _load_layer_entry(d: Path, key: Dict[str, Any]):
@@ -692,6 +694,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
 
     from .device import layers, measure, profile
     from .device.builders import layer_suite, zoo
+    from .device.host import core_cache
     from .format import write_atomic
     from .learn.layer_cost import LayerCostModel, network_features
 
@@ -716,12 +719,16 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     calib_s = time.perf_counter() - t
     note("calibrate", 1, 1, "")
     sn = [e["name"] for e in doc["entries"]]
-    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n]))) for n in sn])
+    # The spill term's threshold: this device's per-core cache (None, the term off, where sysfs
+    # does not tell it; the manifest records why). The key holds the same number.
+    cache = core_cache()
+    cb = key["cache_bytes"]
+    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n])), cb) for n in sn])
     y = np.array([e["latency_ms"] for e in doc["entries"]])
-    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights([suite[n] for n in sn]))
+    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights([suite[n] for n in sn]), cache_bytes=cb)
     noise = model.noise
     zn = list(zw)
-    Fz = np.array([network_features(layers.from_onnx(build(n))) for n in zn])
+    Fz = np.array([model.features(layers.from_onnx(build(n))) for n in zn])
     yz = np.array([min(x.median_ms for x in zw[n]) for n in zn])
     model.calibrate(Fz, yz)
     with _staged(d) as tmp:
@@ -732,5 +739,6 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
                     "suite_rejected": s_rej, "suite_noise": noise, "suite_timing": s_settings,
                     "calibration": {n: round(float(v), 6) for n, v in zip(zn, yz)}, "calibration_rejected": z_rej,
                     "calibration_timing": z_settings, "files": dict(LAYER_FILES),
+                    "core_cache": dict(cache, bytes=cb, spill_ms_per_mb=model.w_spill if model.has_spill else None),
                     "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
         write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())

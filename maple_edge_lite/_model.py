@@ -125,6 +125,13 @@ class Model:
         return tuple(self._m.layer_names(1))
 
     @property
+    def layer_spill(self) -> tuple:
+        """A layer cost model's spill term, ``(threshold_bytes, ms_per_mb)``: each layer adds
+        ``ms_per_mb`` per MB its bytes read plus written exceed the threshold (the device's
+        per-core cache); ``(0.0, 0.0)`` for a model without the term (format 3)."""
+        return tuple(self._m.layer_spill)
+
+    @property
     def layer_table_schema(self) -> int:
         """The layer-table schema (``maple_edge_lite.layers/N``) a layer cost model was packed for."""
         return self._m.layer_table_schema

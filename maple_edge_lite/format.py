@@ -18,7 +18,8 @@ from ._errors import InputError, MapleEdgeError, MapleEdgeIOError, MapleEdgePerm
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
-FORMAT_VERSION = 3  # the newest this package writes: 3 holds a layer cost model; an MLP is written as 1 or 2
+FORMAT_VERSION = 4  # the newest this package writes: 3 holds a layer cost model, 4 one with the spill term;
+#                    an MLP is written as 1 or 2
 BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 24
@@ -28,6 +29,8 @@ SEC_INTERVAL = 7  # optional: the model's central interval around its prediction
 SEC_LAYER_COST = 8  # format 3: a layer cost model, instead of INPUT, LAYER and OUTPUT
 LAYER_COST_FORMAT_VERSION = 3
 LAYER_COST_SCHEME = 1  # the LAYER_COST section's arithmetic (docs/format.md)
+LAYER_COST_SPILL_FORMAT_VERSION = 4  # a layer cost model with the spill term: LAYER_COST scheme 2
+LAYER_COST_SPILL_SCHEME = 2
 SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
@@ -191,12 +194,17 @@ def encode_layer_cost(
     noise: float,
     level: float,
     metadata: Mapping,
+    spill: Optional[tuple] = None,
 ) -> bytes:
     """The bytes of a format-3 ``.melw`` file holding a layer cost model (docs/format.md,
     LAYER_COST): per layer ``kind_w[kind] . [1, MMACs, MB read, MB written]`` into part
     ``kind_part[kind]``, plus, for a fused activation with ``act_part[a] > 0``, the pass
     ``act_w[a] . [1, 0, MB written, MB written]`` into that part; the parts (part 0 = ``c0_ms``)
     weighted by ``mult``; the interval from ``post`` (``[parts, rank]``), ``noise`` and ``level``.
+    ``spill``: ``(part, threshold_bytes, ms_per_mb)``, the spill term (each layer adds
+    ``ms_per_mb * max(0, bytes_read + bytes_written - threshold_bytes) / 1e6`` to ``part``); the
+    file is then format 4 (LAYER_COST scheme 2), which readers before it refuse with a version
+    error; without it, format 3 as before.
     ``columns``: the row layout (``ARRAY_COLUMNS``), which must name ``kind``, ``macs``,
     ``bytes_read``, ``bytes_written`` and ``activation``. ``InputError`` for anything out of shape
     or range."""
@@ -235,10 +243,19 @@ def encode_layer_cost(
         meta = json.dumps(metadata, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise InputError(f"metadata must be JSON-serialisable without NaN/Inf: {e}") from None
+    if spill is not None:
+        sp, threshold, w_spill = spill
+        if not (isinstance(sp, (int, np.integer)) and 1 <= sp < p and np.isfinite(threshold) and threshold >= 0
+                and np.isfinite(w_spill) and w_spill >= 0):
+            raise InputError(f"layer cost model: spill must be (part in 1..{p - 1}, threshold bytes >= 0, ms per MB "
+                             f">= 0), finite; not {spill!r}")
     z = NormalDist().inv_cdf((1 + level) / 2)
-    body = struct.pack("<8I", LAYER_COST_SCHEME, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
+    scheme = LAYER_COST_SCHEME if spill is None else LAYER_COST_SPILL_SCHEME
+    body = struct.pack("<8I", scheme, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
     body += struct.pack("<6I", *(cols.index(c) for c in need), 0)
     body += struct.pack("<4d", float(c0_ms), float(level), float(z), float(noise))
+    if spill is not None:
+        body += struct.pack("<2I2d", int(sp), 0, float(threshold), float(w_spill))
     idx = np.concatenate([kind_part, act_part]).astype("<u4").tobytes()
     body += idx + b"\0" * (-len(idx) % 8)
     flt = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (kind_w, act_w, mult, post))
@@ -246,7 +263,7 @@ def encode_layer_cost(
     body += _names_bytes(kinds) + _names_bytes(activations)
     sections = [(SEC_LAYER_COST, body), (SEC_FEATURES, struct.pack("<I", len(cols)) + _names_bytes(cols)),
                 (SEC_METADATA, meta)]
-    return _container(sections, LAYER_COST_FORMAT_VERSION)
+    return _container(sections, LAYER_COST_FORMAT_VERSION if spill is None else LAYER_COST_SPILL_FORMAT_VERSION)
 
 
 def _create_temp(parent: Path, name: str):

@@ -106,6 +106,41 @@ def test_fit_suite_recovers_nonnegative_costs():
         LC.fit_suite(F[:, :3], y)
 
 
+def test_spill_mbytes_by_hand():
+    """MB moved beyond the cache, layer by layer: 1.5 + 1.0 MB against 2 MB spills 0.5 MB, 3 + 1 MB
+    spills 2 MB, 0.2 + 0.1 MB nothing (no layer gives back what another spills); a 0-byte cache
+    spills every byte."""
+    t = _table([_layer("conv", 1_000_000, 1_500_000, 1_000_000), _layer("pointwise", 0, 3_000_000, 1_000_000),
+                _layer("relu", 0, 200_000, 100_000)])
+    assert LC.spill_mbytes(t, 2_000_000) == pytest.approx(2.5)
+    assert LC.spill_mbytes(t, 0) == pytest.approx(6.8)
+    assert LC.spill_mbytes(t, 5_000_000) == 0.0
+    assert LC.spill_mbytes(_table([]), 1_000_000) == 0.0
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(mel.InputError, match="cache_bytes"):
+            LC.spill_mbytes(t, bad)
+
+
+def test_fit_suite_extra_column_recovers_its_cost():
+    """A latency with a cost per extra unit (e.g. spilled MB) the class features do not carry: the
+    fit with ``extra`` recovers every coefficient, that one included; without it, it cannot."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=120, seed=5)
+    e = np.random.default_rng(6).uniform(0, 30, len(y)) * (np.arange(len(y)) % 3 == 0)
+    y = y + 0.05 * e
+    c0, got, ge = LC.fit_suite(F, y, extra=e)
+    assert c0 == pytest.approx(0.004, rel=1e-6) and np.allclose(got, w, rtol=1e-6, atol=1e-9)
+    assert ge.shape == (1,) and ge[0] == pytest.approx(0.05, rel=1e-6)
+    c0n, gn = LC.fit_suite(F, y)
+    assert not np.allclose(gn, w, rtol=1e-3)
+    with pytest.raises(mel.InputError, match="extra"):
+        LC.fit_suite(F, y, extra=-e)
+    with pytest.raises(mel.InputError, match="extra"):
+        LC.fit_suite(F, y, extra=e[:-1])
+
+
 def test_fit_suite_weights_are_repeated_entries():
     """An integer weight k counts an entry as k copies of it: the weighted fit equals the
     unweighted fit of the suite with the rows repeated; weight 0 drops the entry."""
@@ -174,6 +209,63 @@ def test_calibration_by_class_when_allowed(monkeypatch):
     y_test = base.parts(F_test) @ true_mult
     assert np.median(np.abs(m.predict(F_test) / y_test - 1)) < 0.03
     assert np.argmax(m.mult) == 1
+
+
+def test_spill_model_fits_calibrates_and_round_trips():
+    """A suite whose latencies carry 0.05 ms per MB beyond a 2 MB cache: ``from_suite`` with that
+    cache recovers the cost as the spill term; features without the spill column are refused; a
+    device 1.2x slower than its layers is calibrated by one scale that the spill part shares
+    (CLASS_SD 0: every multiplier equal); the JSON form predicts the same numbers."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=120, seed=5)
+    e = np.random.default_rng(6).uniform(0, 30, len(y)) * (np.arange(len(y)) % 3 == 0)
+    m = LC.LayerCostModel.from_suite(np.column_stack([F, e]), y + 0.05 * e, cache_bytes=2e6)
+    assert m.has_spill and m.cache_bytes == 2e6 and m.n_features == len(LC.FEATURE_NAMES) + 1
+    assert m.w_spill == pytest.approx(0.05, rel=1e-6) and m.c0 == pytest.approx(0.004, rel=1e-6)
+    assert len(m.mult) == len(LC.CLASSES) + 2 and m.noise == LC.NOISE  # the fit is exact
+    with pytest.raises(mel.InputError, match="the spill MB last"):
+        m.predict(F)
+    with pytest.raises(mel.InputError, match="needs the cache size"):
+        LC.LayerCostModel(0.0, w, w_spill=0.1)
+    with pytest.raises(mel.InputError, match="finite numbers >= 0"):
+        LC.LayerCostModel(0.0, w, cache_bytes=-1)
+    # calibration: five networks 1.2x slower than predicted
+    rng = np.random.default_rng(2)
+    Fn = np.column_stack([_nets(rng, 205, q), rng.uniform(0, 40, 205)])
+    shots, test = Fn[:5], Fn[5:]
+    c = LC.LayerCostModel(m.c0, m.w, cache_bytes=m.cache_bytes, w_spill=m.w_spill).calibrate(shots, 1.2 * m.predict(shots))
+    np.testing.assert_allclose(c.mult, c.mult[0], rtol=1e-9)
+    assert c.mult[0] == pytest.approx(1.2, rel=0.01)
+    np.testing.assert_allclose(c.predict(test), 1.2 * m.predict(test), rtol=0.01)
+    c0, wc = c.coefficients()  # the spill's calibrated ms per MB last
+    np.testing.assert_allclose(c0 + test @ wc, c.predict(test), rtol=1e-12)
+    # the spill part moves the interval as the other parts do: its own column of the posterior
+    parts = c.parts(test)
+    assert parts.shape == (200, len(LC.CLASSES) + 2) and np.allclose(parts[:, -1], m.w_spill * test[:, -1])
+    back = LC.LayerCostModel.from_dict(c.to_dict())
+    assert back.cache_bytes == 2e6 and back.w_spill == c.w_spill and back.shots == 5
+    np.testing.assert_array_equal(back.predict(test), c.predict(test))
+    np.testing.assert_array_equal(np.array(back.interval(test)), np.array(c.interval(test)))
+    # a model without the term round-trips as None; an old (schema 1) dict is refused
+    plain = LC.LayerCostModel.from_dict(LC.LayerCostModel(0.1, w).to_dict())
+    assert plain.cache_bytes is None and not plain.has_spill and len(plain.mult) == len(LC.CLASSES) + 1
+    old = dict(c.to_dict(), schema="maple_edge_lite.layer_model/1", feature_schema=2)
+    with pytest.raises(mel.FormatError, match="not a layer cost model of schema"):
+        LC.LayerCostModel.from_dict(old)
+    with pytest.raises(mel.FormatError, match="out of shape"):  # a spill model's dict with one multiplier too few
+        LC.LayerCostModel.from_dict(dict(c.to_dict(), mult=c.mult[:-1].tolist()))
+
+
+def test_network_features_with_a_cache():
+    t = _table([_layer("conv", 1_000_000, 1_500_000, 1_000_000), _layer("pointwise", 0, 3_000_000, 1_000_000)])
+    f = LC.network_features(t, 2_000_000)
+    assert len(f) == len(LC.FEATURE_NAMES) + 1 and f[-1] == pytest.approx(2.5)
+    np.testing.assert_array_equal(f[:-1], LC.network_features(t))
+    m = LC.LayerCostModel(0.1, np.zeros(len(LC.FEATURE_NAMES)), cache_bytes=2_000_000, w_spill=0.5)
+    np.testing.assert_array_equal(m.features(t), f)
+    assert m.predict(m.features(t)[None])[0] == pytest.approx(0.1 + 0.5 * 2.5)
 
 
 def test_macs_linear():

@@ -31,13 +31,15 @@ HERE = Path(__file__).resolve().parent
 HEADER = HERE.parent / "csrc" / "include" / "maple_edge_lite" / "maple_edge_lite.h"
 
 
-def _random_model(seed: int, calibrated: bool = True) -> LC.LayerCostModel:
+def _random_model(seed: int, calibrated: bool = True, cache_bytes=None) -> LC.LayerCostModel:
+    """A random model; with ``cache_bytes``, with a spill term of 0.01-0.1 ms per MB beyond it."""
     rng = np.random.default_rng(seed)
     w = rng.uniform(0.0, 0.2, len(LC.FEATURE_NAMES)) * (rng.random(len(LC.FEATURE_NAMES)) < 0.8)
-    m = LC.LayerCostModel(rng.uniform(0.05, 1.0), w)
+    spill = {} if cache_bytes is None else {"cache_bytes": cache_bytes, "w_spill": rng.uniform(0.01, 0.1)}
+    m = LC.LayerCostModel(rng.uniform(0.05, 1.0), w, **spill)
     m.noise = 0.07
     if calibrated:  # multipliers away from 1 and a posterior of full rank
-        F = rng.uniform(0, 20, (9, len(LC.FEATURE_NAMES)))
+        F = rng.uniform(0, 20, (9, m.n_features))
         m.calibrate(F, m.predict(F) * rng.uniform(0.7, 1.4, len(F)))
     return m
 
@@ -70,29 +72,36 @@ def zoo_tables():
 # --- against the numpy model ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed, calibrated", [(0, True), (1, False), (2, True)])
-def test_core_equals_numpy_model_on_the_zoo(tmp_path, zoo_tables, seed, calibrated):
+@pytest.mark.parametrize("seed, calibrated, cache", [(0, True, None), (1, False, None), (2, True, None),
+                                                    (3, True, 2 * 2**20), (4, False, 2 * 2**20), (5, True, 250_000)])
+def test_core_equals_numpy_model_on_the_zoo(tmp_path, zoo_tables, seed, calibrated, cache):
+    """With and without the spill term (a 2 MiB L2 as here, and 250 kB, where most layers spill)."""
     assert len(zoo_tables) == 33
-    m = _random_model(seed, calibrated)
+    m = _random_model(seed, calibrated, cache)
     core = _packed(tmp_path, m)
+    assert core.layer_spill == ((0.0, 0.0) if cache is None else (cache, m.w_spill))
+    spilled = 0
     for name, t in zoo_tables.items():
-        f = LC.network_features(t)[None]
+        f = m.features(t)[None]
+        spilled += cache is not None and f[0, -1] > 0
         want = np.array([m.predict(f)[0], *(v[0] for v in m.interval(f))])
         got = np.array(core.predict_layers(t.array()))
         np.testing.assert_allclose(got, want, rtol=2e-6, err_msg=name)
         assert got[1] < got[0] < got[2]
         assert core.predict_layers(t.array(), interval=False) == (got[0],)
+    assert cache is None or spilled >= 20  # the term is exercised: most zoo networks move bytes beyond the cache
 
 
-def test_core_equals_numpy_model_on_hand_built_tables(tmp_path):
-    m = _random_model(5)
+@pytest.mark.parametrize("cache", [None, 5_000_000])
+def test_core_equals_numpy_model_on_hand_built_tables(tmp_path, cache):
+    m = _random_model(5, cache_bytes=cache)
     core = _packed(tmp_path, m)
     rng = np.random.default_rng(6)
     for n in (0, 1, 2, 7, 60, 300):
         rows = [_layer(str(rng.choice(L.KINDS)), int(rng.integers(0, 10**9)), int(rng.integers(0, 10**7)),
                        int(rng.integers(0, 10**7)), str(rng.choice(L.ACTIVATIONS))) for _ in range(n)]
         t = _table(rows)
-        f = LC.network_features(t)[None]
+        f = m.features(t)[None]
         want = [m.predict(f)[0], *(v[0] for v in m.interval(f))]
         np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6)
 
@@ -124,6 +133,56 @@ def test_hand_worked_network(tmp_path):
     assert core.predict_layers(_table([relu, add]).array())[0] == pytest.approx(ms - 0.123, rel=1e-6)
     # no layers: the per-inference cost alone
     assert core.predict_layers(np.zeros((0, len(L.ARRAY_COLUMNS))))[0] == pytest.approx(0.5, rel=1e-7)
+
+
+def test_hand_worked_spill_network(tmp_path):
+    """Three layers against a 2,000,000-byte cache at 0.04 ms per MB beyond it, the class costs of
+    test_hand_worked_network: a conv (10 MMACs, 2 MB read, 1 MB written: 0.43 ms, and 3 - 2 = 1 MB
+    beyond the cache: 0.04 ms), an add (2 MB + 1 MB: 0.074 ms + 0.04 ms) and a ReLU pass over 0.2
+    + 0.1 MB (0.004 + 0.004 + 0.003 = 0.011 ms; inside the cache: no spill; one layer does not give
+    back what another spills). Uncalibrated: one shared scale of sd 0.3 over every part, the spill
+    part included, so the interval's relative sd is sqrt(0.3^2 + 0.05^2) as before."""
+    w = np.zeros((len(LC.CLASSES), 4))
+    names = [c for c, _ in LC.CLASSES]
+    w[names.index("conv")] = [0.01, 0.002, 0.1, 0.2]
+    w[names.index("eltwise")] = [0.004, 0.0, 0.02, 0.03]
+    m = LC.LayerCostModel(0.5, w.ravel(), cache_bytes=2_000_000, w_spill=0.04)
+    m.noise = 0.05
+    core = _packed(tmp_path, m)
+    data = (tmp_path / "lc.melw").read_bytes()
+    off, _ = _section(data, 8)
+    assert struct.unpack_from("<H", data, 12)[0] == 4 and struct.unpack_from("<I", data, off)[0] == 2
+    assert core.layer_spill == (2_000_000.0, 0.04) and core.metadata["cache_bytes"] == 2_000_000
+    conv = _layer("conv", 10_000_000, 2_000_000, 1_000_000)
+    add = _layer("add", 0, 2_000_000, 1_000_000)
+    relu = _layer("relu", 0, 200_000, 100_000)
+    ms = 0.5 + (0.43 + 0.04) + (0.074 + 0.04) + 0.011
+    w90 = NormalDist().inv_cdf(0.95) * np.sqrt(0.3**2 + 0.05**2)
+    got = core.predict_layers(_table([conv, add, relu]).array())
+    np.testing.assert_allclose(got, [ms, ms * np.exp(-w90), ms * np.exp(w90)], rtol=1e-6)
+    # exactly at the cache: nothing spills; one byte more: 1e-6 MB
+    at = _layer("add", 0, 1_000_000, 1_000_000)
+    assert core.predict_layers(_table([at]).array())[0] == pytest.approx(0.5 + 0.004 + 0.02 + 0.03, rel=1e-7)
+    # calibrated 1.25x (every multiplier, the spill part's too): 1.25x the milliseconds
+    m.mult[:] = 1.25
+    core = _packed(tmp_path, m, "c.melw")
+    assert core.predict_layers(_table([conv, add, relu]).array())[0] == pytest.approx(1.25 * ms, rel=1e-6)
+
+
+def test_old_format_3_file_predicts_as_before():
+    """tests/data/layer_cost_format3.melw was packed by the package as of bebb56e (format 3, before
+    the spill term) and its .json holds the float32 bits that core predicted for four tables:
+    this core loads it as a model without the spill term and returns the same bits."""
+    import json
+
+    core = mel.Model.load(HERE / "data" / "layer_cost_format3.melw")
+    ref = json.loads((HERE / "data" / "layer_cost_format3.json").read_text())
+    assert core.kind == "layer_cost" and core.layer_spill == (0.0, 0.0) and ref["columns"] == list(L.ARRAY_COLUMNS)
+    assert struct.unpack_from("<H", (HERE / "data" / "layer_cost_format3.melw").read_bytes(), 12)[0] == 3
+    for case in ref["cases"]:
+        rows = np.array(case["rows"], np.float32).reshape(-1, len(L.ARRAY_COLUMNS))
+        got = np.array(core.predict_layers(rows), np.float32).view(np.uint32)
+        assert got.tolist() == case["ms_lo_hi_f32_bits"]
 
 
 def test_model_names_its_kinds_activations_schema_and_columns(tmp_path):
@@ -227,6 +286,12 @@ def lc_bytes(tmp_path_factory):
     return LC.pack(_random_model(3), p)
 
 
+@pytest.fixture(scope="module")
+def spill_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("lc") / "s.melw"
+    return LC.pack(_random_model(3, cache_bytes=2 * 2**20), p)
+
+
 def _edit(data, at, fmt, value):
     b = bytearray(data)
     struct.pack_into(fmt, b, at, value)
@@ -243,7 +308,9 @@ IDX = 88 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in the sec
 
 CORRUPT = [  # (name, edit of (data, LAYER_COST offset), exception, message)
     ("format_2", lambda d, o: _edit(d, 12, "<H", 2), mel.FormatError, "section count 3 is out of range"),
-    ("scheme_2", lambda d, o: _edit(d, o, "<I", 2), mel.VersionError, "arithmetic scheme 2, unknown to this reader"),
+    ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.VersionError, "arithmetic scheme 3, unknown to this reader"),
+    ("scheme_2_in_format_3", lambda d, o: _edit(d, o, "<I", 2), mel.FormatError,
+     "arithmetic scheme 2 (the spill term) in a format-3 file"),
     ("schema_0", lambda d, o: _edit(d, o + 4, "<I", 0), mel.FormatError, "layer-table schema is 0"),
     ("columns_18", lambda d, o: _edit(d, o + 8, "<I", 18), mel.FormatError, "column of activation is 18, beyond the 18"),
     ("columns_21", lambda d, o: _edit(d, o + 8, "<I", 21), mel.FormatError,
@@ -280,6 +347,45 @@ def test_corrupt_layer_cost_sections(lc_bytes, name, edit, exc, msg):
         mel.Model.from_bytes(edit(lc_bytes, off))
 
 
+SIDX = 112 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-2 section
+CORRUPT_SPILL = [  # the format-4 (scheme 2) file's own fields
+    ("format_3", lambda d, o: _edit(d, 12, "<H", 3), mel.FormatError, "arithmetic scheme 2 (the spill term) in a format-3"),
+    ("format_5", lambda d, o: _edit(d, 12, "<H", 5), mel.VersionError, "format version 5 is not supported"),
+    # read in scheme 1's layout, the spill part is kind 0's and the reserved 0 kind 1's part
+    ("scheme_1", lambda d, o: _edit(d, o, "<I", 1), mel.FormatError, "kind 1 names part 0"),
+    ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.VersionError, "arithmetic scheme 3, unknown"),
+    ("spill_part_0", lambda d, o: _edit(d, o + 88, "<I", 0), mel.FormatError, "spill term names part 0"),
+    ("spill_part_P+1", lambda d, o: _edit(d, o + 88, "<I", P + 1), mel.FormatError, f"spill term names part {P + 1}"),
+    ("spill_reserved", lambda d, o: _edit(d, o + 92, "<I", 7), mel.FormatError, "reserved field is not zero"),
+    ("threshold_nan", lambda d, o: _edit(d, o + 96, "<d", float("nan")), mel.FormatError, "spill threshold is not a finite"),
+    ("threshold_inf", lambda d, o: _edit(d, o + 96, "<d", float("inf")), mel.FormatError, "spill threshold is not a finite"),
+    ("threshold_negative", lambda d, o: _edit(d, o + 96, "<d", -1.0), mel.FormatError, "spill threshold is not a finite"),
+    ("spill_w_nan", lambda d, o: _edit(d, o + 104, "<d", float("nan")), mel.FormatError, "spill coefficient is not a finite"),
+    ("spill_w_inf", lambda d, o: _edit(d, o + 104, "<d", float("-inf")), mel.FormatError, "spill coefficient is not a finite"),
+    ("spill_w_negative", lambda d, o: _edit(d, o + 104, "<d", -0.5), mel.FormatError, "spill coefficient is not a finite"),
+    ("kind_part_0", lambda d, o: _edit(d, o + 112, "<I", 0), mel.FormatError, "kind 0 names part 0"),
+    ("coef_nan", lambda d, o: _edit(d, o + SIDX, "<f", float("nan")), mel.FormatError, "kind coefficient value 0 is not"),
+    ("post_nan", lambda d, o: _edit(d, o + SIDX + 4 * (4 * NK + 4 * NA + P + 1), "<f", float("nan")), mel.FormatError,
+     "posterior factor value 0 is not finite"),
+]
+
+
+@pytest.mark.parametrize("name, edit, exc, msg", CORRUPT_SPILL, ids=[c[0] for c in CORRUPT_SPILL])
+def test_corrupt_spill_sections(spill_bytes, name, edit, exc, msg):
+    off, _ = _section(spill_bytes, 8)
+    assert struct.unpack_from("<H", spill_bytes, 12)[0] == 4 and struct.unpack_from("<I", spill_bytes, off)[0] == 2
+    with pytest.raises(exc, match=re.escape(msg)):
+        mel.Model.from_bytes(edit(spill_bytes, off))
+    b = bytearray(spill_bytes)  # a scheme-2 section cut inside its 112-byte head
+    body = bytes(b[off:off + 100])
+    from maple_edge_lite.format import _container
+
+    table = [struct.unpack_from("<IIQQ", spill_bytes, 64 + 24 * i) for i in range(3)]
+    secs = [(k, body if k == 8 else spill_bytes[o:o + s]) for k, _, o, s in table]
+    with pytest.raises(mel.FormatError, match="is too short"):
+        mel.Model.from_bytes(_container(secs, 4))
+
+
 def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
     off, size = _section(lc_bytes, 8)
     # an MLP section beside LAYER_COST
@@ -313,10 +419,12 @@ def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
         mel.Model.from_bytes(_container([secs[0], (4, feat), secs[2]], 3))
 
 
-def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes):
+@pytest.mark.parametrize("which", ["format_3", "format_4_spill"])
+def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes, spill_bytes, which):
     """Every truncation; a flipped bit in every byte of the LAYER_COST section, with the checksums
     left stale (ChecksumError) and fixed (then the field checks: a FormatError, or a model that
     still loads and predicts a finite positive number or refuses with a MapleEdgeError)."""
+    lc_bytes = lc_bytes if which == "format_3" else spill_bytes
     for n in range(len(lc_bytes)):
         with pytest.raises(mel.FormatError):
             mel.Model.from_bytes(lc_bytes[:n])
@@ -418,7 +526,7 @@ def test_c_program_predicts_from_host_made_rows_files(tmp_path, zoo_tables, pack
     here (as a host would) and a device's layer model: the same numbers as Model.predict_layers
     (bit for bit: one C path) and as the numpy model (float32 tolerance)."""
     exe = _c_program(tmp_path)
-    m = _random_model(7)
+    m = _random_model(7, cache_bytes=2 * 2**20)  # with the spill term (format 4)
     LC.pack(m, tmp_path / "dev.melw")
     core = mel.Model.load(tmp_path / "dev.melw")
     names = ["resnet50", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1.0"]
@@ -434,7 +542,7 @@ def test_c_program_predicts_from_host_made_rows_files(tmp_path, zoo_tables, pack
         got = np.array([ms, lo, hi], dtype=np.float64).astype(np.float32)
         want = np.array(core.predict_layers(zoo_tables[n].array()), np.float32)
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-        fe = LC.network_features(zoo_tables[n])[None]
+        fe = m.features(zoo_tables[n])[None]
         np.testing.assert_allclose(got, [m.predict(fe)[0], *(v[0] for v in m.interval(fe))], rtol=2e-6)
     # errors, each with the status name and the detail
     bad = bytearray(files[0].read_bytes())

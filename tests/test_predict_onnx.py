@@ -89,12 +89,14 @@ def test_predict_onnx_bad_input_is_one_line_before_measuring(fake_rt, tmp_path, 
 def test_a_corrupt_cached_layer_model_is_rebuilt(fake_rt, tmp_path):
     m, d, built = _cache.layer_model("fake-layers")
     assert built
-    (d / "layer_model.json").write_text('{"schema": "maple_edge_lite.layer_model/1", "c0_ms": "x"}')
+    from maple_edge_lite.learn.layer_cost import MODEL_SCHEMA
+
+    (d / "layer_model.json").write_text(json.dumps({"schema": MODEL_SCHEMA, "c0_ms": "x"}))
     m2, d2, built2 = _cache.layer_model("fake-layers")
     assert built2 and d2 == d
     with pytest.raises(mel.FormatError, match="feature schema|corrupt"):
-        type(m).from_dict(json.loads('{"schema": "maple_edge_lite.layer_model/1", "feature_schema": 1}'))
-    F = np.zeros((1, len(m.w)))
+        type(m).from_dict({"schema": MODEL_SCHEMA, "feature_schema": 1})
+    F = np.zeros((1, m2.n_features))
     assert m2.predict(F)[0] == pytest.approx(m2.c0 * m2.mult[0])
 
 
@@ -142,8 +144,8 @@ def test_the_entry_holds_the_core_model_and_predict_uses_it(fake_rt, tmp_path, c
     """layer_model.melw beside layer_model.json: the same model for a scheduler (through the C
     core) as the JSON one (numpy); `predict --onnx` prints the core's numbers; a missing or damaged
     .melw is packed again from the JSON without measuring anything."""
+    from maple_edge_lite.device.host import core_cache
     from maple_edge_lite.device.layers import from_onnx
-    from maple_edge_lite.learn.layer_cost import network_features
 
     m, d, built = _cache.layer_model("fake-layers")
     core = mel.Model.load(d / "layer_model.melw")
@@ -152,9 +154,13 @@ def test_the_entry_holds_the_core_model_and_predict_uses_it(fake_rt, tmp_path, c
     p = tmp_path / "net.onnx"
     p.write_bytes(zoo.zoo_onnx("mnasnet0.5"))
     t = from_onnx(str(p))
-    f = network_features(t)[None]
+    f = m.features(t)[None]
     want = [m.predict(f)[0], *(v[0] for v in m.interval(f))]
     np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6)
+    # the spill term against this machine's per-core cache, in both (off where sysfs does not tell it)
+    cache = core_cache()["bytes"]
+    assert m.cache_bytes == cache and core.layer_spill == ((cache, m.w_spill) if cache is not None else (0.0, 0.0))
+    assert json.loads((d / "manifest.json").read_text())["core_cache"]["bytes"] == cache
     assert main(["predict", "--onnx", str(p), "--runtime", "fake-layers", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["core_model"] == str(d / "layer_model.melw")

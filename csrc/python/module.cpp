@@ -540,6 +540,11 @@ PYBIND11_MODULE(_core, mod) {
         })
         .def("predict_layers", &predict_layers, py::arg("rows"), py::arg("table_schema"), py::arg("interval") = true)
         .def("layer_names", &layer_names, py::arg("which"))
+        .def_property_readonly("layer_spill", [](const PyModel& m) {
+            double threshold = 0.0, w = 0.0;
+            check(mel_model_layer_spill(m.handle(), &threshold, &w));
+            return py::make_tuple(threshold, w);
+        })
         .def_property_readonly("layer_table_schema", [](const PyModel& m) {
             uint32_t v = 0;
             check(mel_model_layer_table_schema(m.handle(), &v));

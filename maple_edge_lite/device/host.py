@@ -87,6 +87,89 @@ def host_facts() -> Dict[str, Any]:
     }
 
 
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _cache_size(text: Optional[str]) -> Optional[int]:
+    """Bytes of a sysfs cache ``size`` ("2048K", "1M", "512", "32 KiB"); None when unreadable."""
+    import re
+
+    m = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", (text or "").strip(), flags=re.IGNORECASE)
+    if not m:
+        return None
+    n = int(m.group(1)) * _SIZE_UNITS[m.group(2).upper()]
+    return n if n > 0 else None
+
+
+def _cpu_set(text: Optional[str]) -> Optional[frozenset]:
+    """CPU ids of a sysfs list ("0", "0-1", "0,4", "0-3,8-11"); None when missing or malformed."""
+    out = set()
+    for part in (text or "").strip().split(","):
+        a, _, b = part.strip().partition("-")
+        if not (a.isdigit() and (not b or b.isdigit())):
+            return None
+        out.update(range(int(a), int(b or a) + 1))
+    return frozenset(out) or None
+
+
+#: Where :func:`core_cache` reads the first CPU's caches and topology.
+SYSFS_CPU0 = "/sys/devices/system/cpu/cpu0"
+
+
+def core_cache(cpu_dir: str = SYSFS_CPU0) -> Dict[str, Any]:
+    """The cache the layer cost model's spill term is priced against: the largest (highest-level)
+    data or unified cache of level >= 2 private to one core, from sysfs
+    (``<cpu_dir>/cache/index*/{level,type,size,shared_cpu_list}``; private: shared only by the
+    core's own hardware threads, ``topology/core_cpus_list`` or ``thread_siblings_list``).
+
+    Returns ``{"bytes", "level", "shared_cpu_list", "reason"}``: ``bytes`` None when no such cache
+    is known (no cache information at all, as in some containers and boards; only level-1 caches;
+    unreadable sizes), and then ``reason`` says why; never raises. Where the L2 is shared by a
+    cluster of cores (many ARM boards) and no level >= 2 cache is private, that L2 is taken whole
+    (one inference thread has it to itself while its cluster is idle), and ``reason`` says so."""
+    base = os.path.join(cpu_dir, "cache")
+    try:
+        names = sorted(d for d in os.listdir(base) if d.startswith("index") and d[5:].isdigit())
+    except OSError:
+        names = []
+    none = {"bytes": None, "level": None, "shared_cpu_list": None}
+    if not names:
+        return dict(none, reason=f"no cache information in {base}")
+    cpu = os.path.basename(os.path.normpath(cpu_dir))
+    own = frozenset([int(cpu[3:])]) if cpu[3:].isdigit() else None
+    core = None
+    for name in ("core_cpus_list", "thread_siblings_list"):
+        core = _cpu_set(_read(os.path.join(cpu_dir, "topology", name)))
+        if core is not None:
+            break
+    core = core if core is not None else own
+    found = []  # (level, bytes, shared text, shared set)
+    skipped = []
+    for d in names:
+        lv, kind = _read(os.path.join(base, d, "level")), _read(os.path.join(base, d, "type"))
+        if kind not in ("Data", "Unified") or not (lv or "").isdigit() or int(lv) < 2:
+            continue
+        size = _cache_size(_read(os.path.join(base, d, "size")))
+        if size is None:
+            skipped.append(f"{d}: size {_read(os.path.join(base, d, 'size'))!r} unreadable")
+            continue
+        shared = _read(os.path.join(base, d, "shared_cpu_list"))
+        found.append((int(lv), size, shared, _cpu_set(shared)))
+    private = [c for c in found if c[3] is not None and core is not None and c[3] <= core]
+    if private:
+        lv, size, shared, _ = max(private, key=lambda c: (c[0], c[1]))
+        return {"bytes": size, "level": lv, "shared_cpu_list": shared,
+                "reason": f"the level-{lv} cache private to one core ({base})"}
+    l2 = [c for c in found if c[0] == 2]
+    if l2:
+        lv, size, shared, _ = max(l2, key=lambda c: c[1])
+        who = f"shared by CPUs {shared}" if shared else "of unknown sharing (no shared_cpu_list)"
+        return {"bytes": size, "level": 2, "shared_cpu_list": shared,
+                "reason": f"no cache of level >= 2 is private to one core; the L2 {who} is taken whole ({base})"}
+    why = "; ".join(skipped) if skipped else "only level-1 caches are listed"
+    return dict(none, reason=f"no data or unified cache of level >= 2 in {base} ({why})")
+
+
 def default_device(runtime: str, threads: int) -> str:
     """``<hostname>-<runtime>-<threads>t``: the device column when none is given."""
     return f"{socket.gethostname()}-{runtime}-{threads}t"

@@ -10,6 +10,12 @@
 runtime's per-inference cost. Linear in the features, so the device model is a linear ``.melw``
 like the cell predictor's.
 
+**Spill** (:func:`spill_mbytes`): one more term, the MB each layer moves beyond the device's
+per-core cache (``device.host.core_cache``: the L2 here, 2 MiB), priced per MB and calibrated as a
+part of its own; off (``cache_bytes`` None) where sysfs tells no cache. On this VM's zoo
+(``benchmarks/zoo.py score`` against ``score --no-spill``): ±10% ONNX Runtime 0.69 -> 0.81,
+OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB.
+
 **Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
 measured entries (each entry a short chain of one kind of layer at one shape, or two chained
 blocks of a real network): every class coefficient is >= 0, so no layer ever predicts a negative
@@ -21,10 +27,11 @@ one kind at a time (caches warm across layers, runtimes fuse across them), so a 
 networks correct the suite's fit: a multiplier per class and one for the per-inference cost,
 Gaussian around 1, sharing one scale (sd :data:`SCALE_SD`) plus a deviation per class (sd
 :data:`CLASS_SD`), fitted in closed form to the measured networks in relative error. Zero
-networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.py``, leave one
-family out, five networks of other families): per-class deviations did not transfer across
-families (ONNX Runtime ±10% 0.63 with CLASS_SD 0, 0.59 with 0.03, 0.54 with 0.1), so CLASS_SD is 0:
-one scale. The posterior gives the interval (:meth:`interval`)."""
+networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.py score
+--class-sd S``, leave one family out, five networks of other families): per-class deviations did
+not transfer across families (±10% ONNX Runtime 0.81 / 0.80 / 0.78 and OpenVINO f32 0.62 / 0.61 /
+0.52 with CLASS_SD 0 / 0.03 / 0.1), so CLASS_SD is 0: one scale. The posterior gives the interval
+(:meth:`interval`)."""
 
 from __future__ import annotations
 
@@ -53,9 +60,12 @@ _ACTIVATION_CLASS = [c for c, _ in CLASSES].index("activation")
 #: Activations a layer table fuses into the layer before them that runtimes may run as a pass of their own.
 _SEPARATE_ACTIVATIONS = ("hardswish", "hardsigmoid", "sigmoid", "swish", "leakyrelu")
 #: Feature schema of the layer cost model (versioned with the names below and how they are
-#: computed; 1, never released, lacked the pass of a fused SiLU/hardswish).
-FEATURE_SCHEMA = 2
+#: computed; 1, never released, lacked the pass of a fused SiLU/hardswish; 3 adds
+#: :data:`SPILL_FEATURE` after them for a model fitted with a cache size).
+FEATURE_SCHEMA = 3
 FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
+#: The feature after :data:`FEATURE_NAMES` of a model with a spill term: :func:`spill_mbytes`.
+SPILL_FEATURE = "spill:mbytes"
 #: Calibration prior: the multipliers share one scale (sd SCALE_SD: how far whole networks are
 #: from their layers timed alone on this device) and each deviates from it a little (CLASS_SD).
 SCALE_SD = 0.3
@@ -77,9 +87,13 @@ def _class_index() -> Dict[str, int]:
     return {k: out.get(k, other) for k in KINDS}
 
 
-def network_features(table) -> np.ndarray:
+def network_features(table, cache_bytes: Optional[float] = None) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of a ``LayerTable``: per cost class, the
-    number of layers, their MACs in millions, the MB they read and the MB they write."""
+    number of layers, their MACs in millions, the MB they read and the MB they write; with
+    ``cache_bytes``, one more, :data:`SPILL_FEATURE` (:func:`spill_mbytes` against that cache:
+    what a model with a spill term takes, :meth:`LayerCostModel.features`)."""
+    if cache_bytes is not None:
+        return np.append(network_features(table), spill_mbytes(table, cache_bytes))
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
     A = np.asarray(table.array(), dtype=np.float64)
@@ -105,6 +119,28 @@ def network_features(table) -> np.ndarray:
     f[a + 2] += float(written[extra].sum())
     f[a + 3] += float(written[extra].sum())
     return f
+
+
+def spill_mbytes(table, cache_bytes: float) -> float:
+    """The MB a ``LayerTable``'s layers move beyond a cache of ``cache_bytes``: the sum over its
+    layers of ``max(0, bytes_read + bytes_written - cache_bytes) / 1e6``.
+
+    A layer whose inputs, weights and output fit in a core's L2 streams them from there; the
+    bytes beyond it come from L3 or memory, whatever the layer's kind. The layer suite's entries
+    are small and warm (two chained blocks at most), whole networks are not, so a cost per spilled
+    MB, fitted on the suite's larger entries, prices what the per-class coefficients miss: the
+    spill term of :class:`LayerCostModel` (``cache_bytes``: the device's per-core cache,
+    ``device.host.core_cache``), carried by the ``.melw`` as LAYER_COST scheme 2 (format 4)."""
+    from ..device.layers import ARRAY_COLUMNS
+
+    c = float(cache_bytes)
+    if not (np.isfinite(c) and c >= 0):
+        raise InputError(f"spill_mbytes: cache_bytes must be a finite number >= 0, not {cache_bytes!r}")
+    A = np.asarray(table.array(), dtype=np.float64)
+    if A.size == 0:
+        return 0.0
+    moved = A[:, ARRAY_COLUMNS.index("bytes_read")] + A[:, ARRAY_COLUMNS.index("bytes_written")]
+    return float(np.maximum(moved - c, 0.0).sum() / 1e6)
 
 
 def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
@@ -134,14 +170,23 @@ def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
 
 
 def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
-              weights: Optional[Sequence[float]] = None) -> Tuple[float, np.ndarray]:
+              weights: Optional[Sequence[float]] = None, *, extra: Optional[np.ndarray] = None):
     """``(c0_ms, w)``: the non-negative least-squares fit, in relative error, of
     ``latency ~ c0 + F @ w`` over the measured suite entries (F: [entries, features]);
-    ``weights`` (one per entry, >= 0, default 1) multiply each entry's squared relative error."""
+    ``weights`` (one per entry, >= 0, default 1) multiply each entry's squared relative error.
+    ``extra`` ([entries, k], finite, >= 0): further feature columns fitted alongside the same way
+    (e.g. :func:`spill_mbytes`); then the result is ``(c0_ms, w, w_extra)``."""
     F = np.asarray(F, dtype=np.float64)
     y = np.asarray(latency_ms, dtype=np.float64)
     if F.ndim != 2 or F.shape != (len(y), len(FEATURE_NAMES)):
         raise InputError(f"fit_suite: features {F.shape} do not match {len(y)} latencies x {len(FEATURE_NAMES)}")
+    nf = F.shape[1]
+    if extra is not None:
+        E = np.asarray(extra, dtype=np.float64)
+        E = E[:, None] if E.ndim == 1 else E
+        if E.ndim != 2 or len(E) != len(y) or not (np.all(np.isfinite(E)) and np.all(E >= 0)):
+            raise InputError(f"fit_suite: extra must be [{len(y)}, k] finite numbers >= 0, not {list(E.shape)}")
+        F = np.column_stack([F, E])
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise InputError("fit_suite: latencies must be finite and positive milliseconds")
     sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -153,7 +198,9 @@ def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
     norm = np.linalg.norm(A, axis=0)
     norm[norm == 0] = 1.0
     x = _nnls(A / norm, sw) / norm
-    return float(x[0]), x[1:]
+    if extra is None:
+        return float(x[0]), x[1:]
+    return float(x[0]), x[1:1 + nf], x[1 + nf:]
 
 
 def _prior_cov(p: int) -> np.ndarray:
@@ -167,34 +214,83 @@ def _factor(S: np.ndarray) -> np.ndarray:
 
 
 class LayerCostModel:
-    """A device's layer cost model: the suite's fit, then (optionally) calibrated."""
+    """A device's layer cost model: the suite's fit, then (optionally) calibrated.
 
-    def __init__(self, c0_ms: float, w: np.ndarray):
+    ``cache_bytes`` (None: no spill term) is the per-core cache the model was fitted with and
+    ``w_spill`` its cost in ms per MB moved beyond it (:func:`spill_mbytes`): a part of its own,
+    after the classes, calibrated and in the posterior like them. Such a model takes features
+    with :data:`SPILL_FEATURE` last (:meth:`features`)."""
+
+    def __init__(self, c0_ms: float, w: np.ndarray, *, cache_bytes: Optional[float] = None, w_spill: float = 0.0):
         self.c0 = float(c0_ms)
         self.w = np.asarray(w, dtype=np.float64)
         if self.w.shape != (len(FEATURE_NAMES),):
             raise InputError(f"LayerCostModel: {self.w.shape} weights, expected {len(FEATURE_NAMES)}")
-        self.mult = np.ones(len(CLASSES) + 1)  # per-inference cost, then each class
-        self.post = _factor(_prior_cov(len(CLASSES) + 1))  # factor of the multipliers' covariance
+        if cache_bytes is not None:
+            cache_bytes = float(cache_bytes)
+            if not (np.isfinite(cache_bytes) and cache_bytes >= 0 and np.isfinite(w_spill) and w_spill >= 0):
+                raise InputError(f"LayerCostModel: cache_bytes ({cache_bytes!r}) and w_spill ({w_spill!r}, ms per MB) "
+                                 "must be finite numbers >= 0")
+        elif w_spill:
+            raise InputError("LayerCostModel: a spill cost (w_spill) needs the cache size it was fitted with "
+                             "(cache_bytes)")
+        self.cache_bytes = cache_bytes
+        self.w_spill = float(w_spill)
+        p = len(CLASSES) + 1 + self.has_spill
+        self.mult = np.ones(p)  # per-inference cost, then each class (then the spill term)
+        self.post = _factor(_prior_cov(p))  # factor of the multipliers' covariance
         self.shots = 0
         self.noise = NOISE
 
+    @property
+    def has_spill(self) -> bool:
+        """Whether the model has the spill term (a cache size)."""
+        return self.cache_bytes is not None
+
+    @property
+    def n_features(self) -> int:
+        """Columns of the features the model takes: :data:`FEATURE_NAMES`, then the spill MB."""
+        return len(FEATURE_NAMES) + self.has_spill
+
+    def features(self, table) -> np.ndarray:
+        """:func:`network_features` of a ``LayerTable`` as this model takes them (with the spill
+        MB against its cache when it has the term)."""
+        return network_features(table) if self.cache_bytes is None else network_features(table, self.cache_bytes)
+
     @classmethod
-    def from_suite(cls, F, latency_ms, weights=None) -> "LayerCostModel":
+    def from_suite(cls, F, latency_ms, weights=None, *, cache_bytes: Optional[float] = None) -> "LayerCostModel":
         """The suite's fit (:func:`fit_suite`, ``weights`` per entry), its noise the robust
-        relative error over every entry."""
-        m = cls(*fit_suite(F, latency_ms, weights))
+        relative error over every entry. With ``cache_bytes``, F's last column is each entry's
+        spill MB against that cache (``network_features(t, cache_bytes)``), fitted as the spill
+        term."""
+        F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+        if cache_bytes is None:
+            m = cls(*fit_suite(F, latency_ms, weights))
+        else:
+            if F.shape[1] != len(FEATURE_NAMES) + 1:
+                raise InputError(f"from_suite: with cache_bytes the features are {len(FEATURE_NAMES)} + 1 (the spill "
+                                 f"MB) columns, not {F.shape[1]}")
+            c0, w, ws = fit_suite(F[:, :-1], latency_ms, weights, extra=F[:, -1])
+            m = cls(c0, w, cache_bytes=cache_bytes, w_spill=float(ws[0]))
         r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
         m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
         return m
 
     def parts(self, F: np.ndarray) -> np.ndarray:
-        """[networks, 1 + classes]: the per-inference cost and each class's share of the
-        suite model's prediction, in ms."""
+        """[networks, 1 + classes (+ 1)]: the per-inference cost, each class's share of the
+        suite model's prediction (and the spill term's), in ms."""
         F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+        if F.shape[1] != self.n_features:
+            raise InputError(f"layer cost model: features have {F.shape[1]} columns, this model takes "
+                             f"{self.n_features}" + (" (the spill MB last: model.features(table))" if self.has_spill
+                                                     else ""))
         q = len(QUANTITIES)
-        P = (F * self.w).reshape(len(F), len(CLASSES), q).sum(2)
-        return np.column_stack([np.full(len(F), self.c0), P])
+        nf = len(FEATURE_NAMES)
+        P = (F[:, :nf] * self.w).reshape(len(F), len(CLASSES), q).sum(2)
+        cols = [np.full(len(F), self.c0), P]
+        if self.has_spill:
+            cols.append(self.w_spill * F[:, nf])
+        return np.column_stack(cols)
 
     def calibrate(self, F, latency_ms) -> "LayerCostModel":
         """Fit the multipliers to measured whole networks (closed form; see the module doc)."""
@@ -214,9 +310,13 @@ class LayerCostModel:
         return self
 
     def coefficients(self) -> Tuple[float, np.ndarray]:
-        """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES`."""
+        """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES` (then, with the spill
+        term, its calibrated ms per MB as w's last value)."""
         q = len(QUANTITIES)
-        return self.c0 * self.mult[0], self.w * np.repeat(self.mult[1:], q)
+        w = self.w * np.repeat(self.mult[1:1 + len(CLASSES)], q)
+        if self.has_spill:
+            w = np.append(w, self.w_spill * self.mult[-1])
+        return self.c0 * self.mult[0], w
 
     def predict(self, F) -> np.ndarray:
         """Milliseconds for networks with features F [n, features]."""
@@ -226,6 +326,7 @@ class LayerCostModel:
         """The model as JSON-ready data (schema :data:`MODEL_SCHEMA`)."""
         return {"schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "feature_names": list(FEATURE_NAMES),
                 "classes": [c for c, _ in CLASSES], "c0_ms": self.c0, "w": self.w.tolist(),
+                "cache_bytes": self.cache_bytes, "w_spill": self.w_spill,
                 "mult": self.mult.tolist(), "post": self.post.tolist(), "noise": self.noise, "shots": self.shots}
 
     @classmethod
@@ -240,14 +341,16 @@ class LayerCostModel:
             raise FormatError(f"layer cost model of feature schema {d.get('feature_schema')!r}; this version "
                               f"computes {FEATURE_SCHEMA}: build it again (delete the cache entry)")
         try:
-            m = cls(float(d["c0_ms"]), np.asarray(d["w"], dtype=np.float64))
+            cache = d["cache_bytes"]
+            m = cls(float(d["c0_ms"]), np.asarray(d["w"], dtype=np.float64),
+                    cache_bytes=None if cache is None else float(cache), w_spill=float(d["w_spill"]))
             m.mult = np.asarray(d["mult"], dtype=np.float64)
             m.post = np.asarray(d["post"], dtype=np.float64)
             m.noise = float(d["noise"])
             m.shots = int(d["shots"])
         except (KeyError, TypeError, ValueError, InputError) as e:
             raise FormatError(f"corrupt layer cost model: {e}") from None
-        p = len(CLASSES) + 1
+        p = len(CLASSES) + 1 + m.has_spill
         ok = (m.mult.shape == (p,) and m.post.ndim == 2 and m.post.shape[0] == p and np.isfinite(m.mult).all()
               and np.isfinite(m.post).all() and np.isfinite(m.w).all() and m.c0 >= 0 and m.noise > 0)
         if not ok:
@@ -266,7 +369,7 @@ class LayerCostModel:
 
 
 #: Schema of a saved layer cost model (``LayerCostModel.to_dict``).
-MODEL_SCHEMA = "maple_edge_lite.layer_model/1"
+MODEL_SCHEMA = "maple_edge_lite.layer_model/2"  # 2: cache_bytes and w_spill
 
 
 
@@ -284,7 +387,8 @@ def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[flo
 
 
 def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> bytes:
-    """Write ``model`` as a format-3 ``.melw`` (docs/format.md, LAYER_COST) that the C++ core
+    """Write ``model`` as a format-3 ``.melw`` (docs/format.md, LAYER_COST; format 4, scheme 2,
+    for a model with the spill term) that the C++ core
     evaluates layer by layer (``Model.predict_layers``, ``mel_model_predict_layers``); returns
     the bytes written (atomically). The kind -> class mapping (:data:`CLASSES`) and the
     activations that run as a pass of their own are resolved here, into one coefficient row
@@ -314,12 +418,14 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
         raise InputError(f"metadata keys {sorted(reserved)} are reserved for the packer")
     meta = {"schema": METADATA_SCHEMA, "packed_by": f"maple_edge_lite {__version__}", "model_kind": "layer_cost",
             "layer_model_schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "layer_table_schema": SCHEMA,
-            "classes": [c for c, _ in CLASSES], "shots": model.shots, "provenance": user.pop("provenance", {})}
+            "classes": [c for c, _ in CLASSES], "shots": model.shots, "cache_bytes": model.cache_bytes,
+            "provenance": user.pop("provenance", {})}
     meta.update(user)
     data = encode_layer_cost(table_schema=int(SCHEMA.rsplit("/", 1)[1]), columns=ARRAY_COLUMNS, kinds=KINDS,
                              activations=ACTIVATIONS, kind_part=kind_part, kind_w=kind_w, act_part=act_part,
                              act_w=act_w, c0_ms=model.c0, mult=model.mult, post=model.post, noise=model.noise,
-                             level=level, metadata=meta)
+                             level=level, metadata=meta,
+                             spill=(len(CLASSES) + 1, model.cache_bytes, model.w_spill) if model.has_spill else None)
     write_atomic(path, data)
     return data
 
@@ -336,7 +442,7 @@ def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w) 
         A[i, [col("macs"), col("bytes_read"), col("bytes_written")]] = (1e6 * (i % 7 + 1), 1e6 * (i % 5 + 1),
                                                                           1e6 * (i % 3 + 1))
     for rows in [A[i:i + 1] for i in range(len(A))]:
-        want = model.parts(network_features(_Rows(rows)))[0]
+        want = model.parts(model.features(_Rows(rows)))[0]
         parts = np.zeros(len(model.mult))
         parts[0] = model.c0
         r = rows[0]
@@ -345,6 +451,8 @@ def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w) 
         parts[kind_part[k]] += kind_w[k] @ x
         if act_part[a]:
             parts[act_part[a]] += act_w[a] @ np.array([1.0, 0.0, x[3], x[3]])
+        if model.has_spill:  # the core's spill term, layer by layer
+            parts[-1] += model.w_spill * max(0.0, r[col("bytes_read")] + r[col("bytes_written")] - model.cache_bytes) / 1e6
         if not np.allclose(parts, want, rtol=1e-9, atol=1e-12):
             raise InputError(f"pack: layer kind {KINDS[k]!r} with activation {ACTIVATIONS[a]!r} costs {want} ms per "
                              f"part over network_features but {parts} per layer: the features are no longer a per-layer "
@@ -361,5 +469,5 @@ class _Rows:
         return self._a
 
 
-__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "MODEL_SCHEMA", "network_features", "fit_suite",
-           "LayerCostModel", "macs_linear", "pack"]
+__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "SPILL_FEATURE", "MODEL_SCHEMA", "network_features", "spill_mbytes",
+           "fit_suite", "LayerCostModel", "macs_linear", "pack"]

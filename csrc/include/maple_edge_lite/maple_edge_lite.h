@@ -38,7 +38,7 @@ extern "C" {
 /* Compile-time version numbers. mel_abi_version() and mel_version() give the run-time ones:
  * a program may check that the library it loaded has the ABI it was compiled against. */
 #define MEL_ABI_VERSION 1            /* bumped on any incompatible change of this header */
-#define MEL_FORMAT_VERSION 3         /* newest .melw container version this library reads (it reads 1 and 2 too) */
+#define MEL_FORMAT_VERSION 4         /* newest .melw container version this library reads (it reads 1 to 3 too) */
 #define MEL_QUANT_SCHEME_VERSION 1   /* int8 quantization scheme inside the container */
 
 /* Reader limits (a file beyond them is rejected with MEL_ERR_LIMIT). */
@@ -124,7 +124,8 @@ MEL_API int mel_model_predict_interval(const mel_model* model, const float* x, s
 /* ------------------------------------------------------------------------------------------
  * Layer cost models: any CNN's latency from its layer table (docs/layers.md, docs/format.md
  * LAYER_COST). A .melw file holds either an int8 MLP over a feature vector (the functions above)
- * or a layer cost model (format 3), which predicts one network from the rows of its layer table.
+ * or a layer cost model (format 3; format 4 adds the spill term, see mel_model_layer_spill), which
+ * predicts one network from the rows of its layer table.
  * On a layer cost model, mel_model_predict, _predict_raw, _predict_interval and _predict_arch*
  * return MEL_ERR_UNSUPPORTED; mel_model_input_dim and mel_model_feature_name give the row width
  * and the column names, mel_model_num_layers 0, mel_model_interval_level the interval's level.
@@ -171,6 +172,12 @@ MEL_API int mel_model_predict_layers(const mel_model* model, const float* rows, 
  * static-for-the-model's-lifetime UTF-8 names are written ("" is the activation "none").
  * MEL_ERR_UNSUPPORTED for an MLP model. */
 MEL_API int mel_model_layer_names(const mel_model* model, int which, const char** names, size_t cap, size_t* n);
+
+/* A layer cost model's spill term (format 4, LAYER_COST scheme 2): each layer adds *ms_per_mb
+ * times the MB (10^6 bytes) by which its bytes read plus written exceed *threshold_bytes (the
+ * device's per-core cache size the model was fitted with), to its own calibrated part. A model
+ * without the term (format 3) gives 0 and 0. MEL_ERR_UNSUPPORTED for an MLP. */
+MEL_API int mel_model_layer_spill(const mel_model* model, double* threshold_bytes, double* ms_per_mb);
 
 /* The layer-table schema a layer cost model was packed for (MEL_ERR_UNSUPPORTED for an MLP). */
 MEL_API int mel_model_layer_table_schema(const mel_model* model, uint32_t* table_schema);

@@ -164,15 +164,22 @@ void parse_interval(Model& m, const unsigned char* p, uint64_t size, const std::
     m.iv_rank = rank;
 }
 
-// LAYER_COST (docs/format.md): the fixed 88-byte head, the part indices, the f32 coefficient
-// tables, the multipliers and the posterior factor, then the kind and activation names.
+// LAYER_COST (docs/format.md): the fixed head (88 bytes in scheme 1; 112 in scheme 2, which adds
+// the spill term), the part indices, the f32 coefficient tables, the multipliers and the
+// posterior factor, then the kind and activation names.
 void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std::string& where) {
     LayerCost& lc = m.lc;
     if (size < 88) bad(where + " is too short (" + std::to_string(size) + " bytes)");
     const uint32_t scheme = rd_u32(p);
-    if (scheme != 1)
+    if (scheme != 1 && scheme != 2)
         fail(MEL_ERR_VERSION, where + " has arithmetic scheme " + std::to_string(scheme) +
-                                  ", unknown to this reader (it knows 1); upgrade maple_edge_lite");
+                                  ", unknown to this reader (it knows 1 and 2); upgrade maple_edge_lite");
+    if (scheme == 2 && m.format_version < 4)
+        bad(where + " has arithmetic scheme 2 (the spill term) in a format-" + std::to_string(m.format_version) +
+            " file (scheme 2 is format 4)");
+    lc.scheme = scheme;
+    const uint64_t head = scheme == 1 ? 88 : 112;
+    if (size < head) bad(where + " is too short (" + std::to_string(size) + " bytes)");
     lc.table_schema = rd_u32(p + 4);
     lc.n_columns = rd_u32(p + 8);
     const uint32_t n_kinds = rd_u32(p + 12), n_acts = rd_u32(p + 16);
@@ -207,30 +214,43 @@ void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std
     if (!(lc.level > 0.0 && lc.level < 1.0)) bad(where + " level is not in (0, 1)");
     if (!(std::isfinite(lc.z) && lc.z > 0.0)) bad(where + " z is not a finite positive number");
     if (!(std::isfinite(lc.noise) && lc.noise >= 0.0)) bad(where + " noise is not a finite number >= 0");
+    if (scheme == 2) {  // the spill term: u32 part, u32 reserved, f64 threshold (bytes), f64 ms per MB
+        lc.spill_part = rd_u32(p + 88);
+        if (rd_u32(p + 92) != 0) bad(where + " reserved field is not zero");
+        if (lc.spill_part < 1 || lc.spill_part >= lc.n_parts)
+            bad(where + " spill term names part " + std::to_string(lc.spill_part) + " (must be 1.." +
+                std::to_string(lc.n_parts - 1) + ")");
+        lc.spill_threshold = rd_f64(p + 96);
+        lc.spill_w = rd_f64(p + 104);
+        if (!(std::isfinite(lc.spill_threshold) && lc.spill_threshold >= 0.0))
+            bad(where + " spill threshold is not a finite number of bytes >= 0");
+        if (!(std::isfinite(lc.spill_w) && lc.spill_w >= 0.0))
+            bad(where + " spill coefficient is not a finite number of ms per MB >= 0");
+    }
     // Fixed-size part; every count is bounded above, so no product overflows 64 bits.
     const uint64_t idx_bytes = 4ull * (n_kinds + n_acts), idx_pad = (idx_bytes + 7) / 8 * 8;
     const uint64_t flt = 4ull * (4ull * n_kinds + 4ull * n_acts + lc.n_parts + uint64_t(lc.n_parts) * lc.rank);
     const uint64_t flt_pad = (flt + 7) / 8 * 8;
-    const uint64_t names_at = 88 + idx_pad + flt_pad;
+    const uint64_t names_at = head + idx_pad + flt_pad;
     if (size < names_at) bad(where + " ends inside its tables (" + std::to_string(size) + " bytes, tables end at " +
                              std::to_string(names_at) + ")");
     lc.kind_part.resize(n_kinds);
     lc.act_part.resize(n_acts);
     for (uint32_t k = 0; k < n_kinds; ++k) {
-        lc.kind_part[k] = rd_u32(p + 88 + 4ull * k);
+        lc.kind_part[k] = rd_u32(p + head + 4ull * k);
         if (lc.kind_part[k] < 1 || lc.kind_part[k] >= lc.n_parts)
             bad(where + " kind " + std::to_string(k) + " names part " + std::to_string(lc.kind_part[k]) + " (must be 1.." +
                 std::to_string(lc.n_parts - 1) + ")");
     }
     for (uint32_t a = 0; a < n_acts; ++a) {
-        lc.act_part[a] = rd_u32(p + 88 + 4ull * (n_kinds + a));
+        lc.act_part[a] = rd_u32(p + head + 4ull * (n_kinds + a));
         if (lc.act_part[a] >= lc.n_parts)
             bad(where + " activation " + std::to_string(a) + " names part " + std::to_string(lc.act_part[a]) +
                 " (must be 0, no pass, or 1.." + std::to_string(lc.n_parts - 1) + ")");
     }
-    for (uint64_t b = 88 + idx_bytes; b < 88 + idx_pad; ++b)
+    for (uint64_t b = head + idx_bytes; b < head + idx_pad; ++b)
         if (p[b] != 0) bad(where + " padding is not zero");
-    uint64_t at = 88 + idx_pad;
+    uint64_t at = head + idx_pad;
     auto floats = [&](std::vector<double>& v, size_t n, const char* what) {
         v.resize(n);
         for (size_t k = 0; k < n; ++k) {

@@ -49,6 +49,10 @@ void predict(const Model& m, const float* rows, size_t n_layers, size_t n_column
             const double* v = lc.act_w.data() + 4 * size_t(a);
             part[lc.act_part[a]] += v[0] + v[2] * wr + v[3] * wr;
         }
+        if (lc.spill_part) {  // scheme 2: the bytes this layer moves beyond the core's cache
+            const double beyond = double(r[lc.col_read]) + double(r[lc.col_written]) - lc.spill_threshold;
+            if (beyond > 0.0) part[lc.spill_part] += lc.spill_w * (beyond / 1e6);
+        }
     }
     double ms = 0.0;
     for (uint32_t p = 0; p < lc.n_parts; ++p) ms = ms + lc.mult[p] * part[p];
@@ -130,6 +134,16 @@ int mel_model_layer_names(const mel_model* model, int which, const char** names,
         *n = v.size();
         if (names)
             for (size_t i = 0; i < v.size() && i < cap; ++i) names[i] = v[i].c_str();
+    });
+}
+
+int mel_model_layer_spill(const mel_model* model, double* threshold_bytes, double* ms_per_mb) {
+    return guard([&] {
+        const mel::Model& m = mel::layer_model(model);
+        need(threshold_bytes, "threshold_bytes");
+        need(ms_per_mb, "ms_per_mb");
+        *threshold_bytes = m.lc.spill_part ? m.lc.spill_threshold : 0.0;
+        *ms_per_mb = m.lc.spill_part ? m.lc.spill_w : 0.0;
     });
 }
 

@@ -40,7 +40,7 @@ struct Layer {
     const float* deq = nullptr;     // [out] output layer: accumulator -> float scale
 };
 
-// LAYER_COST section (format 3, docs/format.md): a network's latency from its layer table.
+// LAYER_COST section (format 3; scheme 2 in format 4, docs/format.md): a network's latency from its layer table.
 // Part 0 is the per-inference cost, parts 1.. the cost classes; each kind and each activation
 // that runs as a pass of its own names its part, resolved when the model was packed.
 struct LayerCost {
@@ -48,6 +48,13 @@ struct LayerCost {
     uint32_t col_kind = 0, col_macs = 0, col_read = 0, col_written = 0, col_act = 0;
     uint32_t n_parts = 0, rank = 0;
     double c0 = 0.0, level = 0.0, z = 0.0, noise = 0.0;
+    uint32_t scheme = 1;
+    // Scheme 2 (format 4): the bytes each layer moves beyond a core's cache, priced into one part:
+    // part[spill_part] += spill_w * max(0, bytes_read + bytes_written - spill_threshold) / 1e6.
+    // spill_part 0: no such term (scheme 1).
+    uint32_t spill_part = 0;
+    double spill_threshold = 0.0;  // bytes
+    double spill_w = 0.0;          // ms per MB (10^6 bytes) beyond the threshold
     std::vector<std::string> kinds, activations;  // names, in the rows' index order
     std::vector<uint32_t> kind_part;              // [kinds] part of each kind, 1..n_parts-1
     std::vector<uint32_t> act_part;               // [activations] part of its pass, 0 = no pass
