@@ -173,3 +173,29 @@ def test_the_entry_holds_the_core_model_and_predict_uses_it(fake_rt, tmp_path, c
         assert not built2 and d2 == d and len(fake_rt) == n_loads
         again = mel.Model.load(d / "layer_model.melw")
         assert again.predict_layers(t.array()) == core.predict_layers(t.array())
+
+
+def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch):
+    """The layer table of an ONNX file predicted before comes from the cache without reading
+    the file when its inode, size and mtime are unchanged; a rewritten file is read again."""
+    from maple_edge_lite import format as F
+    from maple_edge_lite.cli.predict import _layer_table
+    from maple_edge_lite.device.layers import from_onnx
+
+    monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "net.onnx"
+    small, big = zoo.zoo_onnx("mobilenet_v1_0.25_128"), zoo.zoo_onnx("mnasnet0.5")
+    p.write_bytes(small)
+    want = from_onnx(small).to_dict()
+    assert _layer_table(str(p)).to_dict() == want
+    reads = []
+    real = F.read_bytes
+    monkeypatch.setattr(F, "read_bytes", lambda path, what, *a, **kw: (
+        reads.append(path) if what == "ONNX model" else None) or real(path, what, *a, **kw))
+    assert _layer_table(str(p)).to_dict() == want and reads == []  # answered from what was seen
+    p.write_bytes(big)  # another network at the same path: size and mtime change, so it is read
+    assert _layer_table(str(p)).to_dict() == from_onnx(big).to_dict() and len(reads) == 1
+    for f in (tmp_path / "cache" / "tables" / "seen").iterdir():  # a damaged record: read the file again
+        f.write_text("../../not-a-digest\n")
+    assert _layer_table(str(p)).to_dict() == from_onnx(big).to_dict() and len(reads) == 2
+    assert _layer_table(str(p)).to_dict() == from_onnx(big).to_dict() and len(reads) == 2  # rewritten record
