@@ -8,8 +8,9 @@ Depthwise convolutions are measured where networks have them, between a 1x1 expa
 projection (``depthwise_ir``): a runtime may fuse them into the 1x1 before (OpenVINO does), so
 alone they cost what no network pays. :data:`BLOCK_KINDS` entries are two chained whole blocks of
 the zoo's families, weighted :data:`BLOCK_WEIGHT` in the fit. The grid spans what the zoo's
-families use: channels 16-2048, spatial sizes 7-112, kernels 1/3/5, strides 1 and 2, groups 1,
-16-wide and depthwise, expansion 2-6. Weights as in the zoo (He-scaled, batch norm at identity),
+families use: channels 16-2048 (and a few counts off a multiple of 8, as width-scaled or pruned
+networks have), spatial sizes 7-112, kernels 1/3/5, strides 1 and 2, groups 1, 16-wide and
+depthwise, expansion 2-6. Weights as in the zoo (He-scaled, batch norm at identity),
 so no denormal reaches a timing.
 
 The suite is a designed grid, not a sample: it is fixed by :data:`SUITE_VERSION` and every
@@ -26,8 +27,8 @@ from ._zoo_common import conv_bn, squeeze_excitation
 
 #: Bumped whenever an entry is added, removed or built differently (2: depthwise between 1x1s
 #: instead of chained alone, whole blocks added; the 1x1 expand/project pairs of 1 dropped, as
-#: every depthwise entry has them now).
-SUITE_VERSION = 2
+#: every depthwise entry has them now; 3: the unaligned entries, channel counts off a multiple of 8).
+SUITE_VERSION = 3
 #: Chained copies of the layer in an entry (shape-preserving kinds).
 REPEAT = 4
 #: Entries that are whole blocks of the zoo's families (two chained), not chains of one kind.
@@ -102,6 +103,17 @@ def default_suite() -> List[LayerSpec]:
         s.append(_spec("classifier", c, hw, repeat=1, extra=out))
     for c in (1024,):
         s.append(_spec("gemm", c, 1, extra=c))
+    # Unaligned convolutions: channel counts off a multiple of 8 (a pruned or width-scaled network's
+    # 19, 38, 77, ...), which ONNX Runtime's blocked (NCHWc) layout does not take: they run on its
+    # generic path at up to ~2x the cost per MAC (learn.layer_cost's alignment term fits it).
+    for c, hw in ((19, 56), (38, 28)):
+        s.append(_spec("conv", c, hw))
+    for c, hw in ((38, 56), (154, 14)):
+        s.append(_spec("pointwise", c, hw))
+    for cin, c, hw in ((19, 77, 56), (77, 307, 14)):
+        s.append(_spec("depthwise_ir", cin, hw, repeat=2, k=3, extra=c))
+    for c, hw, gw in ((76, 28, 19), (228, 14, 19)):
+        s.append(_spec("grouped", c, hw, extra=gw))
     # Whole blocks of the zoo's families, two chained: what a runtime fuses across layers
     # (depthwise into pointwise, a residual add into its convolution) shows in these and not in
     # the chains of one kind above.
