@@ -4,7 +4,7 @@
     python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
     python benchmarks/zoo.py measure --runtime onnxruntime --cpu 1 --what unaligned   # the unaligned set, ~10 s
     python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2 | --no-spill]
-                                   [--no-align] [--class-sd S]
+                                   [--no-align | --joint-align] [--class-sd S]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -208,11 +208,13 @@ def _metrics(p, y, lo=None, hi=None):
 
 
 def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
-                  cache_bytes: Optional[float] = None, align: Optional[int] = None):
+                  cache_bytes: Optional[float] = None, align: Optional[int] = None, joint_align: bool = False):
     """Leave one family out on one data file; ``cache_bytes`` None scores the layer cost model
     without its spill term, ``align`` None without its alignment term. The unaligned set (rows of
     kind ``unaligned``), when measured, is scored apart: each network predicted from the suite and
-    ``shots`` zoo networks of other families than its own, as the zoo's are."""
+    ``shots`` zoo networks of other families than its own, as the zoo's are. The alignment term is
+    fitted after the per-class costs (``layer_suite.class_fit_mask``), as the device cache fits it;
+    ``joint_align`` fits it with them instead (what was tried first)."""
     from maple_edge_lite.device.builders import layer_suite as LS
     from maple_edge_lite.learn.layer_cost import LayerCostModel
 
@@ -236,7 +238,10 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
         Fs = np.column_stack([Fs, [spill("suite", n, cache_bytes) for n in suite]])
         F = np.column_stack([F, [spill("zoo", n, cache_bytes) for n in names]])
         Fu = np.column_stack([Fu, [spill("unaligned", n, cache_bytes) for n in un]])
-    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes, align=align)
+    class_fit = None
+    if align is not None and not joint_align:
+        class_fit = [n not in LS.UNALIGNED_PROBES for n in suite]
+    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes, align=align, class_fit=class_fit)
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
@@ -318,7 +323,7 @@ def _score(args) -> int:
     for p in paths:
         cache, source = cache_of(p, args.spill_cache_mb, args.no_spill)
         res, per_net, n, nf, fit, res_u, per_net_u = score_runtime(p, args.shots, args.draws, args.block_weight,
-                                                                   cache, align)
+                                                                   cache, align, args.joint_align)
         report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net,
                                       "spill": dict(fit["spill"] or {}, source=source), "align": fit["align"],
                                       "unaligned": {"methods": res_u, "networks_detail": per_net_u}}
@@ -404,9 +409,13 @@ def main(argv=None) -> int:
                     help="the cache (MiB) of the layer cost model's spill term, instead of the one the data file's "
                     "sidecar records (else this machine's per-core cache, device.host.core_cache)")
     sp.add_argument("--no-spill", action="store_true", help="score the layer cost model without its spill term")
-    s.add_argument("--no-align", action="store_true",
-                   help="score the layer cost model without its alignment term (channel counts off a multiple of "
-                   "learn.layer_cost.ALIGN)")
+    al = s.add_mutually_exclusive_group()
+    al.add_argument("--no-align", action="store_true",
+                    help="score the layer cost model without its alignment term (channel counts off a multiple of "
+                    "learn.layer_cost.ALIGN)")
+    al.add_argument("--joint-align", action="store_true",
+                    help="fit the alignment term together with the per-class costs, on every suite entry, instead "
+                    "of after them (layer_suite.class_fit_mask)")
     s.add_argument("--class-sd", type=float, default=None,
                    help="the calibration prior's per-class deviation (default learn.layer_cost.CLASS_SD, 0: one scale)")
     s.set_defaults(func=_score)

@@ -727,8 +727,9 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     # The alignment term: the MMACs of layers whose channel counts are off a multiple of ALIGN.
     F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n])), cb, ALIGN) for n in sn])
     y = np.array([e["latency_ms"] for e in doc["entries"]])
-    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights([suite[n] for n in sn]), cache_bytes=cb,
-                                      align=ALIGN)
+    specs = [suite[n] for n in sn]
+    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights(specs), cache_bytes=cb, align=ALIGN,
+                                      class_fit=layer_suite.class_fit_mask(specs))
     noise = model.noise
     zn = list(zw)
     Fz = np.array([model.features(layers.from_onnx(build(n))) for n in zn])

@@ -351,6 +351,39 @@ def test_alignment_model_fits_calibrates_and_round_trips():
         LC.LayerCostModel.from_dict(dict(c.to_dict(), feature_schema=3))
 
 
+def test_alignment_term_fitted_after_the_classes():
+    """``class_fit``: the per-class costs come from the marked entries alone (exactly the fit
+    without the others and without the term), the alignment term from what they leave of every
+    entry with unaligned MMACs: 0.006 ms per unaligned depthwise MMAC on probes whose classes cost
+    what the rest say; an entry with a few unaligned MMACs inside the class fit (a ShuffleNet unit)
+    is predicted with the term on top."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=110, seed=3)
+    names = [c for c, _ in LC.CLASSES]
+    k = names.index("depthwise")
+    probe = np.zeros(len(y), bool)
+    U = np.zeros((len(y), 4))
+    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
+    probe[rows[:4]] = True
+    U[rows[:4], 2] = F[rows[:4], k * q + 1]
+    y = y + 0.006 * U[:, 2]
+    m = LC.LayerCostModel.from_suite(np.column_stack([F, U]), y, align=8, class_fit=~probe)
+    c0, wp = LC.fit_suite(F[~probe], y[~probe])
+    assert m.c0 == c0 and np.array_equal(m.w, wp)  # the classes: the fit without the probes
+    np.testing.assert_allclose(m.w_align, [0, 0, 0.006, 0], atol=1e-9)
+    np.testing.assert_allclose(m.predict(np.column_stack([F, U])), y, rtol=1e-7)
+    with pytest.raises(mel.InputError, match="give align"):
+        LC.LayerCostModel.from_suite(F, y, class_fit=~probe)
+    with pytest.raises(mel.InputError, match="booleans, one per entry"):
+        LC.LayerCostModel.from_suite(np.column_stack([F, U]), y, align=8, class_fit=[True])
+    # the suite's probes are the entries it leaves out of the class fit
+    suite = LS.default_suite()
+    mask = dict(zip((s.name for s in suite), LS.class_fit_mask(suite)))
+    assert {n for n, v in mask.items() if not v} == set(LS.UNALIGNED_PROBES) and len(LS.UNALIGNED_PROBES) == 8
+
+
 def test_macs_linear():
     a, b = LC.macs_linear([1e6, 2e6, 4e6], [1.5, 2.5, 4.5])
     assert a == pytest.approx(0.5) and b == pytest.approx(1e-6)

@@ -340,12 +340,22 @@ class LayerCostModel:
 
     @classmethod
     def from_suite(cls, F, latency_ms, weights=None, *, cache_bytes: Optional[float] = None,
-                   align: Optional[int] = None) -> "LayerCostModel":
+                   align: Optional[int] = None, class_fit=None) -> "LayerCostModel":
         """The suite's fit (:func:`fit_suite`, ``weights`` per entry), its noise the robust
         relative error over every entry. F's columns are ``network_features(t, cache_bytes,
         align)``: with ``align``, the unaligned MMACs after :data:`FEATURE_NAMES`, fitted as the
-        alignment term; with ``cache_bytes``, each entry's spill MB last, fitted as the spill term."""
+        alignment term; with ``cache_bytes``, each entry's spill MB last, fitted as the spill term.
+
+        ``class_fit`` (one bool per entry; with ``align``): fit in two stages. The per-class
+        coefficients (and the spill term) on the entries it marks, as a model without the term
+        would be fitted; then the alignment term alone (NNLS, >= 0, relative error, the same
+        weights) on what they leave of every entry with unaligned MMACs. A suite's entries built to
+        measure alignment (``layer_suite.class_fit_mask``) are left out of the first stage, so
+        aligned networks predict exactly as the suite without them says: fitted jointly, the term
+        moved per-layer costs that the zoo's small networks rely on (docs/layers.md)."""
         F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+        if class_fit is not None:
+            return cls._from_suite_two_stage(F, latency_ms, weights, cache_bytes, align, class_fit)
         nf, na = len(FEATURE_NAMES), len(ALIGN_FEATURES) * (align is not None)
         want = nf + na + (cache_bytes is not None)
         if F.shape[1] != want:
@@ -360,6 +370,37 @@ class LayerCostModel:
                     align=align, w_align=we[:na] if na else None)
         r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
         m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
+        return m
+
+    @classmethod
+    def _from_suite_two_stage(cls, F, latency_ms, weights, cache_bytes, align, class_fit) -> "LayerCostModel":
+        nf, na = len(FEATURE_NAMES), len(ALIGN_FEATURES)
+        y = np.asarray(latency_ms, dtype=np.float64)
+        mask = np.asarray(class_fit, dtype=bool)
+        if align is None:
+            raise InputError("from_suite: class_fit fits the alignment term in a stage of its own; give align")
+        if mask.shape != (len(F),) or not mask.any():
+            raise InputError(f"from_suite: class_fit must be {len(F)} booleans, one per entry, not all False")
+        want = nf + na + (cache_bytes is not None)
+        if F.shape[1] != want:
+            raise InputError(f"from_suite: the features are {want} columns ({nf} per class, {na} unaligned MMACs"
+                             + (", the spill MB" if cache_bytes is not None else "") + f"), not {F.shape[1]}")
+        wts = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        rest = np.column_stack([F[:, :nf], F[:, nf + na:]])
+        base = cls.from_suite(rest[mask], y[mask], wts[mask], cache_bytes=cache_bytes)
+        U = F[:, nf:nf + na]
+        on = U.sum(axis=1) > 0
+        wa = np.zeros(na)
+        if on.any():
+            sw = np.sqrt(wts[on])
+            r = (y[on] - base.predict(rest[on])) / y[on] * sw
+            A = U[on] / y[on, None] * sw[:, None]
+            norm = np.linalg.norm(A, axis=0)
+            norm[norm == 0] = 1.0
+            wa = _nnls(A / norm, r) / norm
+        m = cls(base.c0, base.w, cache_bytes=cache_bytes, w_spill=base.w_spill, align=align, w_align=wa)
+        lr = np.log(m.predict(F) / y)
+        m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(lr))))
         return m
 
     def parts(self, F: np.ndarray) -> np.ndarray:

@@ -37,6 +37,12 @@ BLOCK_KINDS = ("invres", "mbconv", "invres_hs", "bottleneck", "basic", "fire", "
 #: a runtime runs a block as it runs it inside a network (fused across layers), so the fit
 #: should follow blocks where they and the one-kind chains disagree.
 BLOCK_WEIGHT = 10.0
+#: Entries built to measure what convolutions cost at channel counts off a multiple of 8 (a
+#: runtime's blocked layout), fitted as the layer cost model's alignment term after the per-class
+#: costs and not with them (:func:`class_fit_mask`).
+UNALIGNED_PROBES = ("conv@19x56x56x4", "conv@38x28x28x4", "pointwise@38x56x56x4", "pointwise@154x14x14x4",
+                    "depthwise_irk3e77@19x56x56x2", "depthwise_irk3e307@77x14x14x2", "groupede19@76x28x28x4",
+                    "groupede19@228x14x14x4")
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,13 @@ def default_suite() -> List[LayerSpec]:
 def fit_weights(specs) -> List[float]:
     """The fit weight of each entry (:data:`BLOCK_WEIGHT` for a block, else 1)."""
     return [BLOCK_WEIGHT if _check(s).kind in BLOCK_KINDS else 1.0 for s in specs]
+
+
+def class_fit_mask(specs) -> List[bool]:
+    """Per entry, whether the layer cost model's per-class costs are fitted on it (every entry but
+    :data:`UNALIGNED_PROBES`, which fit the alignment term alone: ``LayerCostModel.from_suite(...,
+    class_fit=)``)."""
+    return [_check(s).name not in UNALIGNED_PROBES for s in specs]
 
 
 def _check(spec: LayerSpec) -> LayerSpec:
@@ -291,5 +304,5 @@ def layer_onnx(spec: LayerSpec, *, seed: int = 0) -> bytes:
     return g.serialize(f"layer_{spec.kind}", in_shape, out_shape, doc, meta)
 
 
-__all__ = ["LayerSpec", "SUITE_VERSION", "REPEAT", "BLOCK_KINDS", "BLOCK_WEIGHT", "default_suite", "fit_weights",
-           "layer_onnx"]
+__all__ = ["LayerSpec", "SUITE_VERSION", "REPEAT", "BLOCK_KINDS", "BLOCK_WEIGHT", "UNALIGNED_PROBES", "default_suite",
+           "fit_weights", "class_fit_mask", "layer_onnx"]
