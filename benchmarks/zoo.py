@@ -28,6 +28,14 @@ The spill term's cache is data: the ``core_cache`` a data file's sidecar records
 private 2 MiB L2 per core). ``--spill-cache-mb C`` overrides it (MiB); ``--no-spill`` scores the
 model without the term (the README's ablation), as a device whose sysfs tells no cache gets it.
 
+The alignment term (``learn.layer_cost.unaligned_mmacs``: the MACs of convolutions whose channel
+counts are off a multiple of 8) is fitted after the per-class costs, as the device cache does;
+``--no-align`` scores the model without it, ``--joint-align`` with it fitted together with them.
+``benchmarks/data/zoo-same-sitting/`` holds ONNX Runtime, OpenVINO f32 and MNN files whose suite,
+zoo and unaligned set were measured in one sitting (``measure --what all --out ...``, then ``--what
+unaligned``; score them with ``--data``): the committed files' zoo rows are from a day the VM ran
+30-40% slower than when their version-3 suite and the unaligned set were measured.
+
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
 then each held-out network's error by family. A data file whose suite is not this
 ``layer_suite.SUITE_VERSION`` (its sidecar says) is skipped with a note: measure its suite again."""

@@ -14,7 +14,19 @@ like the cell predictor's.
 per-core cache (``device.host.core_cache``: the L2 here, 2 MiB), priced per MB and calibrated as a
 part of its own; off (``cache_bytes`` None) where sysfs tells no cache. On this VM's zoo
 (``benchmarks/zoo.py score`` against ``score --no-spill``): ±10% ONNX Runtime 0.69 -> 0.81,
-OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB.
+OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB
+(layer suite version 2).
+
+**Alignment** (:func:`unaligned_mmacs`): per conv-like class (:data:`ALIGN_CLASSES`), the MACs of
+layers whose output channels, or input channels above :data:`ALIGN_MIN_CIN`, are not a multiple of
+:data:`ALIGN` (8), priced per MMAC in their class's part: ONNX Runtime runs such convolutions off
+its blocked NCHWc layout. Fitted after the classes (``from_suite(class_fit=)``: the classes on the
+suite without its unaligned entries, then the term alone on what they leave), so aligned networks
+predict as before; fitted jointly it cost ONNX Runtime's zoo 0.78 -> 0.62. Suite, zoo and
+``benchmarks/zoo.py``'s unaligned set measured in one sitting (``score --data
+benchmarks/data/zoo-same-sitting`` against ``--no-align``): the unaligned set's MAPE ONNX Runtime
+48% -> 22%, OpenVINO f32 15% -> 8.5%, MNN 37% -> 37%; the zoo's ±10% 0.78 -> 0.81, 0.75 -> 0.75,
+0.56 -> 0.56. Carried by the ``.melw`` as LAYER_COST scheme 3 (format 5) when not all 0.
 
 **Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
 measured entries (each entry a short chain of one kind of layer at one shape, or two chained
@@ -31,7 +43,11 @@ networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.
 --class-sd S``, leave one family out, five networks of other families): per-class deviations did
 not transfer across families (±10% ONNX Runtime 0.81 / 0.80 / 0.78 and OpenVINO f32 0.62 / 0.61 /
 0.52 with CLASS_SD 0 / 0.03 / 0.1), so CLASS_SD is 0: one scale. The posterior gives the interval
-(:meth:`interval`)."""
+(:meth:`interval`).
+
+This is one cohesive module: the features, the fit, the model and the packer that checks its
+per-layer form against those features change together (the spill and the alignment terms each
+touched all four), so they stay in one file past the usual 600 lines."""
 
 from __future__ import annotations
 
@@ -354,14 +370,14 @@ class LayerCostModel:
         aligned networks predict exactly as the suite without them says: fitted jointly, the term
         moved per-layer costs that the zoo's small networks rely on (docs/layers.md)."""
         F = np.atleast_2d(np.asarray(F, dtype=np.float64))
-        if class_fit is not None:
-            return cls._from_suite_two_stage(F, latency_ms, weights, cache_bytes, align, class_fit)
         nf, na = len(FEATURE_NAMES), len(ALIGN_FEATURES) * (align is not None)
         want = nf + na + (cache_bytes is not None)
         if F.shape[1] != want:
             raise InputError(f"from_suite: the features are {want} columns ({nf} per class"
                              + (f", {na} unaligned MMACs" if na else "") + (", the spill MB" if cache_bytes is not None
                                                                             else "") + f"), not {F.shape[1]}")
+        if class_fit is not None:
+            return cls._from_suite_two_stage(F, latency_ms, weights, cache_bytes, align, class_fit)
         if want == nf:
             m = cls(*fit_suite(F, latency_ms, weights))
         else:
@@ -381,10 +397,6 @@ class LayerCostModel:
             raise InputError("from_suite: class_fit fits the alignment term in a stage of its own; give align")
         if mask.shape != (len(F),) or not mask.any():
             raise InputError(f"from_suite: class_fit must be {len(F)} booleans, one per entry, not all False")
-        want = nf + na + (cache_bytes is not None)
-        if F.shape[1] != want:
-            raise InputError(f"from_suite: the features are {want} columns ({nf} per class, {na} unaligned MMACs"
-                             + (", the spill MB" if cache_bytes is not None else "") + f"), not {F.shape[1]}")
         wts = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
         rest = np.column_stack([F[:, :nf], F[:, nf + na:]])
         base = cls.from_suite(rest[mask], y[mask], wts[mask], cache_bytes=cache_bytes)
