@@ -6,7 +6,8 @@ deliverable 4; target: the core's prediction from a 60-layer table <= 5 us). Fro
 The network: the first 60 rows of MobileNetV3-Small's layer table (convolutions, depthwise,
 squeeze-excite, hardswish passes, pools, a classifier), a device model packed by
 ``learn.layer_cost.pack`` from a calibrated ``LayerCostModel`` with the spill term (a 2 MiB cache, as
-the shipped models on this VM: format 4). Group ``layers-60``:
+the shipped models on this VM) and the alignment term (8 channels; format 5: every row's channel
+counts are checked, though none of these 60 is off 8). Group ``layers-60``:
 
 * ``C API``: ``mel_model_predict_layers`` in C (``benchmarks/layer_predict/bench_predict_layers.c``,
   built with the system C compiler against the installed package: 2001 rounds of 64 calls, each
@@ -55,12 +56,14 @@ def setup(tmp_path_factory):
     full = L.from_onnx(zoo.zoo_onnx("mobilenet_v3_small"))
     table = L.LayerTable(full.rows[:60], full.source)
     rng = np.random.default_rng(0)
-    m = LC.LayerCostModel(0.2, rng.uniform(0.0, 0.1, len(LC.FEATURE_NAMES)), cache_bytes=2 * 2**20, w_spill=0.04)
+    m = LC.LayerCostModel(0.2, rng.uniform(0.0, 0.1, len(LC.FEATURE_NAMES)), cache_bytes=2 * 2**20, w_spill=0.04,
+                          align=LC.ALIGN, w_align=[0.01, 0.001, 0.16, 0.02])
     F0 = rng.uniform(0, 20, (6, m.n_features))
     m.calibrate(F0, m.predict(F0) * rng.uniform(0.8, 1.25, len(F0)))
     LC.pack(m, d / "layers.melw")
     table.write_rows(d / "rows.bin")
     A = table.array()
+    assert (d / "layers.melw").read_bytes()[12] == 5
     f = m.features(table)[None]
     want = float(m.predict(f)[0])
     return {"dir": d, "table": table, "model": m, "core": mel.Model.load(d / "layers.melw"), "A": A,
@@ -134,5 +137,5 @@ def test_numpy_from_table(benchmark, note, setup):
 
     ms, _ = benchmark(run)
     assert ms == pytest.approx(setup["want"], rel=1e-12)
-    note(benchmark, impl="numpy: features (network_features + spill_mbytes) + predict + interval",
+    note(benchmark, impl="numpy: features (network_features + unaligned_mmacs + spill_mbytes) + predict + interval",
          median_ns=benchmark.stats.stats.median * 1e9)

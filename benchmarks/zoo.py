@@ -2,8 +2,9 @@
 
     python benchmarks/zoo.py measure --runtime onnxruntime --threads 1 --cpu 1   # ~3.5 min per runtime
     python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
+    python benchmarks/zoo.py measure --runtime onnxruntime --cpu 1 --what unaligned   # the unaligned set, ~10 s
     python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2 | --no-spill]
-                                   [--class-sd S]
+                                   [--no-align | --joint-align] [--class-sd S]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -27,6 +28,14 @@ The spill term's cache is data: the ``core_cache`` a data file's sidecar records
 private 2 MiB L2 per core). ``--spill-cache-mb C`` overrides it (MiB); ``--no-spill`` scores the
 model without the term (the README's ablation), as a device whose sysfs tells no cache gets it.
 
+The alignment term (``learn.layer_cost.unaligned_mmacs``: the MACs of convolutions whose channel
+counts are off a multiple of 8) is fitted after the per-class costs, as the device cache does;
+``--no-align`` scores the model without it, ``--joint-align`` with it fitted together with them.
+``benchmarks/data/zoo-same-sitting/`` holds ONNX Runtime, OpenVINO f32 and MNN files whose suite,
+zoo and unaligned set were measured in one sitting (``measure --what all --out ...``, then ``--what
+unaligned``; score them with ``--data``): the committed files' zoo rows are from a day the VM ran
+30-40% slower than when their version-3 suite and the unaligned set were measured.
+
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
 then each held-out network's error by family. A data file whose suite is not this
 ``layer_suite.SUITE_VERSION`` (its sidecar says) is skipped with a note: measure its suite again."""
@@ -47,11 +56,42 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "zoo"
 
 
+#: The unaligned set: networks whose channel counts are off a multiple of 8 (the blocked layout
+#: ONNX Runtime converts convolutions to needs them on it), measured beside the zoo (``measure --what
+#: unaligned``) and scored apart (``score``'s second table): name -> (family, build(g, classes), side).
+#: Built with the zoo's family functions at a chosen width and resolution. MobileNetV2 has no such
+#: width: its make_divisible rounds every count to a multiple of 8.
+UNALIGNED = {
+    "mobilenet_v1_0.6_192": ("mobilenet_v1", lambda g, n: _zoo().mobilenet_v1(g, 0.6, n), 192),  # 19, 38, ... 614
+    "mobilenet_v1_0.35_192": ("mobilenet_v1", lambda g, n: _zoo().mobilenet_v1(g, 0.35, n), 192),  # 11, 22, ... 358
+    "shufflenet_v2_x1.0_176": ("shufflenet_v2", lambda g, n: _zoo().shufflenet_v2(g, "1.0", n, 176), 176),  # 58, 116
+}
+
+
+def _zoo():
+    from maple_edge_lite.device.builders import zoo
+
+    return zoo
+
+
+def unaligned_onnx(name: str) -> bytes:
+    """The ONNX model of an :data:`UNALIGNED` network (seed 0, 1000 classes, batch 1)."""
+    from maple_edge_lite.device.builders._graph import Graph
+
+    fam, build, r = UNALIGNED[name]
+    g = Graph(0)
+    g.rename_output(build(g, 1000))
+    return g.serialize(name, [1, 3, r, r], [1, 1000], f"{name} (benchmarks/zoo.py unaligned set)", {})
+
+
 def _measure(args) -> int:
     from maple_edge_lite.device import host, measure as M, profile as P
     from maple_edge_lite.device.builders import layer_suite as LS, zoo
 
-    names = zoo.zoo_names() if not args.names else args.names.split(",")
+    if args.what == "unaligned":
+        names = list(UNALIGNED) if not args.names else args.names.split(",")
+    else:
+        names = zoo.zoo_names() if not args.names else args.names.split(",")
     suite = {s.name: s for s in LS.default_suite()}
     t0 = time.time()
 
@@ -75,21 +115,27 @@ def _measure(args) -> int:
         sw, info, s_settings, _ = M.time_models(list(suite), lambda n: LS.layer_onnx(suite[n]), args.runtime,
                                              args.threads, cpus=args.cpu, progress=progress, runtime_options=opts,
                                              **P.LAYER_SUITE_TIMING)
+    uw, u_settings = {}, old_side.get("unaligned_timing")
     if args.what in ("all", "zoo"):
         zw, info, z_settings, _ = M.time_models(names, zoo.zoo_onnx, args.runtime, args.threads, cpus=args.cpu,
                                              progress=progress, runtime_options=opts)
+    if args.what == "unaligned":
+        uw, info, u_settings, _ = M.time_models(names, unaligned_onnx, args.runtime, args.threads, cpus=args.cpu,
+                                               progress=progress, runtime_options=opts)
     rows = [("suite", n, suite[n].kind, min(t.median_ms for t in ts)) for n, ts in sw.items()]
     rows += [("zoo", n, zoo.zoo_family(n), min(t.median_ms for t in ts)) for n, ts in zw.items()]
-    rows = sorted(kept + rows, key=lambda r: r[0] != "suite")
+    rows += [("unaligned", n, UNALIGNED[n][0], min(t.median_ms for t in ts)) for n, ts in uw.items()]
+    rows = sorted(kept + rows, key=lambda r: ("suite", "zoo", "unaligned").index(r[0]))
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["kind", "name", "family", "latency_ms"])
         for r in rows:
             w.writerow([r[0], r[1], r[2], f"{r[3]:.6f}"])
     windows = {**{n: v for n, v in (old_side.get("windows_ms") or {}).items() if any(r[1] == n for r in kept)},
-               **{n: [round(t.median_ms, 6) for t in ts] for n, ts in {**sw, **zw}.items()}}
+               **{n: [round(t.median_ms, 6) for t in ts] for n, ts in {**sw, **zw, **uw}.items()}}
     side = {"schema": "maple_edge_lite.zoo_bench/1", "device": dev, "runtime": info or old_side.get("runtime"),
             "suite_version": LS.SUITE_VERSION, "suite_timing": s_settings, "zoo_timing": z_settings,
+            "unaligned_timing": u_settings,
             "pinned_cpus": args.cpu, "host": host.host_facts(), "core_cache": host.core_cache(), "measured": args.what,
             "wall_s": round(time.time() - t0, 1), "windows_ms": windows}
     Path(str(out) + ".json").write_text(json.dumps(side, indent=1) + "\n")
@@ -98,18 +144,19 @@ def _measure(args) -> int:
 
 
 def load(path: Path):
-    suite, nets = {}, {}
+    """``(suite, zoo, unaligned)``: name -> (family or kind, latency ms) of a data file's rows."""
+    out: dict = {"suite": {}, "zoo": {}, "unaligned": {}}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            (suite if r["kind"] == "suite" else nets)[r["name"]] = (r["family"], float(r["latency_ms"]))
-    return suite, nets
+            out[r["kind"]][r["name"]] = (r["family"], float(r["latency_ms"]))
+    return out["suite"], out["zoo"], out["unaligned"]
 
 
 _TABLES: dict = {}
 
 
 def features(kind: str, name: str):
-    """(feature vector, MACs) of a suite entry or zoo network (cached per process)."""
+    """(feature vector, MACs) of a suite entry, zoo or unaligned network (cached per process)."""
     from maple_edge_lite.device import layers as L
     from maple_edge_lite.device.builders import layer_suite as LS, zoo
     from maple_edge_lite.learn.layer_cost import network_features
@@ -119,6 +166,8 @@ def features(kind: str, name: str):
         if kind == "suite":
             spec = {s.name: s for s in LS.default_suite()}[name]
             t = L.from_onnx(LS.layer_onnx(spec))
+        elif kind == "unaligned":
+            t = L.from_onnx(unaligned_onnx(name))
         else:
             t = L.from_onnx(zoo.zoo_onnx(name))
         _TABLES[key] = (network_features(t), float(t.totals()["macs"]), t)
@@ -131,6 +180,14 @@ def spill(kind: str, name: str, cache_bytes: float) -> float:
 
     features(kind, name)
     return spill_mbytes(_TABLES[(kind, name)][2], cache_bytes)
+
+
+def unaligned(kind: str, name: str, align: int):
+    """``learn.layer_cost.unaligned_mmacs`` of a suite entry or network (per conv-like class)."""
+    from maple_edge_lite.learn.layer_cost import unaligned_mmacs
+
+    features(kind, name)
+    return unaligned_mmacs(_TABLES[(kind, name)][2], align)
 
 
 def cache_of(path: Path, spill_cache_mb: Optional[float], no_spill: bool):
@@ -159,13 +216,17 @@ def _metrics(p, y, lo=None, hi=None):
 
 
 def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
-                  cache_bytes: Optional[float] = None):
+                  cache_bytes: Optional[float] = None, align: Optional[int] = None, joint_align: bool = False):
     """Leave one family out on one data file; ``cache_bytes`` None scores the layer cost model
-    without its spill term."""
+    without its spill term, ``align`` None without its alignment term. The unaligned set (rows of
+    kind ``unaligned``), when measured, is scored apart: each network predicted from the suite and
+    ``shots`` zoo networks of other families than its own, as the zoo's are. The alignment term is
+    fitted after the per-class costs (``layer_suite.class_fit_mask``), as the device cache fits it;
+    ``joint_align`` fits it with them instead (what was tried first)."""
     from maple_edge_lite.device.builders import layer_suite as LS
-    from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
+    from maple_edge_lite.learn.layer_cost import LayerCostModel
 
-    suite, nets = load(path)
+    suite, nets, unal = load(path)
     bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
     weights = [bw if kind in LS.BLOCK_KINDS else 1.0 for kind, _ in suite.values()]
     Fs = np.array([features("suite", n)[0] for n in suite])
@@ -175,10 +236,20 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     y = np.array([nets[n][1] for n in names])
     F = np.array([features("zoo", n)[0] for n in names])
     macs = np.array([features("zoo", n)[1] for n in names])
+    un = list(unal)
+    Fu = np.array([features("unaligned", n)[0] for n in un]).reshape(len(un), -1)
+    if align is not None:  # the alignment term: per conv-like class, the MMACs of unaligned layers
+        Fs = np.column_stack([Fs, [unaligned("suite", n, align) for n in suite]])
+        F = np.column_stack([F, [unaligned("zoo", n, align) for n in names]])
+        Fu = np.column_stack([Fu, np.array([unaligned("unaligned", n, align) for n in un]).reshape(len(un), -1)])
     if cache_bytes is not None:  # the spill term: the MB each network's layers move beyond the cache
         Fs = np.column_stack([Fs, [spill("suite", n, cache_bytes) for n in suite]])
         F = np.column_stack([F, [spill("zoo", n, cache_bytes) for n in names]])
-    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes)
+        Fu = np.column_stack([Fu, [spill("unaligned", n, cache_bytes) for n in un]])
+    class_fit = None
+    if align is not None and not joint_align:
+        class_fit = [n not in LS.UNALIGNED_PROBES for n in suite]
+    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes, align=align, class_fit=class_fit)
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
@@ -187,24 +258,51 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
         for d in range(draws):
             rng = np.random.default_rng([d, sum(map(ord, f))])
             shot = rng.choice(other, min(shots, len(other)), replace=False)
-            m = LayerCostModel(base.c0, base.w, cache_bytes=base.cache_bytes, w_spill=base.w_spill)
-            m.noise = base.noise
-            m.calibrate(F[shot], y[shot])
-            preds["layer_cost"][d, test] = m.predict(F[test])
-            los[d, test], his[d, test] = m.interval(F[test])
-            preds["suite_sum"][d, test] = base.predict(F[test])
-            a, b = macs_linear(macs[shot], y[shot])
-            preds["macs_linear"][d, test] = np.maximum(a + b * macs[test], 1e-6)
-            s = float(np.exp(np.mean(np.log(y[shot] / macs[shot]))))
-            preds["scaled_macs"][d, test] = s * macs[test]
-    res = {}
-    for mname, P in preds.items():
-        runs = [_metrics(P[d], y, *((los[d], his[d]) if mname == "layer_cost" else ())) for d in range(draws)]
-        res[mname] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
-    per_net = {n: {"family": fam[i], "measured_ms": y[i], "layer_cost_ms": float(np.median(preds["layer_cost"][:, i]))}
-               for i, n in enumerate(names)}
-    spill_fit = None if cache_bytes is None else {"cache_bytes": cache_bytes, "ms_per_mb": base.w_spill}
-    return res, per_net, len(names), len(set(fam)), spill_fit
+            _predict(base, F, y, macs, shot, test, d, F[test], macs[test], preds, los, his)
+    # The unaligned set: each network held out, its family's zoo networks kept out of the shots.
+    yu = np.array([unal[n][1] for n in un])
+    macs_u = np.array([features("unaligned", n)[1] for n in un])
+    preds_u = {m: np.zeros((draws, len(un))) for m in preds}
+    los_u, his_u = np.zeros((draws, len(un))), np.zeros((draws, len(un)))
+    for i, n in enumerate(un):
+        other = np.flatnonzero(fam != unal[n][0])
+        for d in range(draws):
+            rng = np.random.default_rng([d, sum(map(ord, n))])
+            shot = rng.choice(other, min(shots, len(other)), replace=False)
+            _predict(base, F, y, macs, shot, [i], d, Fu[[i]], macs_u[[i]], preds_u, los_u, his_u)
+
+    def summary(preds, y, los, his, names, fams):
+        res = {}
+        for mname, P in preds.items():
+            runs = [_metrics(P[d], y, *((los[d], his[d]) if mname == "layer_cost" else ())) for d in range(draws)]
+            res[mname] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+        per_net = {n: {"family": fams[i], "measured_ms": y[i],
+                       **{f"{m}_ms": float(np.median(preds[m][:, i])) for m in preds}} for i, n in enumerate(names)}
+        return res, per_net
+
+    res, per_net = summary(preds, y, los, his, names, fam)
+    res_u, per_net_u = summary(preds_u, yu, los_u, his_u, un, [unal[n][0] for n in un]) if un else ({}, {})
+    fit = {"spill": None if cache_bytes is None else {"cache_bytes": cache_bytes, "ms_per_mb": base.w_spill},
+           "align": None if align is None else {"channels": align, "ms_per_unaligned_mmac": base.w_align.tolist()}}
+    return res, per_net, len(names), len(set(fam)), fit, res_u, per_net_u
+
+
+def _predict(base, F, y, macs, shot, test, d, Ft, macs_t, preds, los, his):
+    """One draw's predictions of the networks ``test`` (features Ft, MACs macs_t) by every method,
+    calibrated on the zoo networks ``shot``."""
+    from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
+
+    m = LayerCostModel(base.c0, base.w, cache_bytes=base.cache_bytes, w_spill=base.w_spill, align=base.align,
+                       w_align=base.w_align if base.has_align else None)
+    m.noise = base.noise
+    m.calibrate(F[shot], y[shot])
+    preds["layer_cost"][d, test] = m.predict(Ft)
+    los[d, test], his[d, test] = m.interval(Ft)
+    preds["suite_sum"][d, test] = base.predict(Ft)
+    a, b = macs_linear(macs[shot], y[shot])
+    preds["macs_linear"][d, test] = np.maximum(a + b * macs_t, 1e-6)
+    s = float(np.exp(np.mean(np.log(y[shot] / macs[shot]))))
+    preds["scaled_macs"][d, test] = s * macs_t
 
 
 def _score(args) -> int:
@@ -226,36 +324,56 @@ def _score(args) -> int:
         from maple_edge_lite.learn import layer_cost
 
         layer_cost.CLASS_SD = args.class_sd
-    report = {"shots": args.shots, "draws": args.draws, "runtimes": {}}
+    from maple_edge_lite.learn.layer_cost import ALIGN
+
+    align = None if args.no_align else ALIGN
+    report = {"shots": args.shots, "draws": args.draws, "align": align, "runtimes": {}}
     for p in paths:
         cache, source = cache_of(p, args.spill_cache_mb, args.no_spill)
-        res, per_net, n, nf, sp = score_runtime(p, args.shots, args.draws, args.block_weight, cache)
+        res, per_net, n, nf, fit, res_u, per_net_u = score_runtime(p, args.shots, args.draws, args.block_weight,
+                                                                   cache, align, args.joint_align)
         report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net,
-                                      "spill": dict(sp or {}, source=source)}
+                                      "spill": dict(fit["spill"] or {}, source=source), "align": fit["align"],
+                                      "unaligned": {"methods": res_u, "networks_detail": per_net_u}}
     methods = list(next(iter(report["runtimes"].values()))["methods"])
     report["mean"] = {m: {k: float(np.mean([r["methods"][m][k] for r in report["runtimes"].values()]))
                           for k in report["runtimes"][paths[0].stem]["methods"][m]} for m in methods}
+    with_u = [r for r in report["runtimes"].values() if r["unaligned"]["methods"]]
+    if with_u:
+        report["unaligned_mean"] = {m: {k: float(np.mean([r["unaligned"]["methods"][m][k] for r in with_u]))
+                                        for k in with_u[0]["unaligned"]["methods"][m]} for m in methods}
     if args.json:
         print(json.dumps(report, indent=1, default=float))
         return 0
     print(f"leave one family out, {args.shots} whole networks of other families + the layer suite, "
           f"{args.draws} draws")
     for rt, blk in report["runtimes"].items():
-        sp = blk["spill"]
+        sp, al = blk["spill"], blk["align"]
         print(f"  {rt}: spill term " + (f"beyond {sp['cache_bytes'] / 2**20:g} MiB ({sp['source']}), fitted "
                                        f"{1000 * sp['ms_per_mb']:.1f} us per MB" if "cache_bytes" in sp
-                                       else f"off ({sp['source']})"))
-    print()
-    head = f"{'method':14s}" + "".join(f"{r:>28s}" for r in report["runtimes"]) + f"{'mean':>28s}"
-    print(head)
-    print(" " * 14 + "   ±10%   MAPE  rho  cover" * (len(report["runtimes"]) + 1))
-    for m in methods:
-        line = f"{m:14s}"
-        for blk in list(report["runtimes"].values()) + [{"methods": report["mean"]}]:
-            r = blk["methods"][m]
-            line += f"   {r['acc10']:.2f} {r['mape']:6.1f} {r['spearman']:.3f} " + (
-                f"{r['cover']:.2f}" if "cover" in r else "  - ")
-        print(line)
+                                       else f"off ({sp['source']})")
+              + "; alignment term " + ("off (--no-align)" if al is None else
+                                       f"at {al['channels']} channels, fitted " + ", ".join(
+                                           f"{c} {1000 * w:.2f}" for c, w in zip(("conv", "pw", "dw", "grouped"),
+                                                                                  al["ms_per_unaligned_mmac"]))
+                                       + " us per unaligned MMAC"))
+
+    def table(title, blocks, mean):
+        print(f"\n{title}")
+        print(f"{'method':14s}" + "".join(f"{r:>28s}" for r in blocks) + f"{'mean':>28s}")
+        print(" " * 14 + "   ±10%   MAPE  rho  cover" * (len(blocks) + 1))
+        for m in methods:
+            line = f"{m:14s}"
+            for r in [b[m] for b in blocks.values()] + [mean[m]]:
+                line += f"   {r['acc10']:.2f} {r['mape']:6.1f} {r['spearman']:.3f} " + (
+                    f"{r['cover']:.2f}" if "cover" in r else "  - ")
+            print(line)
+
+    table("the zoo", {rt: b["methods"] for rt, b in report["runtimes"].items()}, report["mean"])
+    if with_u:
+        table("the unaligned set (UNALIGNED; rho over its few networks)",
+              {rt: b["unaligned"]["methods"] for rt, b in report["runtimes"].items() if b["unaligned"]["methods"]},
+              report["unaligned_mean"])
     print("\nlayer_cost per family (held out): ±10% share, then each network's error (median over draws, %)")
     for rt, blk in report["runtimes"].items():
         print(f"{rt}:")
@@ -265,6 +383,10 @@ def _score(args) -> int:
         for f, e in fams.items():
             e = np.array(e)
             print(f"  {f:14s} {np.mean(np.abs(e) <= 0.10):4.2f}  " + " ".join(f"{100 * x:+.0f}" for x in e))
+        for n, v in blk["unaligned"]["networks_detail"].items():
+            print(f"  unaligned {n:24s} measured {v['measured_ms']:7.3f} ms, layer_cost {v['layer_cost_ms']:7.3f} "
+                  f"({100 * (v['layer_cost_ms'] / v['measured_ms'] - 1):+.0f}%), macs_linear "
+                  f"{100 * (v['macs_linear_ms'] / v['measured_ms'] - 1):+.0f}%")
     return 0
 
 
@@ -279,8 +401,9 @@ def main(argv=None) -> int:
                    "file is then vm-<runtime>-<precision>-<threads>t.csv")
     m.add_argument("--names", help="comma-separated zoo names (default all)")
     m.add_argument("--out")
-    m.add_argument("--what", choices=("all", "suite", "zoo"), default="all",
-                   help="measure only the layer suite or only the zoo, keeping the other part's rows")
+    m.add_argument("--what", choices=("all", "suite", "zoo", "unaligned"), default="all",
+                   help="measure only the layer suite, only the zoo or only the unaligned set (UNALIGNED), keeping "
+                   "the other parts' rows (all: the suite and the zoo)")
     m.set_defaults(func=_measure)
     s = sub.add_parser("score")
     s.add_argument("--data", default=str(DATA))
@@ -294,6 +417,13 @@ def main(argv=None) -> int:
                     help="the cache (MiB) of the layer cost model's spill term, instead of the one the data file's "
                     "sidecar records (else this machine's per-core cache, device.host.core_cache)")
     sp.add_argument("--no-spill", action="store_true", help="score the layer cost model without its spill term")
+    al = s.add_mutually_exclusive_group()
+    al.add_argument("--no-align", action="store_true",
+                    help="score the layer cost model without its alignment term (channel counts off a multiple of "
+                    "learn.layer_cost.ALIGN)")
+    al.add_argument("--joint-align", action="store_true",
+                    help="fit the alignment term together with the per-class costs, on every suite entry, instead "
+                    "of after them (layer_suite.class_fit_mask)")
     s.add_argument("--class-sd", type=float, default=None,
                    help="the calibration prior's per-class deviation (default learn.layer_cost.CLASS_SD, 0: one scale)")
     s.set_defaults(func=_score)

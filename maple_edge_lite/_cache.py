@@ -609,7 +609,8 @@ __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_i
 
 #: Zoo networks measured to calibrate a device's layer cost model (five families, 2-20 ms here).
 LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "squeezenet1_1")
-#: ``core``: the same model as a ``.melw`` (format 4 with the spill term, else 3) the C core evaluates (``mel_model_predict_layers``),
+#: ``core``: the same model as a ``.melw`` (format 5 with a nonzero alignment term, else 4 with the spill term, else
+#: 3) the C core evaluates (``mel_model_predict_layers``),
 #: for a scheduler; ``predict --onnx`` predicts through it too.
 LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core": "layer_model.melw"}
 
@@ -696,7 +697,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     from .device.builders import layer_suite, zoo
     from .device.host import core_cache
     from .format import write_atomic
-    from .learn.layer_cost import LayerCostModel, network_features
+    from .learn.layer_cost import ALIGN, ALIGN_CLASSES, LayerCostModel, network_features
 
     suite = {s.name: s for s in layer_suite.default_suite()}
     t = time.perf_counter()
@@ -723,9 +724,12 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     # does not tell it; the manifest records why). The key holds the same number.
     cache = core_cache()
     cb = key["cache_bytes"]
-    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n])), cb) for n in sn])
+    # The alignment term: the MMACs of layers whose channel counts are off a multiple of ALIGN.
+    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(suite[n])), cb, ALIGN) for n in sn])
     y = np.array([e["latency_ms"] for e in doc["entries"]])
-    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights([suite[n] for n in sn]), cache_bytes=cb)
+    specs = [suite[n] for n in sn]
+    model = LayerCostModel.from_suite(F, y, layer_suite.fit_weights(specs), cache_bytes=cb, align=ALIGN,
+                                      class_fit=layer_suite.class_fit_mask(specs))
     noise = model.noise
     zn = list(zw)
     Fz = np.array([model.features(layers.from_onnx(build(n))) for n in zn])
@@ -740,5 +744,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
                     "calibration": {n: round(float(v), 6) for n, v in zip(zn, yz)}, "calibration_rejected": z_rej,
                     "calibration_timing": z_settings, "files": dict(LAYER_FILES),
                     "core_cache": dict(cache, bytes=cb, spill_ms_per_mb=model.w_spill if model.has_spill else None),
+                    "align": {"channels": model.align, "ms_per_unaligned_mmac": dict(zip(ALIGN_CLASSES,
+                                                                                         model.w_align.tolist()))},
                     "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
         write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())

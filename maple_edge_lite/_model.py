@@ -125,6 +125,15 @@ class Model:
         return tuple(self._m.layer_names(1))
 
     @property
+    def layer_align(self) -> tuple:
+        """A layer cost model's alignment term, ``(align, min_cin, ms_per_mmac)``: a layer whose
+        ``cout``, or whose ``cin`` when above ``min_cin``, is not a multiple of ``align`` channels
+        adds ``ms_per_mmac[kind]`` (one per :attr:`layer_kinds`) per MMAC to its kind's part;
+        ``(0, 0, zeros)`` for a model without the term (formats 3 and 4)."""
+        a, c, w = self._m.layer_align
+        return int(a), int(c), tuple(w)
+
+    @property
     def layer_spill(self) -> tuple:
         """A layer cost model's spill term, ``(threshold_bytes, ms_per_mb)``: each layer adds
         ``ms_per_mb`` per MB its bytes read plus written exceed the threshold (the device's

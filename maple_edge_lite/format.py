@@ -18,7 +18,8 @@ from ._errors import InputError, MapleEdgeError, MapleEdgeIOError, MapleEdgePerm
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
-FORMAT_VERSION = 4  # the newest this package writes: 3 holds a layer cost model, 4 one with the spill term;
+FORMAT_VERSION = 5  # the newest this package writes: 3 holds a layer cost model, 4 one with the spill term,
+#                    5 one with the alignment term;
 #                    an MLP is written as 1 or 2
 BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
@@ -31,6 +32,8 @@ LAYER_COST_FORMAT_VERSION = 3
 LAYER_COST_SCHEME = 1  # the LAYER_COST section's arithmetic (docs/format.md)
 LAYER_COST_SPILL_FORMAT_VERSION = 4  # a layer cost model with the spill term: LAYER_COST scheme 2
 LAYER_COST_SPILL_SCHEME = 2
+LAYER_COST_ALIGN_FORMAT_VERSION = 5  # a layer cost model with the alignment term: LAYER_COST scheme 3
+LAYER_COST_ALIGN_SCHEME = 3
 SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
@@ -195,6 +198,7 @@ def encode_layer_cost(
     level: float,
     metadata: Mapping,
     spill: Optional[tuple] = None,
+    align: Optional[tuple] = None,
 ) -> bytes:
     """The bytes of a format-3 ``.melw`` file holding a layer cost model (docs/format.md,
     LAYER_COST): per layer ``kind_w[kind] . [1, MMACs, MB read, MB written]`` into part
@@ -205,6 +209,11 @@ def encode_layer_cost(
     ``ms_per_mb * max(0, bytes_read + bytes_written - threshold_bytes) / 1e6`` to ``part``); the
     file is then format 4 (LAYER_COST scheme 2), which readers before it refuse with a version
     error; without it, format 3 as before.
+    ``align``: ``(alignment, min_cin, per_kind)``, the alignment term (a layer whose ``cout``, or
+    whose ``cin`` when above ``min_cin``, is not a multiple of ``alignment`` adds
+    ``per_kind[kind] * MMACs`` to its kind's part); the file is then format 5 (LAYER_COST scheme 3,
+    which carries the spill term too when ``spill`` is given); ``columns`` must then name ``cin``
+    and ``cout``.
     ``columns``: the row layout (``ARRAY_COLUMNS``), which must name ``kind``, ``macs``,
     ``bytes_read``, ``bytes_written`` and ``activation``. ``InputError`` for anything out of shape
     or range."""
@@ -249,20 +258,39 @@ def encode_layer_cost(
                 and np.isfinite(w_spill) and w_spill >= 0):
             raise InputError(f"layer cost model: spill must be (part in 1..{p - 1}, threshold bytes >= 0, ms per MB "
                              f">= 0), finite; not {spill!r}")
+    floats = [kind_w, act_w]
+    if align is not None:
+        al, min_cin, per_kind = align
+        per_kind = np.asarray(per_kind, dtype=np.float64)
+        if any(c not in cols for c in ("cin", "cout")):
+            raise InputError("layer cost model: the alignment term needs the row columns 'cin' and 'cout'")
+        if not (isinstance(al, (int, np.integer)) and 2 <= al <= 1024 and isinstance(min_cin, (int, np.integer))
+                and 0 <= min_cin < 2**32 and per_kind.shape == (nk,) and np.all(np.isfinite(np.float32(per_kind)))
+                and np.all(per_kind >= 0)):
+            raise InputError(f"layer cost model: align must be (alignment in 2..1024, min_cin >= 0, {nk} finite "
+                             f"ms per unaligned MMAC >= 0, one per kind); not {align!r}")
+        floats.append(per_kind)
     z = NormalDist().inv_cdf((1 + level) / 2)
     scheme = LAYER_COST_SCHEME if spill is None else LAYER_COST_SPILL_SCHEME
+    scheme = LAYER_COST_ALIGN_SCHEME if align is not None else scheme
     body = struct.pack("<8I", scheme, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
     body += struct.pack("<6I", *(cols.index(c) for c in need), 0)
     body += struct.pack("<4d", float(c0_ms), float(level), float(z), float(noise))
     if spill is not None:
         body += struct.pack("<2I2d", int(sp), 0, float(threshold), float(w_spill))
+    elif align is not None:  # scheme 3 without the spill term: spill_part 0
+        body += struct.pack("<2I2d", 0, 0, 0.0, 0.0)
+    if align is not None:
+        body += struct.pack("<4I", int(al), int(min_cin), cols.index("cin"), cols.index("cout"))
     idx = np.concatenate([kind_part, act_part]).astype("<u4").tobytes()
     body += idx + b"\0" * (-len(idx) % 8)
-    flt = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (kind_w, act_w, mult, post))
+    flt = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (*floats, mult, post))
     body += flt + b"\0" * (-len(flt) % 8)
     body += _names_bytes(kinds) + _names_bytes(activations)
     sections = [(SEC_LAYER_COST, body), (SEC_FEATURES, struct.pack("<I", len(cols)) + _names_bytes(cols)),
                 (SEC_METADATA, meta)]
+    if align is not None:
+        return _container(sections, LAYER_COST_ALIGN_FORMAT_VERSION)
     return _container(sections, LAYER_COST_FORMAT_VERSION if spill is None else LAYER_COST_SPILL_FORMAT_VERSION)
 
 

@@ -268,6 +268,122 @@ def test_network_features_with_a_cache():
     assert m.predict(m.features(t)[None])[0] == pytest.approx(0.1 + 0.5 * 2.5)
 
 
+def _conv(kind, cin, cout, macs, groups=1):
+    """A layer-table row whose channel counts the table reads from its shapes (no override)."""
+    return dict(_layer(kind, macs), inputs=[[1, cin, 8, 8]], output=[1, cout, 8, 8], groups=groups)
+
+
+def test_unaligned_mmacs_by_hand():
+    """At alignment 8: a 3 -> 19 stem (output off 8: counted), a 3 -> 16 stem (3 input channels are
+    not counted), a 12 -> 16 conv (input above 4 and off 8), a 38 -> 64 pointwise, a 38-channel
+    depthwise, a 40-channel depthwise, a 76 -> 76 grouped conv of 4 groups, an aligned 64 -> 128
+    pointwise and a gemm 19 -> 1000 (not conv-like): conv 2 + 1.5, pointwise 0.5, depthwise 0.25,
+    grouped 4 MMACs. At 2: only the 19-channel stem."""
+    t = _table([_conv("conv", 3, 19, 2_000_000), _conv("conv", 3, 16, 9_000_000), _conv("conv", 12, 16, 1_500_000),
+                _conv("pointwise", 38, 64, 500_000), _conv("depthwise", 38, 38, 250_000, 38),
+                _conv("depthwise", 40, 40, 330_000, 40), _conv("grouped", 76, 76, 4_000_000, 4),
+                _conv("pointwise", 64, 128, 7_000_000), dict(_layer("gemm", 19_000), inputs=[[1, 19]], output=[1, 1000])])
+    A = t.array()
+    assert A[:, L.ARRAY_COLUMNS.index("cin")].tolist() == [3, 3, 12, 38, 38, 40, 76, 64, 19]  # the table's counts
+    np.testing.assert_allclose(LC.unaligned_mmacs(t), [3.5, 0.5, 0.25, 4.0])
+    np.testing.assert_allclose(LC.unaligned_mmacs(t, 2), [2.0, 0, 0, 0])
+    assert not LC.unaligned_mmacs(_table([])).any()
+    f = LC.network_features(t, 2_000_000, 8)
+    assert len(f) == len(LC.FEATURE_NAMES) + 4 + 1 and f[-1] == LC.spill_mbytes(t, 2_000_000)
+    np.testing.assert_array_equal(f[:len(LC.FEATURE_NAMES)], LC.network_features(t))
+    np.testing.assert_allclose(f[len(LC.FEATURE_NAMES):-1], [3.5, 0.5, 0.25, 4.0])
+    np.testing.assert_array_equal(LC.network_features(t, align=8), f[:-1])
+    for bad in (0, 1, 8.0, True, None, 2000):
+        with pytest.raises(mel.InputError, match="align must be a whole number"):
+            LC.unaligned_mmacs(t, bad)
+
+
+def test_alignment_model_fits_calibrates_and_round_trips():
+    """A suite whose unaligned entries cost 0.004 ms per unaligned conv MMAC and 0.02 per unaligned
+    depthwise MMAC more: ``from_suite(align=8)`` recovers both (and 0 for the others) beside the spill
+    term; the extra lands in its class's part (the class's multiplier calibrates it); networks
+    without unaligned layers predict exactly as with a model without the term; JSON round trip."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=120, seed=5)
+    rng = np.random.default_rng(7)
+    U = np.zeros((len(y), 4))
+    names = [c for c, _ in LC.CLASSES]
+    for i in range(len(y)):  # a third of the conv-like entries unaligned: all of their MMACs
+        c = i % len(LC.CLASSES)
+        if names[c] in LC.ALIGN_CLASSES and i % 3 == 0:
+            U[i, LC.ALIGN_CLASSES.index(names[c])] = F[i, c * q + 1]
+    e = rng.uniform(0, 30, len(y)) * (np.arange(len(y)) % 4 == 0)
+    wa = np.array([0.004, 0.0, 0.02, 0.0])
+    y = y + U @ wa + 0.05 * e
+    m = LC.LayerCostModel.from_suite(np.column_stack([F, U, e]), y, cache_bytes=2e6, align=8)
+    assert m.has_align and m.align == 8 and m.n_features == len(LC.FEATURE_NAMES) + 5
+    np.testing.assert_allclose(m.w_align, wa, atol=1e-9)
+    assert m.w_spill == pytest.approx(0.05, rel=1e-6) and np.allclose(m.w, w, rtol=1e-6, atol=1e-9)
+    with pytest.raises(mel.InputError, match="4 unaligned MMACs"):
+        LC.LayerCostModel.from_suite(np.column_stack([F, e]), y, cache_bytes=2e6, align=8)
+    with pytest.raises(mel.InputError, match="needs the alignment"):
+        LC.LayerCostModel(0.0, w, w_align=[0.1, 0, 0, 0])
+    with pytest.raises(mel.InputError, match="w_align must be 4 finite numbers >= 0"):
+        LC.LayerCostModel(0.0, w, align=8, w_align=[-0.1, 0, 0, 0])
+    # parts: the unaligned MMACs in their class's part
+    Fn = np.column_stack([F[:10], U[:10], e[:10]])
+    parts = m.parts(Fn)
+    for j, c in enumerate(LC.ALIGN_CLASSES):
+        k = names.index(c)
+        np.testing.assert_allclose(parts[:, 1 + k], F[:10, k * q:(k + 1) * q] @ m.w[k * q:(k + 1) * q] + wa[j] * U[:10, j])
+    # calibrated 1.3x slower: one scale, and the coefficients carry the term's calibrated cost
+    c = LC.LayerCostModel(m.c0, m.w, cache_bytes=2e6, w_spill=m.w_spill, align=8, w_align=m.w_align)
+    c.calibrate(Fn[:5], 1.3 * m.predict(Fn[:5]))
+    c0, wc = c.coefficients()
+    assert len(wc) == len(LC.FEATURE_NAMES) + 5
+    np.testing.assert_allclose(c0 + Fn @ wc, c.predict(Fn), rtol=1e-12)
+    # aligned rows: the plain model's prediction, bit for bit
+    plain = LC.LayerCostModel(m.c0, m.w, cache_bytes=2e6, w_spill=m.w_spill)
+    A = np.column_stack([F, np.zeros((len(y), 4)), e])
+    np.testing.assert_array_equal(m.predict(A), plain.predict(np.column_stack([F, e])))
+    back = LC.LayerCostModel.from_dict(c.to_dict())
+    assert back.align == 8 and back.to_dict() == c.to_dict()
+    np.testing.assert_array_equal(back.predict(Fn), c.predict(Fn))
+    assert LC.LayerCostModel.from_dict(LC.LayerCostModel(0.1, w).to_dict()).align is None
+    with pytest.raises(mel.FormatError, match="feature schema 3"):  # a model of the schema before the term
+        LC.LayerCostModel.from_dict(dict(c.to_dict(), feature_schema=3))
+
+
+def test_alignment_term_fitted_after_the_classes():
+    """``class_fit``: the per-class costs come from the marked entries alone (exactly the fit
+    without the others and without the term), the alignment term from what they leave of every
+    entry with unaligned MMACs: 0.006 ms per unaligned depthwise MMAC on probes whose classes cost
+    what the rest say; an entry with a few unaligned MMACs inside the class fit (a ShuffleNet unit)
+    is predicted with the term on top."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=110, seed=3)
+    names = [c for c, _ in LC.CLASSES]
+    k = names.index("depthwise")
+    probe = np.zeros(len(y), bool)
+    U = np.zeros((len(y), 4))
+    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
+    probe[rows[:4]] = True
+    U[rows[:4], 2] = F[rows[:4], k * q + 1]
+    y = y + 0.006 * U[:, 2]
+    m = LC.LayerCostModel.from_suite(np.column_stack([F, U]), y, align=8, class_fit=~probe)
+    c0, wp = LC.fit_suite(F[~probe], y[~probe])
+    assert m.c0 == c0 and np.array_equal(m.w, wp)  # the classes: the fit without the probes
+    np.testing.assert_allclose(m.w_align, [0, 0, 0.006, 0], atol=1e-9)
+    np.testing.assert_allclose(m.predict(np.column_stack([F, U])), y, rtol=1e-7)
+    with pytest.raises(mel.InputError, match="give align"):
+        LC.LayerCostModel.from_suite(F, y, class_fit=~probe)
+    with pytest.raises(mel.InputError, match="booleans, one per entry"):
+        LC.LayerCostModel.from_suite(np.column_stack([F, U]), y, align=8, class_fit=[True])
+    # the suite's probes are the entries it leaves out of the class fit
+    suite = LS.default_suite()
+    mask = dict(zip((s.name for s in suite), LS.class_fit_mask(suite)))
+    assert {n for n, v in mask.items() if not v} == set(LS.UNALIGNED_PROBES) and len(LS.UNALIGNED_PROBES) == 5
+
+
 def test_macs_linear():
     a, b = LC.macs_linear([1e6, 2e6, 4e6], [1.5, 2.5, 4.5])
     assert a == pytest.approx(0.5) and b == pytest.approx(1e-6)
@@ -317,5 +433,12 @@ def test_every_suite_entry_builds_the_layers_it_names():
     wts = dict(zip((s.name for s in suite), LS.fit_weights(suite)))
     assert wts["bottleneck@256x56x56x2"] == LS.BLOCK_WEIGHT and wts["conv@64x28x28x4"] == 1.0
     assert sum(v == LS.BLOCK_WEIGHT for v in wts.values()) == sum(s.kind in LS.BLOCK_KINDS for s in suite) == 12
+    # the unaligned entries: each conv-like class has some, and their layers are unaligned at 8
+    un = {s.name: LC.unaligned_mmacs(L.from_onnx(LS.layer_onnx(s))) for s in suite
+          if s.name in ("conv@19x56x56x4", "pointwise@154x14x14x4", "depthwise_irk3e77@19x56x56x2",
+                        "groupede19@76x28x28x4")}
+    assert len(un) == 4 and (np.sum(list(un.values()), axis=0) > 0).all()
+    assert un["conv@19x56x56x4"][0] == pytest.approx(4 * 19 * 19 * 9 * 56 * 56 / 1e6)  # by hand
+    assert not LC.unaligned_mmacs(L.from_onnx(LS.layer_onnx(conv))).any()
     with pytest.raises(mel.InputError, match="unknown kind"):
         LS.layer_onnx(LS.LayerSpec("x@1", "nope", 8, 8, 1))

@@ -31,11 +31,14 @@ HERE = Path(__file__).resolve().parent
 HEADER = HERE.parent / "csrc" / "include" / "maple_edge_lite" / "maple_edge_lite.h"
 
 
-def _random_model(seed: int, calibrated: bool = True, cache_bytes=None) -> LC.LayerCostModel:
-    """A random model; with ``cache_bytes``, with a spill term of 0.01-0.1 ms per MB beyond it."""
+def _random_model(seed: int, calibrated: bool = True, cache_bytes=None, align=None) -> LC.LayerCostModel:
+    """A random model; with ``cache_bytes``, with a spill term of 0.01-0.1 ms per MB beyond it;
+    with ``align``, with an alignment term of 0.001-0.02 ms per unaligned MMAC per class."""
     rng = np.random.default_rng(seed)
     w = rng.uniform(0.0, 0.2, len(LC.FEATURE_NAMES)) * (rng.random(len(LC.FEATURE_NAMES)) < 0.8)
     spill = {} if cache_bytes is None else {"cache_bytes": cache_bytes, "w_spill": rng.uniform(0.01, 0.1)}
+    if align is not None:
+        spill.update(align=align, w_align=rng.uniform(0.001, 0.02, len(LC.ALIGN_CLASSES)))
     m = LC.LayerCostModel(rng.uniform(0.05, 1.0), w, **spill)
     m.noise = 0.07
     if calibrated:  # multipliers away from 1 and a posterior of full rank
@@ -90,6 +93,104 @@ def test_core_equals_numpy_model_on_the_zoo(tmp_path, zoo_tables, seed, calibrat
         assert got[1] < got[0] < got[2]
         assert core.predict_layers(t.array(), interval=False) == (got[0],)
     assert cache is None or spilled >= 20  # the term is exercised: most zoo networks move bytes beyond the cache
+
+
+@pytest.mark.parametrize("seed, calibrated, cache", [(7, True, None), (8, False, 2 * 2**20), (9, True, 250_000)])
+def test_core_equals_numpy_model_with_the_alignment_term(tmp_path, zoo_tables, seed, calibrated, cache):
+    """Format 5 (scheme 3): the zoo (ShuffleNetV2 x1.0's 58/116 channels, MobileNetV3's and
+    EfficientNet's squeeze-excite 1x1s are unaligned; the rest not) and the same network families
+    rebuilt at unaligned widths, with and without the spill term."""
+    from maple_edge_lite.device.builders import zoo
+    from maple_edge_lite.device.builders._graph import Graph
+    from maple_edge_lite.device.builders._zoo_misc import shufflenet_v2
+    from maple_edge_lite.device.builders._zoo_mobile import mobilenet_v1
+
+    m = _random_model(seed, calibrated, cache, align=8)
+    core = _packed(tmp_path, m)
+    data = (tmp_path / "lc.melw").read_bytes()
+    assert struct.unpack_from("<H", data, 12)[0] == 5 and struct.unpack_from("<I", data, _section(data, 8)[0])[0] == 3
+    assert core.layer_spill == ((0.0, 0.0) if cache is None else (cache, m.w_spill))
+    a, min_cin, per_kind = core.layer_align
+    assert (a, min_cin) == (8, 4) and len(per_kind) == len(L.KINDS)
+    for k, v in zip(L.KINDS, per_kind):  # the class's coefficient for conv-like kinds, 0 for the others
+        cls = next((c for c, kinds in LC.CLASSES if k in kinds), "other")
+        want = m.w_align[LC.ALIGN_CLASSES.index(cls)] if cls in LC.ALIGN_CLASSES else 0.0
+        assert v == pytest.approx(want, rel=1e-7), k
+    assert sum(v > 0 for v in per_kind) == 5  # conv, deconv, pointwise, depthwise, grouped
+
+    def built(fn):
+        g = Graph(0)
+        g.rename_output(fn(g))
+        return L.from_onnx(g.serialize("n", [1, 3, 160, 160], [1, 1000], "", {}))
+
+    tables = dict(zoo_tables)
+    tables["v1_0.6"] = built(lambda g: mobilenet_v1(g, 0.6, 1000))
+    tables["v1_0.35"] = built(lambda g: mobilenet_v1(g, 0.35, 1000))
+    tables["shufflenet_x1.0_160"] = built(lambda g: shufflenet_v2(g, "1.0", 1000, 160))
+    unaligned = 0
+    for name, t in tables.items():
+        f = m.features(t)[None]
+        unaligned += f[0, len(LC.FEATURE_NAMES):len(LC.FEATURE_NAMES) + 4].sum() > 0
+        want = np.array([m.predict(f)[0], *(v[0] for v in m.interval(f))])
+        np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6, err_msg=name)
+    assert unaligned >= 5
+    # aligned networks: exactly what the model without the term predicts
+    plain = LC.LayerCostModel(m.c0, m.w, cache_bytes=m.cache_bytes, w_spill=m.w_spill)
+    plain.mult, plain.post, plain.noise = m.mult, m.post, m.noise
+    core0 = _packed(tmp_path, plain, "plain.melw")
+    for name in ("resnet50", "mobilenet_v1_0.25_128", "regnet_x_400mf"):
+        assert not LC.unaligned_mmacs(zoo_tables[name]).any()
+        assert core.predict_layers(zoo_tables[name].array()) == core0.predict_layers(zoo_tables[name].array())
+    assert zoo.zoo_family("shufflenet_v2_x1.0") == "shufflenet_v2"
+
+
+def test_hand_worked_alignment_network(tmp_path):
+    """Alignment 8; the conv class [0.01 ms, 0.002 ms/MMAC, 0, 0] and 0.003 ms per unaligned MMAC,
+    the depthwise class [0.005, 0.004, 0, 0] and 0.02 per unaligned MMAC, pointwise [0, 0.001, 0,
+    0] and 0 (fitted as nothing): a stem conv 3 -> 19 channels (10 MMACs; its output is off 8:
+    0.01 + 0.02 + 0.03 = 0.06 ms), a stem conv 3 -> 16 (10 MMACs; 3 input channels are not counted:
+    0.03 ms), a depthwise 38 -> 38 (2 MMACs: 0.005 + 0.008 + 0.04 = 0.053 ms), a depthwise 40 -> 40
+    (2 MMACs: 0.013 ms), a pointwise 38 -> 64 (5 MMACs: 0.005 ms, no extra at 0), a conv 12 -> 16
+    (1 MMAC: its 12 input channels, above 4 and off 8, count: 0.01 + 0.002 + 0.003 = 0.015 ms), a
+    gemm 19 -> 1000 (not conv-like: its class's 0). c0 0.5 ms, uncalibrated."""
+    w = np.zeros((len(LC.CLASSES), 4))
+    names = [c for c, _ in LC.CLASSES]
+    w[names.index("conv")] = [0.01, 0.002, 0.0, 0.0]
+    w[names.index("depthwise")] = [0.005, 0.004, 0.0, 0.0]
+    w[names.index("pointwise")] = [0.0, 0.001, 0.0, 0.0]
+    m = LC.LayerCostModel(0.5, w.ravel(), align=8, w_align=[0.003, 0.0, 0.02, 0.0])
+    m.noise = 0.05
+    core = _packed(tmp_path, m)
+
+    def row(kind, cin, cout, mmacs):
+        A = _table([_layer(kind, int(mmacs * 1e6))]).array()
+        A[0, L.ARRAY_COLUMNS.index("cin")], A[0, L.ARRAY_COLUMNS.index("cout")] = cin, cout
+        return A
+
+    rows = [row("conv", 3, 19, 10), row("conv", 3, 16, 10), row("depthwise", 38, 38, 2), row("depthwise", 40, 40, 2),
+            row("pointwise", 38, 64, 5), row("conv", 12, 16, 1), row("gemm", 19, 1000, 0.019)]
+    A = np.concatenate(rows)
+    ms = 0.5 + 0.06 + 0.03 + 0.053 + 0.013 + 0.005 + 0.015
+    assert core.predict_layers(A)[0] == pytest.approx(ms, rel=1e-6)
+    np.testing.assert_allclose(LC.unaligned_mmacs(_Rows(A)), [10 + 1, 5, 2, 0])
+    assert m.predict(m.features(_Rows(A))[None])[0] == pytest.approx(ms, rel=1e-12)
+    # alignment 2 (packed as such): every count above but 19 is even, so only the 3 -> 19 stem
+    m2 = LC.LayerCostModel(0.5, w.ravel(), align=2, w_align=[0.003, 0.0, 0.02, 0.0])
+    assert _packed(tmp_path, m2, "a2.melw").predict_layers(A)[0] == pytest.approx(ms - 0.003 - 0.04, rel=1e-6)
+    # a model whose term is all 0 is written without it (format 3) and predicts as the plain model
+    m0 = LC.LayerCostModel(0.5, w.ravel(), align=8, w_align=[0.0] * 4)
+    c0 = _packed(tmp_path, m0, "a0.melw")
+    assert struct.unpack_from("<H", (tmp_path / "a0.melw").read_bytes(), 12)[0] == 3
+    assert c0.layer_align == (0, 0, (0.0,) * len(L.KINDS))
+    assert c0.predict_layers(A)[0] == pytest.approx(ms - 0.03 - 0.04 - 0.003, rel=1e-6)
+
+
+class _Rows:
+    def __init__(self, a):
+        self._a = a
+
+    def array(self):
+        return self._a
 
 
 @pytest.mark.parametrize("cache", [None, 5_000_000])
@@ -292,6 +393,12 @@ def spill_bytes(tmp_path_factory):
     return LC.pack(_random_model(3, cache_bytes=2 * 2**20), p)
 
 
+@pytest.fixture(scope="module")
+def align_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("lc") / "a.melw"
+    return LC.pack(_random_model(3, align=8), p)
+
+
 def _edit(data, at, fmt, value):
     b = bytearray(data)
     struct.pack_into(fmt, b, at, value)
@@ -308,7 +415,9 @@ IDX = 88 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in the sec
 
 CORRUPT = [  # (name, edit of (data, LAYER_COST offset), exception, message)
     ("format_2", lambda d, o: _edit(d, 12, "<H", 2), mel.FormatError, "section count 3 is out of range"),
-    ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.VersionError, "arithmetic scheme 3, unknown to this reader"),
+    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown to this reader"),
+    ("scheme_3_in_format_3", lambda d, o: _edit(d, o, "<I", 3), mel.FormatError,
+     "arithmetic scheme 3 (the alignment term) in a format-3 file"),
     ("scheme_2_in_format_3", lambda d, o: _edit(d, o, "<I", 2), mel.FormatError,
      "arithmetic scheme 2 (the spill term) in a format-3 file"),
     ("schema_0", lambda d, o: _edit(d, o + 4, "<I", 0), mel.FormatError, "layer-table schema is 0"),
@@ -350,10 +459,11 @@ def test_corrupt_layer_cost_sections(lc_bytes, name, edit, exc, msg):
 SIDX = 112 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-2 section
 CORRUPT_SPILL = [  # the format-4 (scheme 2) file's own fields
     ("format_3", lambda d, o: _edit(d, 12, "<H", 3), mel.FormatError, "arithmetic scheme 2 (the spill term) in a format-3"),
-    ("format_5", lambda d, o: _edit(d, 12, "<H", 5), mel.VersionError, "format version 5 is not supported"),
+    ("format_6", lambda d, o: _edit(d, 12, "<H", 6), mel.VersionError, "format version 6 is not supported"),
     # read in scheme 1's layout, the spill part is kind 0's and the reserved 0 kind 1's part
     ("scheme_1", lambda d, o: _edit(d, o, "<I", 1), mel.FormatError, "kind 1 names part 0"),
-    ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.VersionError, "arithmetic scheme 3, unknown"),
+    ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.FormatError, "arithmetic scheme 3 (the alignment term) in a format-4"),
+    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown"),
     ("spill_part_0", lambda d, o: _edit(d, o + 88, "<I", 0), mel.FormatError, "spill term names part 0"),
     ("spill_part_P+1", lambda d, o: _edit(d, o + 88, "<I", P + 1), mel.FormatError, f"spill term names part {P + 1}"),
     ("spill_reserved", lambda d, o: _edit(d, o + 92, "<I", 7), mel.FormatError, "reserved field is not zero"),
@@ -384,6 +494,39 @@ def test_corrupt_spill_sections(spill_bytes, name, edit, exc, msg):
     secs = [(k, body if k == 8 else spill_bytes[o:o + s]) for k, _, o, s in table]
     with pytest.raises(mel.FormatError, match="is too short"):
         mel.Model.from_bytes(_container(secs, 4))
+
+
+AIDX = 128 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-3 section
+CORRUPT_ALIGN = [  # the format-5 (scheme 3) file's own fields; this one has no spill term (part 0)
+    ("format_4", lambda d, o: _edit(d, 12, "<H", 4), mel.FormatError, "scheme 3 (the alignment term) in a format-4"),
+    ("format_6", lambda d, o: _edit(d, 12, "<H", 6), mel.VersionError, "format version 6 is not supported"),
+    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown"),
+    ("spill_part_P", lambda d, o: _edit(d, o + 88, "<I", P), mel.FormatError, f"spill term names part {P} (must be 0"),
+    ("spill_w_without_part", lambda d, o: _edit(d, o + 104, "<d", 0.5), mel.FormatError,
+     "no spill term (part 0) but a nonzero spill threshold or coefficient"),
+    ("align_0", lambda d, o: _edit(d, o + 112, "<I", 0), mel.FormatError, "channel alignment is 0 (must be 2..1024)"),
+    ("align_1", lambda d, o: _edit(d, o + 112, "<I", 1), mel.FormatError, "channel alignment is 1"),
+    ("align_huge", lambda d, o: _edit(d, o + 112, "<I", 4096), mel.FormatError, "channel alignment is 4096"),
+    ("col_cin", lambda d, o: _edit(d, o + 120, "<I", 22), mel.FormatError, "column of cin or cout is beyond"),
+    ("col_cout", lambda d, o: _edit(d, o + 124, "<I", 99), mel.FormatError, "column of cin or cout is beyond"),
+    ("kind_part_0", lambda d, o: _edit(d, o + 128, "<I", 0), mel.FormatError, "kind 0 names part 0"),
+    ("align_w_nan", lambda d, o: _edit(d, o + AIDX + 4 * (4 * NK + 4 * NA), "<f", float("nan")), mel.FormatError,
+     "alignment coefficient value 0 is not finite"),
+    ("align_w_negative", lambda d, o: _edit(d, o + AIDX + 4 * (4 * NK + 4 * NA + 2), "<f", -0.5), mel.FormatError,
+     "alignment coefficient 2 is negative"),
+    ("mult_nan", lambda d, o: _edit(d, o + AIDX + 4 * (5 * NK + 4 * NA), "<f", float("nan")), mel.FormatError,
+     "multiplier value 0 is not finite"),
+]
+
+
+@pytest.mark.parametrize("name, edit, exc, msg", CORRUPT_ALIGN, ids=[c[0] for c in CORRUPT_ALIGN])
+def test_corrupt_align_sections(align_bytes, name, edit, exc, msg):
+    off, _ = _section(align_bytes, 8)
+    assert struct.unpack_from("<H", align_bytes, 12)[0] == 5 and struct.unpack_from("<I", align_bytes, off)[0] == 3
+    assert struct.unpack_from("<4I", align_bytes, off + 112) == (8, 4, L.ARRAY_COLUMNS.index("cin"),
+                                                                 L.ARRAY_COLUMNS.index("cout"))
+    with pytest.raises(exc, match=re.escape(msg)):
+        mel.Model.from_bytes(edit(align_bytes, off))
 
 
 def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
@@ -419,12 +562,12 @@ def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
         mel.Model.from_bytes(_container([secs[0], (4, feat), secs[2]], 3))
 
 
-@pytest.mark.parametrize("which", ["format_3", "format_4_spill"])
-def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes, spill_bytes, which):
+@pytest.mark.parametrize("which", ["format_3", "format_4_spill", "format_5_align"])
+def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes, spill_bytes, align_bytes, which):
     """Every truncation; a flipped bit in every byte of the LAYER_COST section, with the checksums
     left stale (ChecksumError) and fixed (then the field checks: a FormatError, or a model that
     still loads and predicts a finite positive number or refuses with a MapleEdgeError)."""
-    lc_bytes = lc_bytes if which == "format_3" else spill_bytes
+    lc_bytes = {"format_3": lc_bytes, "format_4_spill": spill_bytes, "format_5_align": align_bytes}[which]
     for n in range(len(lc_bytes)):
         with pytest.raises(mel.FormatError):
             mel.Model.from_bytes(lc_bytes[:n])

@@ -540,6 +540,15 @@ PYBIND11_MODULE(_core, mod) {
         })
         .def("predict_layers", &predict_layers, py::arg("rows"), py::arg("table_schema"), py::arg("interval") = true)
         .def("layer_names", &layer_names, py::arg("which"))
+        .def_property_readonly("layer_align", [](const PyModel& m) {
+            uint32_t align = 0, min_cin = 0;
+            check(mel_model_layer_align(m.handle(), &align, &min_cin));
+            size_t n = 0;
+            check(mel_model_layer_align_cost(m.handle(), nullptr, 0, &n));
+            std::vector<double> w(n);
+            check(mel_model_layer_align_cost(m.handle(), w.data(), w.size(), &n));
+            return py::make_tuple(align, min_cin, py::tuple(py::cast(w)));
+        })
         .def_property_readonly("layer_spill", [](const PyModel& m) {
             double threshold = 0.0, w = 0.0;
             check(mel_model_layer_spill(m.handle(), &threshold, &w));

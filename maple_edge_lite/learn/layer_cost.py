@@ -14,7 +14,19 @@ like the cell predictor's.
 per-core cache (``device.host.core_cache``: the L2 here, 2 MiB), priced per MB and calibrated as a
 part of its own; off (``cache_bytes`` None) where sysfs tells no cache. On this VM's zoo
 (``benchmarks/zoo.py score`` against ``score --no-spill``): ±10% ONNX Runtime 0.69 -> 0.81,
-OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB.
+OpenVINO f32 0.56 -> 0.62, MNN 0.44 -> 0.46, OpenVINO bf16 0.24 -> 0.16, 38-49 us per MB
+(layer suite version 2).
+
+**Alignment** (:func:`unaligned_mmacs`): per conv-like class (:data:`ALIGN_CLASSES`), the MACs of
+layers whose output channels, or input channels above :data:`ALIGN_MIN_CIN`, are not a multiple of
+:data:`ALIGN` (8), priced per MMAC in their class's part: ONNX Runtime runs such convolutions off
+its blocked NCHWc layout. Fitted after the classes (``from_suite(class_fit=)``: the classes on the
+suite without its unaligned entries, then the term alone on what they leave), so aligned networks
+predict as before; fitted jointly it cost ONNX Runtime's zoo 0.78 -> 0.62. Suite, zoo and
+``benchmarks/zoo.py``'s unaligned set measured in one sitting (``score --data
+benchmarks/data/zoo-same-sitting`` against ``--no-align``): the unaligned set's MAPE ONNX Runtime
+48% -> 22%, OpenVINO f32 15% -> 8.5%, MNN 37% -> 37%; the zoo's ±10% 0.78 -> 0.81, 0.75 -> 0.75,
+0.56 -> 0.56. Carried by the ``.melw`` as LAYER_COST scheme 3 (format 5) when not all 0.
 
 **Fit** (:func:`fit_suite`): non-negative least squares in relative error over the suite's
 measured entries (each entry a short chain of one kind of layer at one shape, or two chained
@@ -31,7 +43,11 @@ networks: the suite's fit as it is. Measured on this VM's zoo (``benchmarks/zoo.
 --class-sd S``, leave one family out, five networks of other families): per-class deviations did
 not transfer across families (±10% ONNX Runtime 0.81 / 0.80 / 0.78 and OpenVINO f32 0.62 / 0.61 /
 0.52 with CLASS_SD 0 / 0.03 / 0.1), so CLASS_SD is 0: one scale. The posterior gives the interval
-(:meth:`interval`)."""
+(:meth:`interval`).
+
+This is one cohesive module: the features, the fit, the model and the packer that checks its
+per-layer form against those features change together (the spill and the alignment terms each
+touched all four), so they stay in one file past the usual 600 lines."""
 
 from __future__ import annotations
 
@@ -61,11 +77,24 @@ _ACTIVATION_CLASS = [c for c, _ in CLASSES].index("activation")
 _SEPARATE_ACTIVATIONS = ("hardswish", "hardsigmoid", "sigmoid", "swish", "leakyrelu")
 #: Feature schema of the layer cost model (versioned with the names below and how they are
 #: computed; 1, never released, lacked the pass of a fused SiLU/hardswish; 3 adds
-#: :data:`SPILL_FEATURE` after them for a model fitted with a cache size).
-FEATURE_SCHEMA = 3
+#: :data:`SPILL_FEATURE` after them for a model fitted with a cache size; 4 adds
+#: :data:`ALIGN_FEATURES` before it for a model fitted with a channel alignment).
+FEATURE_SCHEMA = 4
 FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
-#: The feature after :data:`FEATURE_NAMES` of a model with a spill term: :func:`spill_mbytes`.
+#: The feature after :data:`FEATURE_NAMES` (and :data:`ALIGN_FEATURES`) of a model with a spill term:
+#: :func:`spill_mbytes`.
 SPILL_FEATURE = "spill:mbytes"
+#: The classes whose layers a runtime's blocked layout takes only at aligned channel counts
+#: (:func:`unaligned_mmacs`), and the features of a model with the alignment term: per class, the
+#: MMACs of its unaligned layers, after :data:`FEATURE_NAMES`.
+ALIGN_CLASSES: Tuple[str, ...] = ("conv", "pointwise", "depthwise", "grouped")
+ALIGN_FEATURES: Tuple[str, ...] = tuple(f"{c}:unaligned_mmacs" for c in ALIGN_CLASSES)
+#: The channel alignment a model is fitted with by default (ONNX Runtime's NCHWc block on AVX2 and
+#: AVX-512 machines is 8 or 16 floats; every count that is a multiple of 16 is one of 8) and the
+#: input channels at or below which a layer's input is not counted (an image stem: 3 channels,
+#: which every layout takes).
+ALIGN = 8
+ALIGN_MIN_CIN = 4
 #: Calibration prior: the multipliers share one scale (sd SCALE_SD: how far whole networks are
 #: from their layers timed alone on this device) and each deviates from it a little (CLASS_SD).
 SCALE_SD = 0.3
@@ -87,13 +116,19 @@ def _class_index() -> Dict[str, int]:
     return {k: out.get(k, other) for k in KINDS}
 
 
-def network_features(table, cache_bytes: Optional[float] = None) -> np.ndarray:
+def network_features(table, cache_bytes: Optional[float] = None, align: Optional[int] = None) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of a ``LayerTable``: per cost class, the
     number of layers, their MACs in millions, the MB they read and the MB they write; with
-    ``cache_bytes``, one more, :data:`SPILL_FEATURE` (:func:`spill_mbytes` against that cache:
-    what a model with a spill term takes, :meth:`LayerCostModel.features`)."""
-    if cache_bytes is not None:
-        return np.append(network_features(table), spill_mbytes(table, cache_bytes))
+    ``align``, then :data:`ALIGN_FEATURES` (:func:`unaligned_mmacs` at that alignment); with
+    ``cache_bytes``, last, :data:`SPILL_FEATURE` (:func:`spill_mbytes` against that cache):
+    what a model with those terms takes (:meth:`LayerCostModel.features`)."""
+    if cache_bytes is not None or align is not None:
+        parts = [network_features(table)]
+        if align is not None:
+            parts.append(unaligned_mmacs(table, align))
+        if cache_bytes is not None:
+            parts.append([spill_mbytes(table, cache_bytes)])
+        return np.concatenate(parts)
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
     A = np.asarray(table.array(), dtype=np.float64)
@@ -141,6 +176,43 @@ def spill_mbytes(table, cache_bytes: float) -> float:
         return 0.0
     moved = A[:, ARRAY_COLUMNS.index("bytes_read")] + A[:, ARRAY_COLUMNS.index("bytes_written")]
     return float(np.maximum(moved - c, 0.0).sum() / 1e6)
+
+
+def unaligned_mmacs(table, align: int = ALIGN) -> np.ndarray:
+    """Per class of :data:`ALIGN_CLASSES`, the MACs (millions) of a ``LayerTable``'s *unaligned*
+    layers: those whose output channels (``cout``), or whose input channels (``cin``) when more
+    than :data:`ALIGN_MIN_CIN`, are not a multiple of ``align``.
+
+    ONNX Runtime converts a convolution to its blocked (NCHWc) layout only when its channel counts
+    fit the block; the others run on its generic path, measured here at up to ~2x the cost per
+    MAC (MobileNetV1 0.6 at 192: 19, 38, 76, ... channels, 4.15 ms against 1.60 / 2.48 / 3.16 ms
+    for the aligned widths 0.5 / 0.625 / 0.75). The model prices these MACs once more, per class
+    (>= 0, fitted on the suite's unaligned entries): aligned networks have none, and a runtime
+    without such a layout fits about 0. A layer's ``cin`` is all its input channels (a grouped or
+    depthwise layer's too), as the layer table counts them."""
+    from ..device.layers import ARRAY_COLUMNS, KINDS
+
+    a = _check_align(align, "unaligned_mmacs")
+    out = np.zeros(len(ALIGN_CLASSES))
+    A = np.asarray(table.array(), dtype=np.float64)
+    if A.size == 0:
+        return out
+    col = ARRAY_COLUMNS.index
+    idx = _class_index()
+    names = [c for c, _ in CLASSES]
+    pos = {names.index(c): j for j, c in enumerate(ALIGN_CLASSES)}
+    cls = np.array([pos.get(idx[k], -1) for k in KINDS])[A[:, col("kind")].astype(int)]
+    cin, cout = A[:, col("cin")], A[:, col("cout")]
+    off = (np.mod(cout, a) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, a) != 0))
+    sel = off & (cls >= 0)
+    np.add.at(out, cls[sel], A[sel, col("macs")] / 1e6)
+    return out
+
+
+def _check_align(align, where: str) -> int:
+    if isinstance(align, bool) or not isinstance(align, (int, np.integer)) or not 2 <= int(align) <= 1024:
+        raise InputError(f"{where}: align must be a whole number of channels in 2..1024 (e.g. 8), not {align!r}")
+    return int(align)
 
 
 def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
@@ -219,13 +291,30 @@ class LayerCostModel:
     ``cache_bytes`` (None: no spill term) is the per-core cache the model was fitted with and
     ``w_spill`` its cost in ms per MB moved beyond it (:func:`spill_mbytes`): a part of its own,
     after the classes, calibrated and in the posterior like them. Such a model takes features
-    with :data:`SPILL_FEATURE` last (:meth:`features`)."""
+    with :data:`SPILL_FEATURE` last (:meth:`features`).
 
-    def __init__(self, c0_ms: float, w: np.ndarray, *, cache_bytes: Optional[float] = None, w_spill: float = 0.0):
+    ``align`` (None: no alignment term) is the channel alignment the model was fitted with and
+    ``w_align`` the ms per MMAC of unaligned layers (:func:`unaligned_mmacs`), one per class of
+    :data:`ALIGN_CLASSES`, >= 0: in their class's part (the class's multiplier calibrates them).
+    Such a model takes :data:`ALIGN_FEATURES` after :data:`FEATURE_NAMES`."""
+
+    def __init__(self, c0_ms: float, w: np.ndarray, *, cache_bytes: Optional[float] = None, w_spill: float = 0.0,
+                 align: Optional[int] = None, w_align=None):
         self.c0 = float(c0_ms)
         self.w = np.asarray(w, dtype=np.float64)
         if self.w.shape != (len(FEATURE_NAMES),):
             raise InputError(f"LayerCostModel: {self.w.shape} weights, expected {len(FEATURE_NAMES)}")
+        if align is not None:
+            align = _check_align(align, "LayerCostModel")
+            wa = np.zeros(len(ALIGN_CLASSES)) if w_align is None else np.asarray(w_align, dtype=np.float64)
+            if wa.shape != (len(ALIGN_CLASSES),) or not (np.all(np.isfinite(wa)) and np.all(wa >= 0)):
+                raise InputError(f"LayerCostModel: w_align must be {len(ALIGN_CLASSES)} finite numbers >= 0 (ms per "
+                                 f"unaligned MMAC of {', '.join(ALIGN_CLASSES)}), not {w_align!r}")
+        elif w_align is not None and np.any(np.asarray(w_align, dtype=np.float64) != 0):
+            raise InputError("LayerCostModel: an alignment cost (w_align) needs the alignment it was fitted with "
+                             "(align)")
+        self.align = align
+        self.w_align = wa if align is not None else np.zeros(len(ALIGN_CLASSES))
         if cache_bytes is not None:
             cache_bytes = float(cache_bytes)
             if not (np.isfinite(cache_bytes) and cache_bytes >= 0 and np.isfinite(w_spill) and w_spill >= 0):
@@ -248,32 +337,82 @@ class LayerCostModel:
         return self.cache_bytes is not None
 
     @property
+    def has_align(self) -> bool:
+        """Whether the model has the alignment term (an alignment)."""
+        return self.align is not None
+
+    @property
     def n_features(self) -> int:
-        """Columns of the features the model takes: :data:`FEATURE_NAMES`, then the spill MB."""
-        return len(FEATURE_NAMES) + self.has_spill
+        """Columns of the features the model takes: :data:`FEATURE_NAMES`, then the unaligned
+        MMACs (:data:`ALIGN_FEATURES`), then the spill MB."""
+        return len(FEATURE_NAMES) + len(ALIGN_FEATURES) * self.has_align + self.has_spill
 
     def features(self, table) -> np.ndarray:
-        """:func:`network_features` of a ``LayerTable`` as this model takes them (with the spill
-        MB against its cache when it has the term)."""
-        return network_features(table) if self.cache_bytes is None else network_features(table, self.cache_bytes)
+        """:func:`network_features` of a ``LayerTable`` as this model takes them (with the
+        unaligned MMACs at its alignment and the spill MB against its cache when it has the terms)."""
+        if self.cache_bytes is None and self.align is None:
+            return network_features(table)
+        return network_features(table, self.cache_bytes, self.align)
 
     @classmethod
-    def from_suite(cls, F, latency_ms, weights=None, *, cache_bytes: Optional[float] = None) -> "LayerCostModel":
+    def from_suite(cls, F, latency_ms, weights=None, *, cache_bytes: Optional[float] = None,
+                   align: Optional[int] = None, class_fit=None) -> "LayerCostModel":
         """The suite's fit (:func:`fit_suite`, ``weights`` per entry), its noise the robust
-        relative error over every entry. With ``cache_bytes``, F's last column is each entry's
-        spill MB against that cache (``network_features(t, cache_bytes)``), fitted as the spill
-        term."""
+        relative error over every entry. F's columns are ``network_features(t, cache_bytes,
+        align)``: with ``align``, the unaligned MMACs after :data:`FEATURE_NAMES`, fitted as the
+        alignment term; with ``cache_bytes``, each entry's spill MB last, fitted as the spill term.
+
+        ``class_fit`` (one bool per entry; with ``align``): fit in two stages. The per-class
+        coefficients (and the spill term) on the entries it marks, as a model without the term
+        would be fitted; then the alignment term alone (NNLS, >= 0, relative error, the same
+        weights) on what they leave of every entry with unaligned MMACs. A suite's entries built to
+        measure alignment (``layer_suite.class_fit_mask``) are left out of the first stage, so
+        aligned networks predict exactly as the suite without them says: fitted jointly, the term
+        moved per-layer costs that the zoo's small networks rely on (docs/layers.md)."""
         F = np.atleast_2d(np.asarray(F, dtype=np.float64))
-        if cache_bytes is None:
+        nf, na = len(FEATURE_NAMES), len(ALIGN_FEATURES) * (align is not None)
+        want = nf + na + (cache_bytes is not None)
+        if F.shape[1] != want:
+            raise InputError(f"from_suite: the features are {want} columns ({nf} per class"
+                             + (f", {na} unaligned MMACs" if na else "") + (", the spill MB" if cache_bytes is not None
+                                                                            else "") + f"), not {F.shape[1]}")
+        if class_fit is not None:
+            return cls._from_suite_two_stage(F, latency_ms, weights, cache_bytes, align, class_fit)
+        if want == nf:
             m = cls(*fit_suite(F, latency_ms, weights))
         else:
-            if F.shape[1] != len(FEATURE_NAMES) + 1:
-                raise InputError(f"from_suite: with cache_bytes the features are {len(FEATURE_NAMES)} + 1 (the spill "
-                                 f"MB) columns, not {F.shape[1]}")
-            c0, w, ws = fit_suite(F[:, :-1], latency_ms, weights, extra=F[:, -1])
-            m = cls(c0, w, cache_bytes=cache_bytes, w_spill=float(ws[0]))
+            c0, w, we = fit_suite(F[:, :nf], latency_ms, weights, extra=F[:, nf:])
+            m = cls(c0, w, cache_bytes=cache_bytes, w_spill=float(we[-1]) if cache_bytes is not None else 0.0,
+                    align=align, w_align=we[:na] if na else None)
         r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
         m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
+        return m
+
+    @classmethod
+    def _from_suite_two_stage(cls, F, latency_ms, weights, cache_bytes, align, class_fit) -> "LayerCostModel":
+        nf, na = len(FEATURE_NAMES), len(ALIGN_FEATURES)
+        y = np.asarray(latency_ms, dtype=np.float64)
+        mask = np.asarray(class_fit, dtype=bool)
+        if align is None:
+            raise InputError("from_suite: class_fit fits the alignment term in a stage of its own; give align")
+        if mask.shape != (len(F),) or not mask.any():
+            raise InputError(f"from_suite: class_fit must be {len(F)} booleans, one per entry, not all False")
+        wts = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        rest = np.column_stack([F[:, :nf], F[:, nf + na:]])
+        base = cls.from_suite(rest[mask], y[mask], wts[mask], cache_bytes=cache_bytes)
+        U = F[:, nf:nf + na]
+        on = U.sum(axis=1) > 0
+        wa = np.zeros(na)
+        if on.any():
+            sw = np.sqrt(wts[on])
+            r = (y[on] - base.predict(rest[on])) / y[on] * sw
+            A = U[on] / y[on, None] * sw[:, None]
+            norm = np.linalg.norm(A, axis=0)
+            norm[norm == 0] = 1.0
+            wa = _nnls(A / norm, r) / norm
+        m = cls(base.c0, base.w, cache_bytes=cache_bytes, w_spill=base.w_spill, align=align, w_align=wa)
+        lr = np.log(m.predict(F) / y)
+        m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(lr))))
         return m
 
     def parts(self, F: np.ndarray) -> np.ndarray:
@@ -287,9 +426,13 @@ class LayerCostModel:
         q = len(QUANTITIES)
         nf = len(FEATURE_NAMES)
         P = (F[:, :nf] * self.w).reshape(len(F), len(CLASSES), q).sum(2)
+        if self.has_align:  # each class's unaligned MMACs, in its part
+            names = [c for c, _ in CLASSES]
+            for j, c in enumerate(ALIGN_CLASSES):
+                P[:, names.index(c)] += self.w_align[j] * F[:, nf + j]
         cols = [np.full(len(F), self.c0), P]
         if self.has_spill:
-            cols.append(self.w_spill * F[:, nf])
+            cols.append(self.w_spill * F[:, -1])
         return np.column_stack(cols)
 
     def calibrate(self, F, latency_ms) -> "LayerCostModel":
@@ -310,10 +453,14 @@ class LayerCostModel:
         return self
 
     def coefficients(self) -> Tuple[float, np.ndarray]:
-        """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES` (then, with the spill
-        term, its calibrated ms per MB as w's last value)."""
+        """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES` (then, with the
+        alignment term, its calibrated ms per unaligned MMAC per class of :data:`ALIGN_CLASSES`;
+        then, with the spill term, its calibrated ms per MB as w's last value)."""
         q = len(QUANTITIES)
         w = self.w * np.repeat(self.mult[1:1 + len(CLASSES)], q)
+        if self.has_align:
+            names = [c for c, _ in CLASSES]
+            w = np.append(w, self.w_align * self.mult[[1 + names.index(c) for c in ALIGN_CLASSES]])
         if self.has_spill:
             w = np.append(w, self.w_spill * self.mult[-1])
         return self.c0 * self.mult[0], w
@@ -327,6 +474,7 @@ class LayerCostModel:
         return {"schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "feature_names": list(FEATURE_NAMES),
                 "classes": [c for c, _ in CLASSES], "c0_ms": self.c0, "w": self.w.tolist(),
                 "cache_bytes": self.cache_bytes, "w_spill": self.w_spill,
+                "align": self.align, "w_align": self.w_align.tolist(),
                 "mult": self.mult.tolist(), "post": self.post.tolist(), "noise": self.noise, "shots": self.shots}
 
     @classmethod
@@ -343,7 +491,8 @@ class LayerCostModel:
         try:
             cache = d["cache_bytes"]
             m = cls(float(d["c0_ms"]), np.asarray(d["w"], dtype=np.float64),
-                    cache_bytes=None if cache is None else float(cache), w_spill=float(d["w_spill"]))
+                    cache_bytes=None if cache is None else float(cache), w_spill=float(d["w_spill"]),
+                    align=d["align"], w_align=d["w_align"])
             m.mult = np.asarray(d["mult"], dtype=np.float64)
             m.post = np.asarray(d["post"], dtype=np.float64)
             m.noise = float(d["noise"])
@@ -369,7 +518,7 @@ class LayerCostModel:
 
 
 #: Schema of a saved layer cost model (``LayerCostModel.to_dict``).
-MODEL_SCHEMA = "maple_edge_lite.layer_model/2"  # 2: cache_bytes and w_spill
+MODEL_SCHEMA = "maple_edge_lite.layer_model/3"  # 2: cache_bytes and w_spill; 3: align and w_align
 
 
 
@@ -388,7 +537,7 @@ def macs_linear(macs: Sequence[float], latency_ms: Sequence[float]) -> Tuple[flo
 
 def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> bytes:
     """Write ``model`` as a format-3 ``.melw`` (docs/format.md, LAYER_COST; format 4, scheme 2,
-    for a model with the spill term) that the C++ core
+    for a model with the spill term; format 5, scheme 3, for one whose alignment term is not 0) that the C++ core
     evaluates layer by layer (``Model.predict_layers``, ``mel_model_predict_layers``); returns
     the bytes written (atomically). The kind -> class mapping (:data:`CLASSES`) and the
     activations that run as a pass of their own are resolved here, into one coefficient row
@@ -411,7 +560,14 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     act_part = [1 + _ACTIVATION_CLASS if a in _SEPARATE_ACTIVATIONS else 0 for a in ACTIVATIONS]
     kind_w = np.array([W[idx[k]] for k in KINDS])
     act_w = np.array([W[_ACTIVATION_CLASS] if p else np.zeros(q) for p in act_part])
-    _check_per_layer(model, kind_part, kind_w, act_part, act_w)
+    # The alignment term per kind (ms per unaligned MMAC, 0 outside ALIGN_CLASSES); a model whose
+    # term is all 0 predicts as one without it, and is written without it (the oldest format).
+    align = None
+    if model.has_align and np.any(model.w_align > 0):
+        names = [c for c, _ in CLASSES]
+        by_class = {names.index(c): model.w_align[j] for j, c in enumerate(ALIGN_CLASSES)}
+        align = (model.align, ALIGN_MIN_CIN, np.array([by_class.get(idx[k], 0.0) for k in KINDS]))
+    _check_per_layer(model, kind_part, kind_w, act_part, act_w, align)
     user = dict(metadata or {})
     reserved = {"schema", "packed_by", "model_kind"} & set(user)
     if reserved:
@@ -419,26 +575,33 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     meta = {"schema": METADATA_SCHEMA, "packed_by": f"maple_edge_lite {__version__}", "model_kind": "layer_cost",
             "layer_model_schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "layer_table_schema": SCHEMA,
             "classes": [c for c, _ in CLASSES], "shots": model.shots, "cache_bytes": model.cache_bytes,
+            "align": model.align,
             "provenance": user.pop("provenance", {})}
     meta.update(user)
     data = encode_layer_cost(table_schema=int(SCHEMA.rsplit("/", 1)[1]), columns=ARRAY_COLUMNS, kinds=KINDS,
                              activations=ACTIVATIONS, kind_part=kind_part, kind_w=kind_w, act_part=act_part,
                              act_w=act_w, c0_ms=model.c0, mult=model.mult, post=model.post, noise=model.noise,
                              level=level, metadata=meta,
-                             spill=(len(CLASSES) + 1, model.cache_bytes, model.w_spill) if model.has_spill else None)
+                             spill=(len(CLASSES) + 1, model.cache_bytes, model.w_spill) if model.has_spill else None,
+                             align=align)
     write_atomic(path, data)
     return data
 
 
-def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w) -> None:
+def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w, align=None) -> None:
     """The per-layer form against ``parts`` over ``network_features``, one layer per (kind,
-    activation) with distinct counts: what pack writes must be what the features compute."""
+    activation, channel counts) with distinct counts: what pack writes must be what the features
+    compute."""
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
     col = ARRAY_COLUMNS.index
-    A = np.zeros((len(KINDS) * len(ACTIVATIONS), len(ARRAY_COLUMNS)))
-    for i, (k, a) in enumerate((k, a) for k in range(len(KINDS)) for a in range(len(ACTIVATIONS))):
-        A[i, [col("kind"), col("activation")]] = k, a
+    # Channel counts: aligned, an unaligned output, an unaligned input, an unaligned stem input.
+    a0 = model.align or ALIGN
+    chans = [(2 * a0, 4 * a0), (2 * a0, 4 * a0 + 1), (2 * a0 + 3, 4 * a0), (3, 2 * a0)][:4 if model.has_align else 1]
+    combos = [(k, a, c) for k in range(len(KINDS)) for a in range(len(ACTIVATIONS)) for c in chans]
+    A = np.zeros((len(combos), len(ARRAY_COLUMNS)))
+    for i, (k, a, c) in enumerate(combos):
+        A[i, [col("kind"), col("activation"), col("cin"), col("cout")]] = k, a, c[0], c[1]
         A[i, [col("macs"), col("bytes_read"), col("bytes_written")]] = (1e6 * (i % 7 + 1), 1e6 * (i % 5 + 1),
                                                                           1e6 * (i % 3 + 1))
     for rows in [A[i:i + 1] for i in range(len(A))]:
@@ -453,6 +616,11 @@ def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w) 
             parts[act_part[a]] += act_w[a] @ np.array([1.0, 0.0, x[3], x[3]])
         if model.has_spill:  # the core's spill term, layer by layer
             parts[-1] += model.w_spill * max(0.0, r[col("bytes_read")] + r[col("bytes_written")] - model.cache_bytes) / 1e6
+        if align is not None:  # the core's alignment term, layer by layer
+            al, min_cin, per_kind = align
+            cin, cout = r[col("cin")], r[col("cout")]
+            if cout % al != 0 or (cin > min_cin and cin % al != 0):
+                parts[kind_part[k]] += per_kind[k] * x[1]
         if not np.allclose(parts, want, rtol=1e-9, atol=1e-12):
             raise InputError(f"pack: layer kind {KINDS[k]!r} with activation {ACTIVATIONS[a]!r} costs {want} ms per "
                              f"part over network_features but {parts} per layer: the features are no longer a per-layer "
@@ -469,5 +637,6 @@ class _Rows:
         return self._a
 
 
-__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "SPILL_FEATURE", "MODEL_SCHEMA", "network_features", "spill_mbytes",
-           "fit_suite", "LayerCostModel", "macs_linear", "pack"]
+__all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "SPILL_FEATURE", "ALIGN_CLASSES", "ALIGN_FEATURES", "ALIGN",
+           "ALIGN_MIN_CIN", "MODEL_SCHEMA", "network_features", "spill_mbytes", "unaligned_mmacs", "fit_suite",
+           "LayerCostModel", "macs_linear", "pack"]

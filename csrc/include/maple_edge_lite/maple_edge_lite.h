@@ -38,7 +38,7 @@ extern "C" {
 /* Compile-time version numbers. mel_abi_version() and mel_version() give the run-time ones:
  * a program may check that the library it loaded has the ABI it was compiled against. */
 #define MEL_ABI_VERSION 1            /* bumped on any incompatible change of this header */
-#define MEL_FORMAT_VERSION 4         /* newest .melw container version this library reads (it reads 1 to 3 too) */
+#define MEL_FORMAT_VERSION 5         /* newest .melw container version this library reads (it reads 1 to 4 too) */
 #define MEL_QUANT_SCHEME_VERSION 1   /* int8 quantization scheme inside the container */
 
 /* Reader limits (a file beyond them is rejected with MEL_ERR_LIMIT). */
@@ -178,6 +178,18 @@ MEL_API int mel_model_layer_names(const mel_model* model, int which, const char*
  * device's per-core cache size the model was fitted with), to its own calibrated part. A model
  * without the term (format 3) gives 0 and 0. MEL_ERR_UNSUPPORTED for an MLP. */
 MEL_API int mel_model_layer_spill(const mel_model* model, double* threshold_bytes, double* ms_per_mb);
+
+/* A layer cost model's alignment term (format 5, LAYER_COST scheme 3): a layer whose cout, or whose
+ * cin when above *min_cin, is not a multiple of *align (channels) adds its kind's cost per MMAC
+ * (mel_model_layer_align_cost) to its kind's part. A model without the term (formats 3 and 4)
+ * gives 0 and 0. MEL_ERR_UNSUPPORTED for an MLP. */
+MEL_API int mel_model_layer_align(const mel_model* model, uint32_t* align, uint32_t* min_cin);
+
+/* The alignment term's ms per MMAC of an unaligned layer, one per kind in the order of
+ * mel_model_layer_names(model, 0, ...): *n is set to the number of kinds and the first min(cap, *n)
+ * are written (ms_per_mmac may be NULL to ask *n only). All 0 for a model without the term.
+ * MEL_ERR_UNSUPPORTED for an MLP. */
+MEL_API int mel_model_layer_align_cost(const mel_model* model, double* ms_per_mmac, size_t cap, size_t* n);
 
 /* The layer-table schema a layer cost model was packed for (MEL_ERR_UNSUPPORTED for an MLP). */
 MEL_API int mel_model_layer_table_schema(const mel_model* model, uint32_t* table_schema);

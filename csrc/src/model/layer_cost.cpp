@@ -45,6 +45,12 @@ void predict(const Model& m, const float* rows, size_t n_layers, size_t n_column
                      wr = double(r[lc.col_written]) / 1e6;
         const double* w = lc.kind_w.data() + 4 * size_t(k);
         part[lc.kind_part[k]] += w[0] + w[1] * macs + w[2] * rd + w[3] * wr;
+        if (lc.align) {  // scheme 3: channel counts off the runtime's blocked layout
+            const double cin = r[lc.col_cin], cout = r[lc.col_cout];
+            if (std::fmod(cout, double(lc.align)) != 0.0 ||
+                (cin > double(lc.align_min_cin) && std::fmod(cin, double(lc.align)) != 0.0))
+                part[lc.kind_part[k]] += lc.align_w[k] * macs;
+        }
         if (lc.act_part[a]) {  // a fused activation the runtime runs as a pass over the output
             const double* v = lc.act_w.data() + 4 * size_t(a);
             part[lc.act_part[a]] += v[0] + v[2] * wr + v[3] * wr;
@@ -144,6 +150,27 @@ int mel_model_layer_spill(const mel_model* model, double* threshold_bytes, doubl
         need(ms_per_mb, "ms_per_mb");
         *threshold_bytes = m.lc.spill_part ? m.lc.spill_threshold : 0.0;
         *ms_per_mb = m.lc.spill_part ? m.lc.spill_w : 0.0;
+    });
+}
+
+int mel_model_layer_align(const mel_model* model, uint32_t* align, uint32_t* min_cin) {
+    return guard([&] {
+        const mel::Model& m = mel::layer_model(model);
+        need(align, "align");
+        need(min_cin, "min_cin");
+        *align = m.lc.align;
+        *min_cin = m.lc.align ? m.lc.align_min_cin : 0;
+    });
+}
+
+int mel_model_layer_align_cost(const mel_model* model, double* ms_per_mmac, size_t cap, size_t* n) {
+    return guard([&] {
+        const mel::Model& m = mel::layer_model(model);
+        need(n, "n");
+        const size_t k = m.lc.kinds.size();
+        *n = k;
+        if (ms_per_mmac)
+            for (size_t i = 0; i < k && i < cap; ++i) ms_per_mmac[i] = m.lc.align ? m.lc.align_w[i] : 0.0;
     });
 }
 

@@ -55,6 +55,11 @@ struct LayerCost {
     uint32_t spill_part = 0;
     double spill_threshold = 0.0;  // bytes
     double spill_w = 0.0;          // ms per MB (10^6 bytes) beyond the threshold
+    // Scheme 3 (format 5): the alignment term (and the spill term, spill_part 0 when it has none): a
+    // layer whose cout, or whose cin when above align_min_cin, is not a multiple of align adds
+    // align_w[kind] * MMACs to its kind's part. align 0: no such term (schemes 1 and 2).
+    uint32_t align = 0, align_min_cin = 0, col_cin = 0, col_cout = 0;
+    std::vector<double> align_w;  // [kinds] ms per MMAC of an unaligned layer
     std::vector<std::string> kinds, activations;  // names, in the rows' index order
     std::vector<uint32_t> kind_part;              // [kinds] part of each kind, 1..n_parts-1
     std::vector<uint32_t> act_part;               // [activations] part of its pass, 0 = no pass

@@ -8,8 +8,9 @@ Depthwise convolutions are measured where networks have them, between a 1x1 expa
 projection (``depthwise_ir``): a runtime may fuse them into the 1x1 before (OpenVINO does), so
 alone they cost what no network pays. :data:`BLOCK_KINDS` entries are two chained whole blocks of
 the zoo's families, weighted :data:`BLOCK_WEIGHT` in the fit. The grid spans what the zoo's
-families use: channels 16-2048, spatial sizes 7-112, kernels 1/3/5, strides 1 and 2, groups 1,
-16-wide and depthwise, expansion 2-6. Weights as in the zoo (He-scaled, batch norm at identity),
+families use: channels 16-2048 (and a few counts off a multiple of 8, as width-scaled or pruned
+networks have), spatial sizes 7-112, kernels 1/3/5, strides 1 and 2, groups 1, 16-wide and
+depthwise, expansion 2-6. Weights as in the zoo (He-scaled, batch norm at identity),
 so no denormal reaches a timing.
 
 The suite is a designed grid, not a sample: it is fixed by :data:`SUITE_VERSION` and every
@@ -26,8 +27,8 @@ from ._zoo_common import conv_bn, squeeze_excitation
 
 #: Bumped whenever an entry is added, removed or built differently (2: depthwise between 1x1s
 #: instead of chained alone, whole blocks added; the 1x1 expand/project pairs of 1 dropped, as
-#: every depthwise entry has them now).
-SUITE_VERSION = 2
+#: every depthwise entry has them now; 3: the unaligned entries, channel counts off a multiple of 8).
+SUITE_VERSION = 3
 #: Chained copies of the layer in an entry (shape-preserving kinds).
 REPEAT = 4
 #: Entries that are whole blocks of the zoo's families (two chained), not chains of one kind.
@@ -36,6 +37,11 @@ BLOCK_KINDS = ("invres", "mbconv", "invres_hs", "bottleneck", "basic", "fire", "
 #: a runtime runs a block as it runs it inside a network (fused across layers), so the fit
 #: should follow blocks where they and the one-kind chains disagree.
 BLOCK_WEIGHT = 10.0
+#: Entries built to measure what convolutions cost at channel counts off a multiple of 8 (a
+#: runtime's blocked layout), fitted as the layer cost model's alignment term after the per-class
+#: costs and not with them (:func:`class_fit_mask`).
+UNALIGNED_PROBES = ("conv@19x56x56x4", "pointwise@154x14x14x4", "depthwise_irk3e77@19x56x56x2",
+                    "depthwise_irk3e307@77x14x14x2", "groupede19@76x28x28x4")
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,16 @@ def default_suite() -> List[LayerSpec]:
         s.append(_spec("classifier", c, hw, repeat=1, extra=out))
     for c in (1024,):
         s.append(_spec("gemm", c, 1, extra=c))
+    # Unaligned convolutions: channel counts off a multiple of 8 (a pruned or width-scaled network's
+    # 19, 38, 77, ...), which ONNX Runtime's blocked (NCHWc) layout does not take: they run on its
+    # generic path at up to ~2x the cost per MAC (learn.layer_cost's alignment term fits it).
+    # Five entries keep `profile --suite layers` near a minute (the 1x1s of the depthwise entries
+    # are unaligned too).
+    s.append(_spec("conv", 19, 56))
+    s.append(_spec("pointwise", 154, 14))
+    for cin, c, hw in ((19, 77, 56), (77, 307, 14)):
+        s.append(_spec("depthwise_ir", cin, hw, repeat=2, k=3, extra=c))
+    s.append(_spec("grouped", 76, 28, extra=19))
     # Whole blocks of the zoo's families, two chained: what a runtime fuses across layers
     # (depthwise into pointwise, a residual add into its convolution) shows in these and not in
     # the chains of one kind above.
@@ -122,6 +138,13 @@ def default_suite() -> List[LayerSpec]:
 def fit_weights(specs) -> List[float]:
     """The fit weight of each entry (:data:`BLOCK_WEIGHT` for a block, else 1)."""
     return [BLOCK_WEIGHT if _check(s).kind in BLOCK_KINDS else 1.0 for s in specs]
+
+
+def class_fit_mask(specs) -> List[bool]:
+    """Per entry, whether the layer cost model's per-class costs are fitted on it (every entry but
+    :data:`UNALIGNED_PROBES`, which fit the alignment term alone: ``LayerCostModel.from_suite(...,
+    class_fit=)``)."""
+    return [_check(s).name not in UNALIGNED_PROBES for s in specs]
 
 
 def _check(spec: LayerSpec) -> LayerSpec:
@@ -279,5 +302,5 @@ def layer_onnx(spec: LayerSpec, *, seed: int = 0) -> bytes:
     return g.serialize(f"layer_{spec.kind}", in_shape, out_shape, doc, meta)
 
 
-__all__ = ["LayerSpec", "SUITE_VERSION", "REPEAT", "BLOCK_KINDS", "BLOCK_WEIGHT", "default_suite", "fit_weights",
-           "layer_onnx"]
+__all__ = ["LayerSpec", "SUITE_VERSION", "REPEAT", "BLOCK_KINDS", "BLOCK_WEIGHT", "UNALIGNED_PROBES", "default_suite",
+           "fit_weights", "class_fit_mask", "layer_onnx"]
