@@ -99,10 +99,15 @@ ALIGN_MIN_CIN = 4
 #: from their layers timed alone on this device) and each deviates from it a little (CLASS_SD).
 SCALE_SD = 0.3
 CLASS_SD = 0.0
-#: Least relative noise of a measured network in calibration (repeatability); a device's model
-#: uses the larger of this and the robust sd (1.4826 MAD) of its suite fit's log errors (what the
-#: model misses; the RMS, dominated by a few entries no network resembles, gave 0.98-1.00 coverage).
-NOISE = 0.05
+#: Least relative noise of a network in calibration and in the interval (how far a whole network
+#: is from what its layers say, beyond what the suite fit shows); a device's model uses the larger
+#: of this and the robust sd (1.4826 MAD) of its suite fit's log errors (the RMS, dominated by a
+#: few entries no network resembles, gave 0.98-1.00 coverage). Chosen on the zoo's 90% interval
+#: coverage (``benchmarks/zoo.py score``, leave one family out): ONNX Runtime, whose suite fits
+#: itself to < 5%, 0.80 / 0.88 / 0.96 / 0.99 at 0.05 / 0.08 / 0.1 / 0.12 on the committed files and
+#: 0.78 / 0.95 / 0.98 / 1.00 on those measured in one sitting, ±10% unchanged (0.79-0.81); the other
+#: runtimes' suite fits are above 0.08 already. 0.05 until the spill and alignment terms.
+NOISE = 0.08
 
 
 def _class_index() -> Dict[str, int]:
