@@ -220,6 +220,20 @@ def _check_align(align, where: str) -> int:
     return int(align)
 
 
+def _nnls_unit(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_nnls` with A's columns scaled to unit norm for the solver, then back (a zero
+    column stays as it is)."""
+    norm = np.linalg.norm(A, axis=0)
+    norm[norm == 0] = 1.0
+    return _nnls(A / norm, b) / norm
+
+
+def _robust_noise(m: "LayerCostModel", F, y) -> float:
+    """A model's noise from its fit: the larger of :data:`NOISE` and the robust sd (1.4826 MAD)
+    of its log errors over the entries ``F`` measured at ``y`` ms."""
+    return max(NOISE, 1.4826 * float(np.median(np.abs(np.log(m.predict(F) / y)))))
+
+
 def _nnls(A: np.ndarray, b: np.ndarray, iters: int = 500) -> np.ndarray:
     """min ||A x - b|| subject to x >= 0 (Lawson-Hanson active set; A is small here)."""
     m, n = A.shape
@@ -271,10 +285,7 @@ def fit_suite(F: np.ndarray, latency_ms: Sequence[float],
         raise InputError(f"fit_suite: weights must be {len(y)} finite numbers >= 0, not all 0")
     sw = np.sqrt(sw)
     A = np.column_stack([np.ones(len(y)), F]) / y[:, None] * sw[:, None]
-    # Columns scaled to unit norm for the solver, then back.
-    norm = np.linalg.norm(A, axis=0)
-    norm[norm == 0] = 1.0
-    x = _nnls(A / norm, sw) / norm
+    x = _nnls_unit(A, sw)
     if extra is None:
         return float(x[0]), x[1:]
     return float(x[0]), x[1:1 + nf], x[1 + nf:]
@@ -389,8 +400,7 @@ class LayerCostModel:
             c0, w, we = fit_suite(F[:, :nf], latency_ms, weights, extra=F[:, nf:])
             m = cls(c0, w, cache_bytes=cache_bytes, w_spill=float(we[-1]) if cache_bytes is not None else 0.0,
                     align=align, w_align=we[:na] if na else None)
-        r = np.log(m.predict(F) / np.asarray(latency_ms, dtype=np.float64))
-        m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(r))))
+        m.noise = _robust_noise(m, F, np.asarray(latency_ms, dtype=np.float64))
         return m
 
     @classmethod
@@ -411,13 +421,9 @@ class LayerCostModel:
         if on.any():
             sw = np.sqrt(wts[on])
             r = (y[on] - base.predict(rest[on])) / y[on] * sw
-            A = U[on] / y[on, None] * sw[:, None]
-            norm = np.linalg.norm(A, axis=0)
-            norm[norm == 0] = 1.0
-            wa = _nnls(A / norm, r) / norm
+            wa = _nnls_unit(U[on] / y[on, None] * sw[:, None], r)
         m = cls(base.c0, base.w, cache_bytes=cache_bytes, w_spill=base.w_spill, align=align, w_align=wa)
-        lr = np.log(m.predict(F) / y)
-        m.noise = max(NOISE, 1.4826 * float(np.median(np.abs(lr))))
+        m.noise = _robust_noise(m, F, y)
         return m
 
     def parts(self, F: np.ndarray) -> np.ndarray:
