@@ -379,7 +379,6 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     connected cells, or random FBNet networks for an FBNet base (1,000 candidates, in an order
     seeded by the key). Written into a copy of the
     entry and installed atomically, under the build lock."""
-    import shutil
 
     import numpy as np
 
@@ -445,10 +444,7 @@ def _extend(d: Path, key, runtime, threads, base, want, budget_s, progress, meas
     if not added:
         return
     with _staged(d) as tmp:
-        for f in FILES.values():
-            if f != FILES["manifest"] and (d / f).exists():
-                shutil.copy2(d / f, tmp / f)
-        sidecar = json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
+        sidecar = _copy_entry(d, tmp)
         all_rows = measure.Measurements(
             [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"], None) for r in old] + added,
             conditions={**sidecar, "extended": (sidecar.get("extended") or []) + [
@@ -500,7 +496,7 @@ def recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, base=None,
     "applied", "measure_s"}), or None when there is no cached predictor to recheck
     (``device_model`` builds one)."""
     key = cache_key(runtime, threads, base)
-    d = entry_dir(key, Path(cache_dir) if cache_dir is not None else cache_root())
+    d = entry_dir(key, Path(cache_dir) if cache_dir is not None else None)
     if _load_entry(d, key) is None:
         return None
     with _build_lock(d):
@@ -520,7 +516,6 @@ def speed_sd(manifest: Dict[str, Any]) -> float:
 
 
 def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) -> Dict[str, Any]:
-    import shutil
 
     import numpy as np
 
@@ -541,14 +536,11 @@ def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) ->
     record = {"time": measure._now(), "archs": len(rows), "ratio": round(ratio, 5),
               "applied": bool(abs(ratio - 1) >= RECHECK_MIN), "measure_s": round(time.perf_counter() - t0, 3)}
     with _staged(d) as tmp:
-        for f in FILES.values():
-            if f != FILES["manifest"] and (d / f).exists():
-                shutil.copy2(d / f, tmp / f)
+        sidecar = _copy_entry(d, tmp)
         manifest = dict(manifest)
         manifest["rechecks"] = (manifest.get("rechecks") or []) + [record]
         scale = ratio if record["applied"] else 1.0
         if record["applied"]:
-            sidecar = json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
             measure.write_csv(measure.Measurements(
                 [measure.Row(r["nb201_index"], r["arch_str"], r["device"], r["latency_ms"] * scale, None) for r in old],
                 conditions={**sidecar, "rescaled": (sidecar.get("rescaled") or []) + [record]}),
@@ -563,6 +555,17 @@ def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) ->
         manifest["updated"] = record["time"]
         write_atomic(tmp / FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
     return record
+
+
+def _copy_entry(d: Path, tmp: Path) -> Dict[str, Any]:
+    """Copy entry ``d``'s files but its manifest into the staged folder ``tmp`` (an extension or
+    a recheck then rewrites some of them); returns the measurements' sidecar ({} if none)."""
+    import shutil
+
+    for f in FILES.values():
+        if f != FILES["manifest"] and (d / f).exists():
+            shutil.copy2(d / f, tmp / f)
+    return json.loads((d / FILES["sidecar"]).read_text()) if (d / FILES["sidecar"]).exists() else {}
 
 
 def _install(tmp: Path, d: Path) -> None:

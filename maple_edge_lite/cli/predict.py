@@ -232,8 +232,8 @@ def _progress_printer():
     t0 = time.perf_counter()
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
             "adapt": "adapting the base predictor", "validate": "measuring the sample",
-            "extend": "measuring more architectures", "recheck": "timing reference architectures again", "layers": "measuring the layer suite",
-            "calibrate": "measuring calibration networks"}
+            "extend": "measuring more architectures", "recheck": "timing reference architectures again",
+            "layers": "measuring the layer suite", "calibrate": "measuring calibration networks"}
 
     def show(stage, i, n, item):
         el = time.perf_counter() - t0
