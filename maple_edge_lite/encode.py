@@ -43,6 +43,13 @@ def schema_version(space: str) -> int:
     return _core.encoder_schema_version(space)
 
 
+def schema_dims(space: str) -> tuple:
+    """Features of each of ``space``'s schema versions, 1 to ``schema_version(space)``: a schema only
+    grows at its end, so a model made on version v takes the first ``schema_dims(space)[v - 1]``
+    features (the core loads and evaluates it with the newer encoder)."""
+    return tuple(_core.encoder_schema_dims(space))
+
+
 def dim(space: str) -> int:
     """Number of features of ``space``'s encoder."""
     return len(feature_names(space))
@@ -64,4 +71,4 @@ def encode(space: str, archs: Union[str, Iterable[str]]) -> np.ndarray:
     return _core.encode(space, (archs,) if isinstance(archs, str) else archs)
 
 
-__all__ = ["SPACES", "SPACE_IDS", "feature_names", "schema_version", "dim", "notation", "encode"]
+__all__ = ["SPACES", "SPACE_IDS", "feature_names", "schema_version", "schema_dims", "dim", "notation", "encode"]

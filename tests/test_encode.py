@@ -30,6 +30,7 @@ NB = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 NB_INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+ALL_POOL = "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|"
 FB = "|".join(["k3_e1"] + ["k3_e6", "k5_e1", "skip", "k3_e1_g2"] * 5 + ["k5_e6"])
 # FBNet-B (Wu et al. 2019), as listed in maskrcnn-benchmark's fbnet_modeldef.py
 FBNET_B = "|".join(
@@ -71,8 +72,9 @@ def test_schema_is_the_oracles_fixed_ordered_and_unique(space):
     names_fn, _, version = ref.ENCODERS[space]
     names = arch.feature_names(space)
     assert isinstance(names, tuple) and list(names) == names_fn()
-    assert len(set(names)) == len(names) == arch.dim(space) == {"nb201": 99, "fbnet": 238}[space]
-    assert arch.schema_version(space) == version == {"nb201": 2, "fbnet": 1}[space]
+    assert len(set(names)) == len(names) == arch.dim(space) == {"nb201": 100, "fbnet": 238}[space]
+    assert arch.schema_version(space) == version == {"nb201": 3, "fbnet": 1}[space]
+    assert arch.schema_dims(space) == {"nb201": ref.NB201_VERSION_DIMS, "fbnet": (238,)}[space]
     assert arch.encode(space, []).shape == (0, len(names))
     assert arch.SPACE_IDS[space] == {"nb201": 1, "fbnet": 2}[space]
 
@@ -91,7 +93,7 @@ def test_nb201_every_cell_matches_the_oracle(nb201_rows):
     archs = [r["arch_str"] for r in nb201_rows]
     assert len(archs) == 15625
     got = arch.encode("nb201", archs)
-    assert got.dtype == np.float32 and got.shape == (15625, 99) and got.flags.c_contiguous
+    assert got.dtype == np.float32 and got.shape == (15625, 100) and got.flags.c_contiguous
     want = ref.encode("nb201", archs)
     diff = np.argwhere(bits(got) != bits(want))
     assert diff.size == 0, [(archs[i], arch.feature_names("nb201")[j], got[i, j], want[i, j]) for i, j in diff[:5]]
@@ -254,7 +256,7 @@ def test_bad_python_arguments(archs, fragment):
 
 def test_any_sequence_of_str_and_one_str():
     one = arch.encode("nb201", NB)
-    assert one.shape == (1, 99)
+    assert one.shape == (1, 100)
     for seq in ([NB, ALL_NONE], (NB, ALL_NONE), np.array([NB, ALL_NONE]), (a for a in [NB, ALL_NONE])):
         assert np.array_equal(bits(arch.encode("nb201", seq)[0]), bits(one[0]))
 
@@ -331,11 +333,11 @@ def test_model_without_encoder_section(tmp_path):
 def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
     archs = [NB, ALL_CONV3, ALL_NONE, NB_INDEX0]
     m, q = pack_space(tmp_path / "m.melw", "nb201", archs, extra=("desc:ref0_ms", "desc:ref1_ms"))
-    assert m.input_dim == 101
+    assert m.input_dim == 102
     with pytest.raises(mel.InputError) as e:
         m.predict_archs(archs)
     msg = str(e.value)
-    assert "takes 101 features: the 99 nb201 architecture features and 2 more (from 'desc:ref0_ms')" in msg
+    assert "takes 102 features: the 100 nb201 architecture features and 2 more (from 'desc:ref0_ms')" in msg
     assert "needs a device descriptor" in msg and "`maple-edge-lite adapt`" in msg
     x = np.hstack([arch.encode("nb201", archs), np.ones((4, 2), np.float32)])
     assert np.array_equal(bits(m.predict(x)), bits(q.predict(x)))  # features still work
@@ -347,7 +349,7 @@ def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
         ({"search_space": "nb101"}, "search_space must be one of nb201, fbnet or None (got 'nb101')"),
         ({"names": lambda n: n[:4] + ["x"] + n[5:]}, "feature_names[4] is 'x' but the nb201 encoder's feature 4 is 'edge0:avg_pool_3x3'"),
         ({"names": lambda n: n[1:] + ["extra"]}, "feature_names[0] is 'edge0:skip_connect' but the nb201 encoder's feature 0 is 'edge0:none'"),
-        ({"names": lambda n: n[:10]}, "the model takes 10 features but the nb201 encoder computes 99"),
+        ({"names": lambda n: n[:10]}, "the model takes 10 features but the nb201 encoder computes 100"),
         ({"names": lambda n: n, "search_space": "fbnet"}, "feature_names[0] is 'edge0:none' but the fbnet encoder's feature 0 is 'layer0:k3_e1'"),
         ({"metadata": {"search_space": "fbnet"}}, "metadata['search_space'] is 'fbnet' but search_space='nb201'"),
         ({"names": lambda n: ",".join(n)}, "feature_names must be a sequence of strings, not one string"),
@@ -356,7 +358,7 @@ def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
 def test_pack_checks_the_encoder_features(tmp_path, kw, fragment):
     names = kw.pop("names", lambda n: n)(list(arch.feature_names("nb201")))
     kw.setdefault("search_space", "nb201")
-    d = len(names) if isinstance(names, list) else 99
+    d = len(names) if isinstance(names, list) else 100
     with pytest.raises(mel.InputError) as e:
         mel.pack(random_layers([d, 8, 1]), tmp_path / "m.melw", feature_names=names, **kw)
     assert fragment in str(e.value)
@@ -412,7 +414,7 @@ def nb201_file(tmp_path_factory):
 def test_encoder_section_round_trip(nb201_file):
     secs = sections(nb201_file)
     enc = [s for s in secs if s[0] == ENCODER]
-    assert enc == [[ENCODER, 1, struct.pack("<II", 1, 2)]]  # optional flag, nb201, schema 2
+    assert enc == [[ENCODER, 1, struct.pack("<II", 1, 3)]]  # optional flag, nb201, schema 3
     assert secs[-1][0] == ENCODER
     m = mel.Model.from_bytes(build(secs))  # the re-builder itself reproduces a loadable file
     assert m.predict_archs([NB]).shape == (1,)
@@ -449,8 +451,8 @@ def _rename_feature(i, name):
 
 
 ENCODER_CORRUPT = [
-    ("schema_version_3", _enc(struct.pack("<II", 1, 3)), mel.VersionError,
-     "the model takes nb201 features of schema version 3 but this library's nb201 encoder computes version 2"),
+    ("schema_version_4", _enc(struct.pack("<II", 1, 4)), mel.VersionError,
+     "the model takes nb201 features of schema version 4 but this library's nb201 encoder computes versions 1 to 3"),
     ("schema_version_0", _enc(struct.pack("<II", 1, 0)), mel.VersionError, "schema version 0"),
     ("unknown_space_id", _enc(struct.pack("<II", 7, 1)), mel.VersionError,
      "ENCODER section names search space id 7, unknown to this library (it knows 1 = nb201, 2 = fbnet)"),
@@ -477,11 +479,33 @@ def test_encoder_section_corruption(nb201_file, edit, cls, fragment):
     assert fragment in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_model_made_on_an_older_schema_predicts_on_its_features(tmp_path, version):
+    # A schema grows only at its end: a version-v model takes the first schema_dims[v - 1]
+    # features of the current encoder's rows, through predict_archs as through predict.
+    d = arch.schema_dims("nb201")[version - 1]
+    path = tmp_path / "m.melw"
+    mel.pack(random_layers([d, 8, 1]), path, feature_names=arch.feature_names("nb201")[:d])
+    m = mel.Model.from_bytes(build(sections(path.read_bytes()) + [[ENCODER, 1, struct.pack("<II", 1, version)]]))
+    archs = [NB, ALL_CONV3, ALL_NONE, NB_INDEX0, ALL_POOL] * 9  # more rows than one chunk of the core's buffer
+    x = np.ascontiguousarray(arch.encode("nb201", archs)[:, :d])
+    assert np.array_equal(bits(m.predict_archs(archs)), bits(m.predict(x)))
+
+
+def test_the_shipped_schema_2_bases_still_predict_from_strings():
+    archs = [NB, ALL_CONV3, ALL_POOL, NB_INDEX0] * 11
+    for version in ("1.0.0", "1.1.0"):
+        base = mel.load("nb201", version)
+        assert base.input_dim == 99
+        x = np.ascontiguousarray(arch.encode("nb201", archs)[:, :99])
+        assert np.array_equal(bits(base.predict_archs(archs)), bits(base.predict(x)))
+
+
 def test_encoder_section_on_a_model_with_fewer_features(tmp_path):
     path = tmp_path / "m.melw"
     mel.pack(random_layers([16, 8, 1]), path, feature_names=arch.feature_names("nb201")[:16])
     secs = sections(path.read_bytes()) + [[ENCODER, 1, struct.pack("<II", 1, 2)]]
-    with pytest.raises(mel.FormatError, match="the nb201 encoder computes 99 features but the model takes only 16"):
+    with pytest.raises(mel.FormatError, match=r"the nb201 encoder computes 99 features \(schema version 2\) but the model takes only 16"):
         mel.Model.from_bytes(build(secs))
 
 
@@ -501,15 +525,21 @@ def lib():
 def test_c_api_arguments(lib, nb201_file):
     size, version, name = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_char_p()
     assert lib.mel_encoder_dim(b"fbnet", ctypes.byref(size)) == 0 and size.value == 238
-    assert lib.mel_encoder_schema_version(b"nb201", ctypes.byref(version)) == 0 and version.value == 2
+    assert lib.mel_encoder_schema_version(b"nb201", ctypes.byref(version)) == 0 and version.value == 3
     assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(46), ctypes.byref(name)) == 0
     assert name.value == b"flops_32"
     bad = -1  # MEL_ERR_INVALID_ARGUMENT
     assert lib.mel_encoder_dim(None, ctypes.byref(size)) == bad and lib.mel_last_error() == b"space is NULL"
     assert lib.mel_encoder_dim(b"nb201", None) == bad and lib.mel_last_error() == b"dim is NULL"
-    assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(99), ctypes.byref(name)) == bad
-    assert b"feature index 99 out of range (the nb201 encoder has 99 features)" in lib.mel_last_error()
-    out = (ctypes.c_float * 99)()
+    assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(100), ctypes.byref(name)) == bad
+    assert b"feature index 100 out of range (the nb201 encoder has 100 features)" in lib.mel_last_error()
+    for v, d in ((1, 75), (2, 99), (3, 100)):
+        assert lib.mel_encoder_schema_dim(b"nb201", v, ctypes.byref(size)) == 0 and size.value == d
+    for v in (0, 4, -1):
+        assert lib.mel_encoder_schema_dim(b"nb201", v, ctypes.byref(size)) == bad
+        assert f"the nb201 feature schema has versions 1 to 3, not {v}".encode() == lib.mel_last_error()
+    assert lib.mel_encoder_schema_dim(b"nb201", 1, None) == bad and lib.mel_last_error() == b"dim is NULL"
+    out = (ctypes.c_float * 100)()
     assert lib.mel_encode(b"nb201", None, ctypes.c_size_t(0), None) == 0  # nothing to do
     assert lib.mel_encode(b"nb201", None, ctypes.c_size_t(1), out) == bad and lib.mel_last_error() == b"archs is NULL"
     archs = (ctypes.c_char_p * 2)(NB.encode(), None)

@@ -449,6 +449,17 @@ void def_encoders(py::module_& mod) {
         check(mel_encoder_schema_version(space.c_str(), &v));
         return v;
     });
+    mod.def("encoder_schema_dims", [](const std::string& space) {
+        int v = 0;
+        check(mel_encoder_schema_version(space.c_str(), &v));
+        std::vector<size_t> dims;
+        for (int k = 1; k <= v; ++k) {
+            size_t d = 0;
+            check(mel_encoder_schema_dim(space.c_str(), k, &d));
+            dims.push_back(d);
+        }
+        return dims;
+    });
     mod.def("encode", &encode_archs, py::arg("space"), py::arg("archs"),
             "float32 [n, dim] features of n architecture strings (the GIL is released for n > 64).");
     mod.attr("SPACE_NB201") = MEL_SPACE_NB201;

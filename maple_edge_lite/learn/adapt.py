@@ -20,8 +20,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: operator-sum prior prices edges executed on a zero node; 6: the interval's relative noise 0.09
 #: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases); 7: an fbnet prior
 #: centred on the device's layer cost model; 8: the learned spread around the operator sum halved
-#: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``).
-ADAPT_VERSION = 8
+#: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``); 9: the NAS-Bench-201 device model has the column
+#: ``shared_avg_pools`` (feature schema 3), priced by the operator sum (``operator_sum.SHARED_POOL_SD``).
+ADAPT_VERSION = 9
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,
@@ -77,7 +78,9 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     names = enc.feature_names(space)
     kind = meta["fewshot"].get("method")
     extra = meta.get("descriptor_features", []) if kind == "mlp" else []
-    if list(model.feature_names) != list(names) + list(extra):
+    n_enc = len(model.feature_names) - len(extra)
+    if (kind == "mlp" and n_enc != len(names)) or list(model.feature_names) != list(names[:n_enc]) + list(extra) \
+            or n_enc not in enc.schema_dims(space):
         raise InputError("the base model's features differ from this encoder's: re-train it with this version")
     y = np.asarray(latency_ms, dtype=np.float64)
     archs = list(archs)
@@ -128,10 +131,12 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         if prov_desc is not None:
             prov.setdefault("descriptor", prov_desc)
         return adapt_base_mlp(model, archs, y, out, provenance=prov)
-    m = BayesLinear.from_prior(prior, names).use_archs(enc.encode(space, archs))
+    X = enc.encode(space, archs)
+    m = BayesLinear.from_prior(prior, names).use_archs(X)
     if prov_desc is not None and space == "nb201" and m.desc is None:
         lat, repeat = descriptor_operator_latencies(doc)
         if _use_operator_sum_prior(m, lat, names, repeat):
+            m.use_archs(X)  # the operator-sum prior may add a column
             prov_desc["prior_mean"] = "operator sum of the descriptor's latencies"
     if layer_costs is not None and space == "fbnet" and m.desc is None:
         from .layer_prior import _fbnet_space, _use_layer_prior
@@ -151,7 +156,24 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
         if prov_desc is not None:
             prov.setdefault("descriptor", prov_desc)
-        pack_adapted(m, out, feature_names=names, absmax=meta["feature_absmax"], search_space=space,
+        pack_adapted(m, out, feature_names=names, absmax=_absmax(meta["feature_absmax"], space), search_space=space,
                      metadata={"model_kind": "device", "provenance": prov})
     return m
 
+
+def _absmax(absmax, space: str) -> list:
+    """A base's per-feature packing scales, extended to this encoder's features when the base was
+    made on an older schema version (its features a prefix of this one's): each newer feature's
+    scale is its largest magnitude over the space (``feature_absmax``), as ``train`` computes it."""
+    from .. import encode as enc
+    from .bayes_linear import feature_absmax
+
+    absmax = [float(v) for v in absmax]
+    d = enc.dim(space)
+    if len(absmax) < d:
+        if space != "nb201":
+            raise InputError(f"the base model has {len(absmax)} packing scales, the {space} encoder {d} features")
+        from .operator_sum import _nb201_space
+
+        absmax += [float(v) for v in feature_absmax(_nb201_space()[:, len(absmax):])]
+    return absmax

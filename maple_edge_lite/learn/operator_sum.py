@@ -103,6 +103,32 @@ def zero_fed_direction(names: Sequence[str], cols) -> np.ndarray:
     return d
 
 
+#: Prior sd of what a ``shared_avg_pools`` count is worth, in units of the profiled cost of one
+#: ``avg_pool_3x3`` edge (its prior mean: minus one such edge, the pool a runtime eliminating common
+#: subexpressions does not compute twice). A runtime either merges the two pools or not (about -1
+#: or 0: least-squares coefficients on this VM's 200-cell tables -1.05 ONNX Runtime, -0.61 OpenVINO,
+#: -0.79 ncnn, +0.03 MNN): one sd covers both. Chosen on this VM's committed 200-cell tables with each runtime's main-job
+#: entry (``benchmarks/shots.py``), ±10% at k = 10 for sd 0.5 / 1: ONNX Runtime 0.915 / 0.915
+#: (cells under 0.3 ms 0.756 / 0.778; without the column 0.860 and 0.578), OpenVINO 0.575 / 0.555
+#: (0.400), MNN 0.810 / 0.795 (0.645; MNN merges nothing: least-squares coefficient ~0), ncnn
+#: 0.803 / 0.778 (0.596).
+SHARED_POOL_SD = 1.0
+
+
+def shared_pool_ms(lat_ms: dict, repeat: int):
+    """What one executed ``avg_pool_3x3`` edge costs over the network's 15 cells (the per-op cost
+    of its stage's chains less the per-call cost, times the cells per stage), or None when the
+    profile lacks a pool chain."""
+    total = 0.0
+    for st in NB201_STAGES:
+        v, s = lat_ms.get(f"avg_pool_3x3@{st}"), lat_ms.get(f"skip_connect@{st}")
+        if v is None or not np.isfinite(v) or v <= 0:
+            return None
+        s = float(s) if s is not None and np.isfinite(s) and s > 0 else 0.0
+        total += NB201_CELLS_PER_STAGE * max(float(v) - s, 0.0) / repeat
+    return total
+
+
 def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
     """One element-wise pass per cell, summed over the network's cells: the profile's ``none``
     chain (``Mul(x, 0)``) less the per-call cost, per op; 0 without it. A zero node's ``Mul``
@@ -131,12 +157,15 @@ def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
 OPERATOR_SUM_PRIOR_SCALE = 0.5
 
 
-def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int) -> bool:
+def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, shared_pools: bool = True) -> bool:
     """Centre the prior of ``m`` on the operator-sum model of a device's descriptor (scale-
     normalised like the training devices: mean 1 over the space), keeping the learned
     covariance scaled by :data:`OPERATOR_SUM_PRIOR_SCALE`, plus one direction for edges executed on a zero node (:func:`zero_fed_direction`;
     mean: the profiled ``Mul``; sd :data:`ZERO_FED_SD`), which the operator sum does not
-    price and which the training devices do not show. On this VM under ONNX Runtime, 50 random
+    price and which the training devices do not show; and, when the encoder computes it, the
+    column ``shared_avg_pools`` with one direction of its own (mean: minus the profiled pool edge,
+    sd :data:`SHARED_POOL_SD` of it), which the base does not have: then the design has one more
+    column (``shared_pools=False``: not added), and ``m.use_archs`` must be called again before adapting. On this VM under ONNX Runtime, 50 random
     architectures: ±10% accuracy 0.86 with the operator sum against 0.58 with the training
     devices' mean (docs/predict.md). The zero-fed direction, main job's 10 reference archs, 200
     measured cells (benchmarks/data/device): ±10% 0.755 -> 0.830; the 13 pool pairs, 10 random
@@ -154,5 +183,12 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int) 
     if d.size:
         mu = mu + d * (_elementwise_pass_ms(lat_ms, repeat) / mean)
         Lc = np.column_stack([Lc, ZERO_FED_SD * d])
-    m._set_prior(m.cols, mu, Lc, m.A)
+    cols = m.cols
+    pool = shared_pool_ms(lat_ms, repeat)
+    if shared_pools and "shared_avg_pools" in names and pool is not None and names.index("shared_avg_pools") not in set(cols.tolist()):
+        # One more column, shared_avg_pools, and one more prior direction along it alone.
+        cols = np.append(cols, names.index("shared_avg_pools"))
+        mu = np.append(mu, -pool / mean)
+        Lc = np.vstack([np.column_stack([Lc, np.zeros(len(Lc))]), np.eye(1, Lc.shape[1] + 1, Lc.shape[1]) * SHARED_POOL_SD * pool / mean])
+    m._set_prior(cols, mu, Lc, m.A if len(cols) == len(m.cols) else None)
     return True

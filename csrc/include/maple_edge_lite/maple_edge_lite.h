@@ -299,6 +299,10 @@ MEL_API int mel_encoder_feature_name(const char* space, size_t i, const char** n
 /* Version of the space's feature schema (bumped whenever a feature is added, removed, reordered
  * or computed differently). */
 MEL_API int mel_encoder_schema_version(const char* space, int* version);
+/* Number of features of the space's schema version `version` (1 to the current one): a schema
+ * only grows at its end, so these are the first *dim features of mel_encode's rows, and a model
+ * made on that version still loads and predicts. Another version is MEL_ERR_INVALID_ARGUMENT. */
+MEL_API int mel_encoder_schema_dim(const char* space, int version, size_t* dim);
 
 /* Encode n architectures (NUL-terminated strings) into out: n * dim floats, row-major (row i at
  * out + i * dim). On failure the rows before the bad one are written, the rest is undefined. */

@@ -117,6 +117,18 @@ int mel_encoder_schema_version(const char* space, int* version) {
     });
 }
 
+int mel_encoder_schema_dim(const char* space, int version, size_t* dim) {
+    return guard([&] {
+        need(dim, "dim");
+        const mel::enc::Encoder& e = mel::enc::require_encoder(space);
+        const size_t d = version >= 1 ? e.dim_of(uint32_t(version)) : 0;
+        if (d == 0)
+            fail(MEL_ERR_INVALID_ARGUMENT, "the " + std::string(e.name) + " feature schema has versions 1 to " +
+                                               std::to_string(e.schema_version) + ", not " + std::to_string(version));
+        *dim = d;
+    });
+}
+
 int mel_encode(const char* space, const char* const* archs, size_t n, float* out) {
     return guard([&] {
         const mel::enc::Encoder& e = mel::enc::require_encoder(space);
@@ -137,7 +149,9 @@ static int predict_arch(const mel_model* model, const char* const* archs, size_t
         if (!e)
             fail(MEL_ERR_UNSUPPORTED,
                  "this model has no architecture encoder; pass feature vectors to mel_model_predict");
-        const size_t dim = e->dim();
+        // The model's schema version may be older than the encoder's: its features are then the
+        // first dim of each encoded row (encode_batch writes full rows; they are packed below).
+        const size_t full = e->dim(), dim = e->dim_of(m.encoder_version);
         if (m.input_dim != dim)
             fail(MEL_ERR_INVALID_ARGUMENT,
                  "this model takes " + std::to_string(m.input_dim) + " features: the " + std::to_string(dim) + " " +
@@ -157,12 +171,14 @@ static int predict_arch(const mel_model* model, const char* const* archs, size_t
         // on top of what the forward pass takes.
         constexpr size_t kBufFloats = 2048;
         float buf[kBufFloats];
-        if (dim > kBufFloats) fail(MEL_ERR_INTERNAL, std::string(e->name) + " features do not fit predict_arch's buffer");
-        const size_t rows = kBufFloats / dim;  // 40 nb201 rows, 8 fbnet rows
+        if (full > kBufFloats) fail(MEL_ERR_INTERNAL, std::string(e->name) + " features do not fit predict_arch's buffer");
+        const size_t rows = kBufFloats / full;  // 20 nb201 rows, 8 fbnet rows
         const mel::Kernel& k = mel::active_kernel();
         for (size_t r0 = 0; r0 < n; r0 += rows) {
             const size_t cnt = std::min(rows, n - r0);
             mel::enc::encode_batch(*e, archs + r0, cnt, buf, r0);
+            if (dim != full)  // row i moves from i * full to i * dim <= i * full: forward order is safe
+                for (size_t i = 1; i < cnt; ++i) std::memmove(buf + i * dim, buf + i * full, dim * sizeof(float));
             try {
                 mel::forward(m, k, buf, cnt, out_ms + r0, nullptr);
                 if (with_interval) mel::interval(m, buf, cnt, out_ms + r0, out_lo + r0, out_hi + r0);

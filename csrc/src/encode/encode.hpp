@@ -34,7 +34,15 @@ struct Encoder {
     // Encodes one string of len bytes (no NUL inside) into out[0, dim). Throws
     // mel::Error(MEL_ERR_INVALID_ARGUMENT) naming the problem; out is then partly written.
     void (*encode)(const char* s, size_t len, float* out);
+    // Features of each schema version, 1..schema_version (version_dims[v - 1]). A schema only
+    // grows at its end, so version v's features are the first version_dims[v - 1] of this
+    // encoder's: a model made on an older version still loads and predicts (docs/format.md).
+    const size_t* version_dims;
     size_t dim() const { return feature_names().size(); }
+    // Features of schema `version`, 0 if this encoder does not know that version.
+    size_t dim_of(uint32_t version) const {
+        return version >= 1 && version <= uint32_t(schema_version) ? version_dims[version - 1] : 0;
+    }
 };
 
 const Encoder& nb201_encoder();

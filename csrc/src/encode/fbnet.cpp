@@ -248,7 +248,8 @@ void encode(const char* str, size_t len, float* out) {
 }  // namespace
 
 const Encoder& fbnet_encoder() {
-    static const Encoder e{"fbnet", kSpaceFbnet, kSchemaVersion, &names, &encode};
+    static constexpr size_t kVersionDims[kSchemaVersion] = {kDim};
+    static const Encoder e{"fbnet", kSpaceFbnet, kSchemaVersion, &names, &encode, kVersionDims};
     return e;
 }
 

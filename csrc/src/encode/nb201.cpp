@@ -1,4 +1,4 @@
-// NAS-Bench-201 encoder (space "nb201", feature schema version 1).
+// NAS-Bench-201 encoder (space "nb201", feature schema version 3; 1 and 2 are its prefixes).
 //
 // Notation (the official one, nothing else): |op~0|+|op~0|op~1|+|op~0|op~1|op~2|, i.e. node 1
 // <- node 0; node 2 <- nodes 0, 1; node 3 <- nodes 0, 1, 2. Edges are numbered 0..5 in that
@@ -81,7 +81,7 @@ constexpr Costs kCost224 = costs_at(224);
 
 // --- the feature schema -------------------------------------------------------------------------
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr size_t kFOneHot = 0;                         // edge{e}:{op}, 6 x 5
 constexpr size_t kFCount = kFOneHot + kEdges * kNumOps;  // count:{op}
 constexpr size_t kFConnected = kFCount + kNumOps;
@@ -99,7 +99,10 @@ constexpr size_t kFParams = kFFlops224 + 1;
 constexpr size_t kFAct32 = kFParams + 1;
 constexpr size_t kFLiveEdge = kFAct32 + 1;  // live_edge{e}:{op}: the edge's op when it is live, 6 x 4
 constexpr size_t kFExecEdge = kFLiveEdge + kEdges * (kNumOps - 1);  // exec_edge{e}:{op}, 6 x 4
-constexpr size_t kDim = kFExecEdge + kEdges * (kNumOps - 1);
+constexpr size_t kFSharedPools = kFExecEdge + kEdges * (kNumOps - 1);  // schema 3
+constexpr size_t kDim = kFSharedPools + 1;
+// Schema 1: up to the live_edge one-hots; 2: + exec_edge one-hots; 3: + shared_avg_pools.
+constexpr size_t kVersionDims[kSchemaVersion] = {kFExecEdge, kFSharedPools, kDim};
 
 const std::vector<std::string>& names() {
     static const std::vector<std::string> v = [] {
@@ -129,6 +132,10 @@ const std::vector<std::string>& names() {
         // zero node is zero (an exported `none` is x * 0, which is not 0 for inf or NaN).
         for (int e = 0; e < kEdges; ++e)
             for (int o = 1; o < kNumOps; ++o) n.push_back("exec_edge" + std::to_string(e) + ":" + kOpNames[o]);
+        // Executed avg_pool_3x3 edges out of a node beyond the first: the same parameter-free op
+        // on the same tensor, which a runtime that eliminates common subexpressions (ONNX Runtime,
+        // OpenVINO, ncnn here) computes once (schema 3).
+        n.push_back("shared_avg_pools");
         return n;
     }();
     return v;
@@ -240,7 +247,7 @@ void encode(const char* s, size_t len, float* out) {
     // Longest input->output path in convolutions and in computing ops (convs and pools);
     // -1 marks a node no path reaches.
     int convs[4] = {0, -1, -1, -1}, ops[4] = {0, -1, -1, -1};
-    int nonzero = 0, reachable = 0, live = 0, adds = 0, in_nonzero[4] = {};
+    int nonzero = 0, reachable = 0, live = 0, adds = 0, in_nonzero[4] = {}, exec_pools_from[4] = {};
     int64_t macs32 = kCost32.skel_macs, macs_live32 = kCost32.skel_macs, macs224 = kCost224.skel_macs;
     int64_t params = kCost32.skel_params, act32 = kCost32.skel_act;
     for (int e = 0; e < kEdges; ++e) {
@@ -253,7 +260,10 @@ void encode(const char* s, size_t len, float* out) {
         params += kCost32.edge_params[o];
         act32 += kCost32.edge_act[o];
         if (reach[from]) ++reachable;
-        if (coreach[to]) out[kFExecEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
+        if (coreach[to]) {
+            out[kFExecEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
+            if (o == kPool) ++exec_pools_from[from];
+        }
         if (reach[from] && coreach[to]) {
             ++live;
             out[kFLive + size_t(o) - 1] += 1.0f;
@@ -267,6 +277,8 @@ void encode(const char* s, size_t len, float* out) {
         }
     }
     for (int j = 1; j < 4; ++j) adds += std::max(0, in_nonzero[j] - 1);
+    int shared_pools = 0;
+    for (int j = 0; j < 3; ++j) shared_pools += std::max(0, exec_pools_from[j] - 1);
     act32 += adds * kCost32.add_act;
 
     for (int o = 0; o < kNumOps; ++o) out[kFCount + size_t(o)] = float(count[o]);
@@ -282,12 +294,13 @@ void encode(const char* s, size_t len, float* out) {
     out[kFFlops224] = mega(macs224);
     out[kFParams] = mega(params);
     out[kFAct32] = mega(act32);
+    out[kFSharedPools] = float(shared_pools);
 }
 
 }  // namespace
 
 const Encoder& nb201_encoder() {
-    static const Encoder e{"nb201", kSpaceNb201, kSchemaVersion, &names, &encode};
+    static const Encoder e{"nb201", kSpaceNb201, kSchemaVersion, &names, &encode, kVersionDims};
     return e;
 }
 

@@ -559,20 +559,23 @@ std::unique_ptr<Model> parse_model(const unsigned char* d, size_t size) {
         if (!e)
             fail(MEL_ERR_VERSION, "ENCODER section names search space id " + std::to_string(enc_space) +
                                       ", unknown to this library (it knows 1 = nb201, 2 = fbnet); upgrade maple_edge_lite");
-        if (enc_version != uint32_t(e->schema_version))
+        const size_t enc_dim = e->dim_of(enc_version);
+        if (enc_dim == 0)
             fail(MEL_ERR_VERSION, "the model takes " + std::string(e->name) + " features of schema version " +
                                       std::to_string(enc_version) + " but this library's " + e->name +
-                                      " encoder computes version " + std::to_string(e->schema_version) +
-                                      "; use the maple_edge_lite the model was made with, or re-train it on this version's features");
+                                      " encoder computes versions 1 to " + std::to_string(e->schema_version) +
+                                      "; use the maple_edge_lite the model was made with, or upgrade maple_edge_lite");
+        // A schema grows only at its end: an older version's features are the encoder's first ones.
         const auto& names = e->feature_names();
-        for (size_t k = 0; k < names.size() && k < model->input_dim; ++k)
+        for (size_t k = 0; k < enc_dim && k < model->input_dim; ++k)
             if (model->feature_names[k] != names[k])
                 bad("ENCODER section: feature " + std::to_string(k) + " of the model is '" + model->feature_names[k] +
                     "' but the " + e->name + " encoder's feature " + std::to_string(k) + " is '" + names[k] +
                     "'; a model's first features must be its encoder's, in order");
-        if (model->input_dim < names.size())
-            bad("ENCODER section: the " + std::string(e->name) + " encoder computes " + std::to_string(names.size()) +
-                " features but the model takes only " + std::to_string(model->input_dim));
+        if (model->input_dim < enc_dim)
+            bad("ENCODER section: the " + std::string(e->name) + " encoder computes " + std::to_string(enc_dim) +
+                " features (schema version " + std::to_string(enc_version) + ") but the model takes only " +
+                std::to_string(model->input_dim));
         model->encoder_space = enc_space;
         model->encoder_version = enc_version;
     }
