@@ -688,3 +688,114 @@ def test_zero_fed_direction_learns_onnx_runtime_s_zero_node_cost():
     with_dir, without = score(False), score(True)
     assert with_dir[0] >= without[0] + 0.04, (with_dir, without)
     assert with_dir[1] >= without[1] + 0.10, (with_dir, without)
+
+
+def test_shared_avg_pools_counts_the_pools_the_built_network_computes_twice():
+    """``shared_avg_pools`` is, over every NAS-Bench-201 cell, the number of pool edges the builder's
+    network computes on a tensor another of its pool edges already pools (built edges grouped by
+    their input node, by the builder's own rule)."""
+    import itertools
+
+    from maple_edge_lite.device.builders import nb201 as B
+
+    ops_all = list(itertools.product(B.OPS, repeat=6))
+    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in ops_all]
+    got = enc.encode("nb201", archs)[:, list(enc.feature_names("nb201")).index("shared_avg_pools")]
+
+    def want(ops):
+        sources = [B.EDGES[e][1] for e in B.edges_built(ops) if ops[e] == "avg_pool_3x3"]
+        return len(sources) - len(set(sources))
+
+    np.testing.assert_array_equal(got, [want(o) for o in ops_all])
+    assert np.bincount(got.astype(int)).tolist() == [13809, 1672, 140, 4]
+
+
+def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path):
+    """The operator-sum prior adds the column ``shared_avg_pools`` with mean minus one profiled pool
+    edge (hand-worked: 5 * (0.08 + 0.072 + 0.064) / 8 = 0.135 ms) and its own direction. A device
+    that merges duplicate pools is then priced right on the cells that have them; one that does
+    not (every pool paid) is still learned from ten measurements, within the sd."""
+    from maple_edge_lite.learn import operator_sum as OS
+    from maple_edge_lite.learn.adapt import adapt_base
+
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+           "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
+           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    assert OS.shared_pool_ms(lat, 8) == pytest.approx(0.135)
+    assert OS.shared_pool_ms({k: v for k, v in lat.items() if not k.startswith("avg_pool")}, 8) is None
+    names = list(enc.feature_names("nb201"))
+    edge_ms = {"skip_connect": 0.0, "nor_conv_1x1": 0.27, "nor_conv_3x3": 4.05, "avg_pool_3x3": 0.135}
+    exec_cols = [k for k, n in enumerate(names) if n.startswith("exec_edge")]
+    shared = names.index("shared_avg_pools")
+
+    def device_ms(archs, merges):
+        X = enc.encode("nb201", archs)
+        ms = 0.18 + X[:, exec_cols] @ np.array([edge_ms[names[k].split(":")[1]] for k in exec_cols])
+        return ms - (0.135 * X[:, shared] if merges else 0.0)
+
+    base = mel.load()
+    refs = base.metadata["fewshot"]["reference_archs"]
+    doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
+    doc["suite"] = {"repeat": 8}
+    archs = M.sample_archs(3000, seed=5)
+    X = enc.encode("nb201", archs)
+    has = X[:, shared] > 0
+    assert has.sum() > 200
+    for merges in (True, False):
+        a = adapt_base(base, refs, device_ms(refs, merges), out=tmp_path / f"dev{merges}.melw", descriptor=doc)
+        assert shared in a.cols.tolist()
+        err = np.abs(a.predict_features(X) / device_ms(archs, merges) - 1)
+        assert np.median(err[has]) < 0.03, (merges, np.median(err[has]))
+        # the core's int8 device model carries the column and prices those cells as well
+        dev = mel.Model.load(tmp_path / f"dev{merges}.melw")
+        assert dev.feature_names == enc.feature_names("nb201")
+        core = dev.predict_archs(archs)
+        assert np.median(np.abs(core[has] / device_ms(archs, merges)[has] - 1)) < 0.03
+    # the prior's mean for the column, in the prior's units (the space's mean latency = 1)
+    with pytest.MonkeyPatch.context() as mp:
+        seen = {}
+        real = OS._use_operator_sum_prior
+
+        def spy(m, *args, **kw):
+            ok = real(m, *args, **kw)
+            seen["mu"], seen["Lc"], seen["cols"] = m.mu.copy(), m.Lc.copy(), m.cols.copy()
+            return ok
+
+        mp.setattr("maple_edge_lite.learn.adapt._use_operator_sum_prior", spy)
+        adapt_base(base, refs, device_ms(refs, True), descriptor=doc)
+    assert seen["cols"][-1] == shared
+    c0, w = OS.operator_sum_prior(lat, names, 8)
+    cols0 = seen["cols"][:-1]
+    mean = float(np.mean(np.column_stack([np.ones(15625), OS._nb201_space()[:, cols0]]) @ np.concatenate([[c0], w[cols0]])))
+    assert seen["mu"][-1] == pytest.approx(-0.135 / mean)
+    assert seen["Lc"][-1, -1] == pytest.approx(OS.SHARED_POOL_SD * 0.135 / mean)
+    assert np.all(seen["Lc"][-1, :-1] == 0) and np.all(seen["Lc"][:-1, -1] == 0)
+
+
+def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tmp_path):
+    """nb201 1.1.0 (feature schema 2) and 1.2.0 (schema 3, the same prior): adapted to the same
+    measurements and descriptor they write device models that take the schema-3 features and
+    predict bit for bit alike (the older base's packing scales are extended over the space)."""
+    from maple_edge_lite.learn.adapt import adapt_base
+
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
+    doc["suite"] = {"repeat": 8}
+    old, new = mel.load("nb201", "1.1.0"), mel.load("nb201", "1.2.0")
+    assert old.input_dim == 99 and new.input_dim == 100
+    refs = new.metadata["fewshot"]["reference_archs"]
+    assert old.metadata["fewshot"]["reference_archs"] == refs
+    y = np.linspace(0.5, 3.0, len(refs))
+    archs = M.sample_archs(500, seed=9)
+    got = []
+    for base, name in ((old, "old"), (new, "new")):
+        adapt_base(base, refs, y, out=tmp_path / f"{name}.melw", descriptor=doc)
+        dev = mel.Model.load(tmp_path / f"{name}.melw")
+        assert dev.input_dim == 100 and dev.feature_names == enc.feature_names("nb201")
+        got.append(dev.predict_archs(archs))
+    assert np.array_equal(got[0].view(np.uint32), got[1].view(np.uint32))
