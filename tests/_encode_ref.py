@@ -63,7 +63,7 @@ def mega(v: int) -> np.float32:
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in string order
 NB201_VERSION = 3
-NB201_VERSION_DIMS = (75, 99, 100)  # features of schema versions 1, 2, 3 (each a prefix of the next)
+NB201_VERSION_DIMS = (75, 99, 101)  # features of schema versions 1, 2, 3 (each a prefix of the next)
 
 
 def nb201_feature_names() -> List[str]:
@@ -75,7 +75,7 @@ def nb201_feature_names() -> List[str]:
     names += ["flops_32", "flops_live_32", "flops_224", "params", "act_32"]
     names += [f"live_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
     names += [f"exec_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
-    names += ["shared_avg_pools"]
+    names += ["shared_avg_pools", "exec_adds"]
     return names
 
 
@@ -197,6 +197,9 @@ def nb201_encode(s: str) -> np.ndarray:
     # pools computed twice on one tensor: executed avg_pool_3x3 edges grouped by their source node
     pools = [NB201_EDGES[e][1] for e, op in enumerate(ops) if op == "avg_pool_3x3" and NB201_EDGES[e][0] in coreach]
     f["shared_avg_pools"] = float(len(pools) - len(set(pools)))
+    # additions: an executed node input beyond the first is one binary addition
+    into = [NB201_EDGES[e][0] for e, op in enumerate(ops) if op != "none" and NB201_EDGES[e][0] in coreach]
+    f["exec_adds"] = float(sum(into.count(j) - 1 for j in set(into)))
     return np.array([f[n] for n in nb201_feature_names()], dtype=np.float32)
 
 

@@ -17,28 +17,33 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     """The NAS-Bench-201 network latency implied by a descriptor's operator latencies, as
     ``(intercept_ms, weights_ms over feature_names)`` of ``latency ~ intercept + x @ weights``:
     stem, both reduction blocks and head once; each executed cell edge (``exec_edge{e}:{op}``
-    one-hots, schema 2) costs its op's per-op latency at every stage times the cells per stage,
-    and an edge into node 2 or 3 (e >= 1), which a node sums, one element-wise pass more: the
-    ``none`` chain's per-op latency (a ``Mul`` over the same tensor), when the profile has it.
-    Pricing every such edge, rather than inputs beyond a node's first, is the simpler rule and
-    the better one measured (this VM, main job's references: the 200-cell ONNX Runtime table
-    0.830 -> 0.855 ±10%, the 13 pool pairs 0.606 -> 0.614; in the experiment before it, one
-    less per node scored 0.845 and 0.617 against 0.860 and 0.618).
+    one-hots, schema 2) costs its op's per-op latency at every stage times the cells per stage;
+    each addition a cell computes (``exec_adds``, schema 3: a node summing k executed edges adds
+    k - 1 times) one element-wise pass, the ``none`` chain's per-op latency (a ``Mul`` over the
+    same tensor), when the profile has it; each pool a runtime need not compute twice
+    (``shared_avg_pools``, schema 3) minus one pool edge (:func:`shared_pool_ms`).
     ``lat_ms``: ``{"nor_conv_3x3@16x32x32": ms, ...}`` for chains of ``repeat`` ops (the
     profile's suite); the skip_connect chain, which runtimes reduce to a call, is subtracted as the
     per-call cost; a runtime that rejects that identity-only model (ncnn's converter does) is taken
-    to have none. Returns None when another operator is missing (e.g. a runtime rejected it)."""
+    to have none. Returns None when another operator is missing (e.g. a runtime rejected it) or
+    ``feature_names`` lacks the executed-edge one-hots or ``exec_adds``.
+
+    Until ``ADAPT_VERSION`` 10 every executed edge into node 2 or 3 paid the pass instead (no
+    schema had ``exec_adds``): it prices a node with a single input as if it summed, and the
+    cells made of such nodes are the smallest networks, which it over-predicted (by 14-37% the
+    identity cells of 0.088 ms here, where no op runs at all). With ``exec_adds`` as a column of
+    its own (:func:`_use_operator_sum_prior`): ``benchmarks/fresh_runs.py`` ±10% 0.871 -> 0.889,
+    cells under 0.3 ms 0.662 -> 0.732 (see docs/predict.md for the other tables)."""
     names = list(feature_names)
     need = [f"{o}@{st}" for st in NB201_STAGES for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
     fixed = ["stem@16x32x32", "reduction@16x32x32", "reduction@32x16x16", "head@64x8x8"]
     vals = {k: lat_ms.get(k) for k in need + fixed}
-    if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()):
+    if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()) or "exec_adds" not in names:
         return None
     for st in NB201_STAGES:
         v = lat_ms.get(f"skip_connect@{st}")
         vals[f"skip_connect@{st}"] = float(v) if v is not None and np.isfinite(v) and v > 0 else 0.0
     w = np.zeros(len(names))
-    add = _elementwise_pass_ms(lat_ms, repeat)
     for e in range(6):
         for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
             col = f"exec_edge{e}:{o}"
@@ -46,8 +51,9 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
                 return None
             w[names.index(col)] = NB201_CELLS_PER_STAGE * sum(
                 max(vals[f"{o}@{st}"] - vals[f"skip_connect@{st}"], 0.0) / repeat for st in NB201_STAGES)
-            if e >= 1:
-                w[names.index(col)] += add
+    w[names.index("exec_adds")] = _elementwise_pass_ms(lat_ms, repeat)
+    if "shared_avg_pools" in names:
+        w[names.index("shared_avg_pools")] = -shared_pool_ms(lat_ms, repeat)
     return float(sum(vals[k] for k in fixed)), w
 
 
@@ -157,16 +163,33 @@ def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
 OPERATOR_SUM_PRIOR_SCALE = 0.5
 
 
-def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, shared_pools: bool = True) -> bool:
-    """Centre the prior of ``m`` on the operator-sum model of a device's descriptor (scale-
-    normalised like the training devices: mean 1 over the space), keeping the learned
-    covariance scaled by :data:`OPERATOR_SUM_PRIOR_SCALE`, plus one direction for edges executed on a zero node (:func:`zero_fed_direction`;
-    mean: the profiled ``Mul``; sd :data:`ZERO_FED_SD`), which the operator sum does not
-    price and which the training devices do not show; and, when the encoder computes it, the
-    column ``shared_avg_pools`` with one direction of its own (mean: minus the profiled pool edge,
-    sd :data:`SHARED_POOL_SD` of it), which the base does not have: then the design has one more
-    column (``shared_pools=False``: not added), and ``m.use_archs`` must be called again before adapting. On this VM under ONNX Runtime, 50 random
-    architectures: ±10% accuracy 0.86 with the operator sum against 0.58 with the training
+#: Prior sd of what one ``exec_adds`` addition is worth, in units of the profiled element-wise
+#: pass that is its mean: runtimes fuse an addition into the convolution before it (ONNX Runtime's
+#: NCHWc Conv+Sum) or run it alone. Chosen with ``benchmarks/fresh_runs.py`` and the committed
+#: 200-cell tables (``benchmarks/shots.py``) among 0.5 / 1 / 2: ±10% 0.889 / 0.889 / 0.889 on the
+#: fresh runs, cells under 0.3 ms 0.732 / 0.729 / 0.718; the tables alike but OpenVINO (0.555 /
+#: 0.555 / 0.565): 1, as ``SHARED_POOL_SD``.
+ADD_SD = 1.0
+
+#: The count columns the operator sum prices and the base does not have, with their prior sd (in
+#: units of their operator-sum weight).
+COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"))
+
+
+def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, count_columns: bool = True) -> bool:
+    """Centre the prior of ``m`` on the operator-sum model of a device's descriptor
+    (:func:`operator_sum_prior`, scale-normalised like the training devices: mean 1 over the
+    space), keeping the learned covariance scaled by :data:`OPERATOR_SUM_PRIOR_SCALE`, plus one
+    direction for edges executed on a zero node (:func:`zero_fed_direction`; mean: the profiled
+    ``Mul``; sd :data:`ZERO_FED_SD`), which the operator sum does not price and which the
+    training devices do not show; and the count columns the operator sum prices
+    (:data:`COUNT_COLUMNS`: ``exec_adds``, ``shared_avg_pools``), which the base's design does not
+    have: each is added to the design with its operator-sum weight as its mean and a direction
+    of its own (sd :data:`ADD_SD`, :data:`SHARED_POOL_SD` of that weight). The design then has
+    more columns, and ``m.use_archs`` must be called again before adapting. ``count_columns=False``
+    keeps the base's design: the additions are then priced per executed edge into node 2 or 3,
+    the rule before ``exec_adds``, and shared pools not at all. On this VM under ONNX Runtime, 50
+    random architectures: ±10% accuracy 0.86 with the operator sum against 0.58 with the training
     devices' mean (docs/predict.md). The zero-fed direction, main job's 10 reference archs, 200
     measured cells (benchmarks/data/device): ±10% 0.755 -> 0.830; the 13 pool pairs, 10 random
     measurements: mean 0.597 -> 0.606, ONNX Runtime 1 thread 0.784 -> 0.856."""
@@ -174,21 +197,30 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     if got is None:
         return False
     c0, w = got
-    mu = np.concatenate([[c0], w[m.cols]])
-    mean = float(np.mean(m.design(_nb201_space()) @ mu))
+    names = list(names)
+    cols = [int(c) for c in m.cols]
+    extra = [(names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS
+             if count_columns and n in names and names.index(n) not in cols and w[names.index(n)] != 0]
+    if not count_columns:  # the base's design: each executed edge into node 2 or 3 pays the pass
+        pas = w[names.index("exec_adds")]
+        for e in range(1, 6):
+            for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
+                w[names.index(f"exec_edge{e}:{o}")] += pas
+    cols_x = np.asarray(cols + [k for k, _ in extra], dtype=np.int64)
+    X = _nb201_space()
+    mean = float(np.mean(c0 + X[:, cols_x] @ w[cols_x]))
     if not mean > 0:
         return False
-    mu, Lc = mu / mean, OPERATOR_SUM_PRIOR_SCALE * m.Lc
-    d = zero_fed_direction(names, m.cols)
+    mu = np.concatenate([[c0], w[cols_x]]) / mean
+    p, r = len(cols) + 1, m.Lc.shape[1]
+    Lc = np.zeros((len(mu), r + len(extra)))
+    Lc[:p, :r] = OPERATOR_SUM_PRIOR_SCALE * m.Lc
+    for j, (k, sd) in enumerate(extra):
+        Lc[p + j, r + j] = sd * abs(w[k]) / mean
+    d = zero_fed_direction(names, cols)
     if d.size:
+        d = np.concatenate([d, np.zeros(len(extra))])
         mu = mu + d * (_elementwise_pass_ms(lat_ms, repeat) / mean)
         Lc = np.column_stack([Lc, ZERO_FED_SD * d])
-    cols = m.cols
-    pool = shared_pool_ms(lat_ms, repeat)
-    if shared_pools and "shared_avg_pools" in names and pool is not None and names.index("shared_avg_pools") not in set(cols.tolist()):
-        # One more column, shared_avg_pools, and one more prior direction along it alone.
-        cols = np.append(cols, names.index("shared_avg_pools"))
-        mu = np.append(mu, -pool / mean)
-        Lc = np.vstack([np.column_stack([Lc, np.zeros(len(Lc))]), np.eye(1, Lc.shape[1] + 1, Lc.shape[1]) * SHARED_POOL_SD * pool / mean])
-    m._set_prior(cols, mu, Lc, m.A if len(cols) == len(m.cols) else None)
+    m._set_prior(cols_x, mu, Lc, m.A if not extra else None)
     return True

@@ -100,8 +100,9 @@ constexpr size_t kFAct32 = kFParams + 1;
 constexpr size_t kFLiveEdge = kFAct32 + 1;  // live_edge{e}:{op}: the edge's op when it is live, 6 x 4
 constexpr size_t kFExecEdge = kFLiveEdge + kEdges * (kNumOps - 1);  // exec_edge{e}:{op}, 6 x 4
 constexpr size_t kFSharedPools = kFExecEdge + kEdges * (kNumOps - 1);  // schema 3
-constexpr size_t kDim = kFSharedPools + 1;
-// Schema 1: up to the live_edge one-hots; 2: + exec_edge one-hots; 3: + shared_avg_pools.
+constexpr size_t kFExecAdds = kFSharedPools + 1;                          // schema 3
+constexpr size_t kDim = kFExecAdds + 1;
+// Schema 1: up to the live_edge one-hots; 2: + exec_edge one-hots; 3: + shared_avg_pools, exec_adds.
 constexpr size_t kVersionDims[kSchemaVersion] = {kFExecEdge, kFSharedPools, kDim};
 
 const std::vector<std::string>& names() {
@@ -136,6 +137,9 @@ const std::vector<std::string>& names() {
         // on the same tensor, which a runtime that eliminates common subexpressions (ONNX Runtime,
         // OpenVINO, ncnn here) computes once (schema 3).
         n.push_back("shared_avg_pools");
+        // Additions the network computes per cell: a node summing k executed edges adds k - 1
+        // times (``adds`` counts non-none inputs, dead nodes included) (schema 3).
+        n.push_back("exec_adds");
         return n;
     }();
     return v;
@@ -247,7 +251,7 @@ void encode(const char* s, size_t len, float* out) {
     // Longest input->output path in convolutions and in computing ops (convs and pools);
     // -1 marks a node no path reaches.
     int convs[4] = {0, -1, -1, -1}, ops[4] = {0, -1, -1, -1};
-    int nonzero = 0, reachable = 0, live = 0, adds = 0, in_nonzero[4] = {}, exec_pools_from[4] = {};
+    int nonzero = 0, reachable = 0, live = 0, adds = 0, in_nonzero[4] = {}, exec_pools_from[4] = {}, exec_in[4] = {};
     int64_t macs32 = kCost32.skel_macs, macs_live32 = kCost32.skel_macs, macs224 = kCost224.skel_macs;
     int64_t params = kCost32.skel_params, act32 = kCost32.skel_act;
     for (int e = 0; e < kEdges; ++e) {
@@ -263,6 +267,7 @@ void encode(const char* s, size_t len, float* out) {
         if (coreach[to]) {
             out[kFExecEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
             if (o == kPool) ++exec_pools_from[from];
+            ++exec_in[to];
         }
         if (reach[from] && coreach[to]) {
             ++live;
@@ -278,7 +283,9 @@ void encode(const char* s, size_t len, float* out) {
     }
     for (int j = 1; j < 4; ++j) adds += std::max(0, in_nonzero[j] - 1);
     int shared_pools = 0;
+    int exec_adds = 0;
     for (int j = 0; j < 3; ++j) shared_pools += std::max(0, exec_pools_from[j] - 1);
+    for (int j = 1; j < 4; ++j) exec_adds += std::max(0, exec_in[j] - 1);
     act32 += adds * kCost32.add_act;
 
     for (int o = 0; o < kNumOps; ++o) out[kFCount + size_t(o)] = float(count[o]);
@@ -295,6 +302,7 @@ void encode(const char* s, size_t len, float* out) {
     out[kFParams] = mega(params);
     out[kFAct32] = mega(act32);
     out[kFSharedPools] = float(shared_pools);
+    out[kFExecAdds] = float(exec_adds);
 }
 
 }  // namespace
