@@ -569,7 +569,8 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     c0, w = operator_sum_prior(lat, names)
     assert c0 == pytest.approx(0.18)
     for k, n in enumerate(names):
-        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else 0.0
+        # a pool computed twice on one tensor: minus one pool edge; no none chain: additions free
+        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else -0.135 if n == "shared_avg_pools" else 0.0
         assert w[k] == pytest.approx(want, abs=1e-12), n
     # Whole networks, edge by edge (edges 0: 0->1; 1, 2: 0->2, 1->2; 3, 4, 5: 0->3, 1->3, 2->3):
     cases = {
@@ -579,6 +580,8 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
         # the pool's input node is fed by none alone, but its result reaches node 3: executed
         "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|": 0.18 + 0.135 + 4.05,
         "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 0.18,
+        # two pools of node 0 (edges 0 and 1), both executed: computed once
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|": 0.18 + 0.135,
     }
     got = c0 + enc.encode("nb201", list(cases)) @ w
     np.testing.assert_allclose(got, list(cases.values()), rtol=1e-9)
@@ -590,16 +593,16 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     assert no_skip[1][list(names).index("exec_edge0:nor_conv_3x3")] == pytest.approx(4.0575)
     assert no_skip[1][list(names).index("exec_edge3:skip_connect")] == 0.0  # no chain, no cost
     # With the none chain (a Mul per op): 0.036 ms per 8 at every stage, i.e. (0.036 - 0.004) / 8 =
-    # 0.004 ms per pass and 5 * 3 * 0.004 = 0.06 ms per network: every executed edge into node 2
-    # or 3 (edges 1..5) pays it once more, for the sum; edge 0 (node 1's only input) does not.
+    # 0.004 ms per pass and 5 * 3 * 0.004 = 0.06 ms per network: each addition a cell computes
+    # (exec_adds) pays it; the edges themselves do not.
     with_none = dict(lat, **{f"none@{st}": 0.036 for st in ("16x32x32", "32x16x16", "64x8x8")})
     c0n, wn = operator_sum_prior(with_none, names)
     assert c0n == pytest.approx(0.18)
-    for k, n in enumerate(names):
-        want = 0.0
-        if n.startswith("exec_edge"):
-            want = edge_ms[n.split(":")[1]] + (0.06 if not n.startswith("exec_edge0:") else 0.0)
-        assert wn[k] == pytest.approx(want, abs=1e-12), n
+    assert wn[names.index("exec_adds")] == pytest.approx(0.06)
+    np.testing.assert_array_equal(np.delete(wn, names.index("exec_adds")), np.delete(w, names.index("exec_adds")))
+    # ... so ARCH_A (node 2 sums two edges, node 3 three: three additions) costs 0.18 more
+    assert c0n + enc.encode("nb201", ARCH_A)[0] @ wn == pytest.approx(cases[ARCH_A] + 3 * 0.06)
+    assert operator_sum_prior(lat, [n for n in names if n != "exec_adds"]) is None
 
     def device_ms(archs):  # the device: the hand-worked costs above, summed over executed edges
         X = enc.encode("nb201", archs)
@@ -765,13 +768,14 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
 
         mp.setattr("maple_edge_lite.learn.adapt._use_operator_sum_prior", spy)
         adapt_base(base, refs, device_ms(refs, True), descriptor=doc)
-    assert seen["cols"][-1] == shared
+    # without a none chain additions are free: shared_avg_pools is the one count column added
+    assert seen["cols"][-1] == shared and names.index("exec_adds") not in seen["cols"].tolist()
     c0, w = OS.operator_sum_prior(lat, names, 8)
-    cols0 = seen["cols"][:-1]
-    mean = float(np.mean(np.column_stack([np.ones(15625), OS._nb201_space()[:, cols0]]) @ np.concatenate([[c0], w[cols0]])))
+    mean = float(np.mean(c0 + OS._nb201_space() @ w))  # the operator sum's mean over the space
     assert seen["mu"][-1] == pytest.approx(-0.135 / mean)
-    assert seen["Lc"][-1, -1] == pytest.approx(OS.SHARED_POOL_SD * 0.135 / mean)
-    assert np.all(seen["Lc"][-1, :-1] == 0) and np.all(seen["Lc"][:-1, -1] == 0)
+    own = np.flatnonzero(seen["Lc"][-1])  # the column's own direction, and nothing else on it
+    assert len(own) == 1 and seen["Lc"][-1, own[0]] == pytest.approx(OS.SHARED_POOL_SD * 0.135 / mean)
+    assert np.all(seen["Lc"][:-1, own[0]] == 0)
 
 
 def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tmp_path):
@@ -783,11 +787,12 @@ def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tm
     lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
            "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
            "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
-           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068,
+           "none@16x32x32": 0.036, "none@32x16x16": 0.036, "none@64x8x8": 0.036}
     doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
     doc["suite"] = {"repeat": 8}
     old, new = mel.load("nb201", "1.1.0"), mel.load("nb201", "1.2.0")
-    assert old.input_dim == 99 and new.input_dim == 100
+    assert old.input_dim == 99 and new.input_dim == 101
     refs = new.metadata["fewshot"]["reference_archs"]
     assert old.metadata["fewshot"]["reference_archs"] == refs
     y = np.linspace(0.5, 3.0, len(refs))
@@ -796,6 +801,28 @@ def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tm
     for base, name in ((old, "old"), (new, "new")):
         adapt_base(base, refs, y, out=tmp_path / f"{name}.melw", descriptor=doc)
         dev = mel.Model.load(tmp_path / f"{name}.melw")
-        assert dev.input_dim == 100 and dev.feature_names == enc.feature_names("nb201")
+        assert dev.input_dim == 101 and dev.feature_names == enc.feature_names("nb201")
         got.append(dev.predict_archs(archs))
     assert np.array_equal(got[0].view(np.uint32), got[1].view(np.uint32))
+
+
+def test_exec_adds_counts_the_add_nodes_of_the_built_network():
+    """``exec_adds`` is the number of ``Add`` nodes the builder's network has in one cell, read
+    off the ONNX graph itself (one cell per stage; every cell of a network is the same) for every
+    op at every edge and a random sample of cells."""
+    import itertools
+
+    onnx = pytest.importorskip("onnx")
+    from maple_edge_lite.device import builders
+
+    ops5 = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    rng = np.random.default_rng(4)
+    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+             for o in itertools.islice(itertools.product(ops5, repeat=6), 0, None, 97)]
+    archs += M.sample_archs(60, seed=int(rng.integers(1000)))
+    got = enc.encode("nb201", archs)[:, list(enc.feature_names("nb201")).index("exec_adds")]
+    for a, n in zip(archs, got):
+        g = onnx.load_from_string(builders.nb201_onnx(a, cells=1)).graph
+        adds = sum(1 for node in g.node if node.op_type == "Add" and node.output[0].startswith("stage0.cell0."))
+        assert adds == n, (a, adds, n)
+    assert set(got.tolist()) == {0.0, 1.0, 2.0, 3.0}

@@ -199,8 +199,8 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     c0, w = got
     names = list(names)
     cols = [int(c) for c in m.cols]
-    extra = [(names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS
-             if count_columns and n in names and names.index(n) not in cols and w[names.index(n)] != 0]
+    extra = sorted((names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS  # in feature order, as packed
+                   if count_columns and n in names and names.index(n) not in cols and w[names.index(n)] != 0)
     if not count_columns:  # the base's design: each executed edge into node 2 or 3 pays the pass
         pas = w[names.index("exec_adds")]
         for e in range(1, 6):
