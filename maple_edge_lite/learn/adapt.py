@@ -20,8 +20,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: operator-sum prior prices edges executed on a zero node; 6: the interval's relative noise 0.09
 #: (``BayesLinear.interval_noise``, for the tied prior of the 1.1.0 bases); 7: an fbnet prior
 #: centred on the device's layer cost model; 8: the learned spread around the operator sum halved
-#: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``); 9: the NAS-Bench-201 device model has the column
-#: ``shared_avg_pools`` (feature schema 3), priced by the operator sum (``operator_sum.SHARED_POOL_SD``).
+#: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``); 9: the NAS-Bench-201 device model has the count columns
+#: ``exec_adds`` and ``shared_avg_pools`` (feature schema 3), priced by the operator sum
+#: (``operator_sum.COUNT_COLUMNS``), the additions no longer per edge.
 ADAPT_VERSION = 9
 
 

@@ -28,7 +28,7 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     to have none. Returns None when another operator is missing (e.g. a runtime rejected it) or
     ``feature_names`` lacks the executed-edge one-hots or ``exec_adds``.
 
-    Until ``ADAPT_VERSION`` 10 every executed edge into node 2 or 3 paid the pass instead (no
+    Before ``ADAPT_VERSION`` 9 every executed edge into node 2 or 3 paid the pass instead (no
     schema had ``exec_adds``): it prices a node with a single input as if it summed, and the
     cells made of such nodes are the smallest networks, which it over-predicted (by 14-37% the
     identity cells of 0.088 ms here, where no op runs at all). With ``exec_adds`` as a column of
@@ -165,10 +165,9 @@ OPERATOR_SUM_PRIOR_SCALE = 0.5
 
 #: Prior sd of what one ``exec_adds`` addition is worth, in units of the profiled element-wise
 #: pass that is its mean: runtimes fuse an addition into the convolution before it (ONNX Runtime's
-#: NCHWc Conv+Sum) or run it alone. Chosen with ``benchmarks/fresh_runs.py`` and the committed
-#: 200-cell tables (``benchmarks/shots.py``) among 0.5 / 1 / 2: ±10% 0.889 / 0.889 / 0.889 on the
-#: fresh runs, cells under 0.3 ms 0.732 / 0.729 / 0.718; the tables alike but OpenVINO (0.555 /
-#: 0.555 / 0.565): 1, as ``SHARED_POOL_SD``.
+#: NCHWc Conv+Sum) or run it alone. ``benchmarks/fresh_runs.py`` for 0.5 / 1 / 2 / 3: ±10% 0.889 /
+#: 0.889 / 0.888 / 0.887, cells under 0.3 ms 0.727 / 0.729 / 0.715 / 0.713, coverage 0.853 / 0.853 /
+#: 0.853 / 0.852: flat; 1, as ``SHARED_POOL_SD``.
 ADD_SD = 1.0
 
 #: The count columns the operator sum prices and the base does not have, with their prior sd (in
