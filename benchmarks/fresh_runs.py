@@ -23,10 +23,10 @@ is not among the entries)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
-import functools
 from unittest import mock
 
 import numpy as np

@@ -170,8 +170,8 @@ OPERATOR_SUM_PRIOR_SCALE = 0.5
 #: 0.853 / 0.852: flat; 1, as ``SHARED_POOL_SD``.
 ADD_SD = 1.0
 
-#: The count columns the operator sum prices and the base does not have, with their prior sd (in
-#: units of their operator-sum weight).
+#: The count columns the operator sum prices and the base does not have, with the name of the
+#: constant holding their prior sd (in units of their operator-sum weight; read at each call).
 COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"))
 
 
