@@ -151,7 +151,7 @@ def _opsum_model(none: BayesLinear, desc: dict, fnames: Sequence[str]) -> BayesL
     """A copy of the no-descriptor model whose prior mean is the descriptor's operator sum."""
     m = copy.deepcopy(none)
     lat, repeat = descriptor_operator_latencies(desc)
-    if not _use_operator_sum_prior(m, lat, fnames, repeat, count_columns=False):  # blended with the base's design
+    if not _use_operator_sum_prior(m, lat, fnames, repeat, v8_rule=True):  # blended with the base's design
         raise SystemExit("a pool descriptor lacks the operator latencies the operator sum needs")
     return m
 

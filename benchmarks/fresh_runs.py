@@ -7,9 +7,9 @@ measurements, as ``predict`` left them) and ``reports/*.json`` (``maple-edge-lit
 reports: the cells measured and their latencies). Each entry is adapted again with this checkout
 (the shipped default predictor, the entry's descriptor and measurements, as ``predict`` does) and
 scored on every report: ±10% accuracy, the cells under 0.3 ms, the 90% interval's coverage; then
-the same with the operator-sum prior of predictor 1.1.0's device models (``count_columns=False``:
-no ``exec_adds`` and ``shared_avg_pools`` columns, a pass per executed edge into node 2 or 3
-instead), so the two are compared on the same measurements.
+the same with the operator-sum prior of predictor 1.1.0's device models (``v8_rule=True``: no
+``exec_adds`` and ``shared_avg_pools`` columns, a pass per executed edge into node 2 or 3
+instead, disconnected cells unpriced), so the two are compared on the same measurements.
 A report scored by another run's entry mixes two sessions' speeds: the VM's speed moves by
 several percent between them (docs/predict.md); the mean over all pairs is what the README
 quotes.
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             archs, ms = [r["arch_str"] for r in ref], np.array([r["latency_ms"] for r in ref])
             if variant != "count columns":
                 with mock.patch("maple_edge_lite.learn.adapt._use_operator_sum_prior",
-                                functools.partial(real, count_columns=False)):
+                                functools.partial(real, v8_rule=True)):
                     m = adapt_base(base, archs, ms, descriptor=desc)
             else:
                 m = adapt_base(base, archs, ms, descriptor=desc)

@@ -595,11 +595,16 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     # With the none chain (a Mul per op): 0.036 ms per 8 at every stage, i.e. (0.036 - 0.004) / 8 =
     # 0.004 ms per pass and 5 * 3 * 0.004 = 0.06 ms per network: each addition a cell computes
     # (exec_adds) pays it; the edges themselves do not.
+    # A disconnected cell's zero is an x * 0 too: one pass more than a connected cell (the intercept
+    # takes it, cell_connected gives it back).
     with_none = dict(lat, **{f"none@{st}": 0.036 for st in ("16x32x32", "32x16x16", "64x8x8")})
     c0n, wn = operator_sum_prior(with_none, names)
-    assert c0n == pytest.approx(0.18)
+    assert c0n == pytest.approx(0.18 + 0.06)
     assert wn[names.index("exec_adds")] == pytest.approx(0.06)
-    np.testing.assert_array_equal(np.delete(wn, names.index("exec_adds")), np.delete(w, names.index("exec_adds")))
+    assert wn[names.index("cell_connected")] == pytest.approx(-0.06)
+    changed = [names.index("exec_adds"), names.index("cell_connected")]
+    np.testing.assert_array_equal(np.delete(wn, changed), np.delete(w, changed))
+    assert c0n + enc.encode("nb201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")[0] @ wn == pytest.approx(0.18 + 0.06)
     # ... so ARCH_A (node 2 sums two edges, node 3 three: three additions) costs 0.18 more
     assert c0n + enc.encode("nb201", ARCH_A)[0] @ wn == pytest.approx(cases[ARCH_A] + 3 * 0.06)
     assert operator_sum_prior(lat, [n for n in names if n != "exec_adds"]) is None

@@ -21,7 +21,12 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     each addition a cell computes (``exec_adds``, schema 3: a node summing k executed edges adds
     k - 1 times) one element-wise pass, the ``none`` chain's per-op latency (a ``Mul`` over the
     same tensor), when the profile has it; each pool a runtime need not compute twice
-    (``shared_avg_pools``, schema 3) minus one pool edge (:func:`shared_pool_ms`).
+    (``shared_avg_pools``, schema 3) minus one pool edge (:func:`shared_pool_ms`); a disconnected
+    cell (``cell_connected`` 0), whose zero the builders export as ``x * 0``, one pass (the
+    zero-fed direction prices the ``Mul`` of a zero node whose edges run; the output of a cell
+    whose node 3 has no input at all is one too, and the all-``none`` cell is among the base's
+    references: unpriced, its ``Mul`` went into the intercept and every small network paid it;
+    ``benchmarks/fresh_runs.py`` 0.870 -> 0.884 ±10%, cells under 0.3 ms 0.695 -> 0.737).
     ``lat_ms``: ``{"nor_conv_3x3@16x32x32": ms, ...}`` for chains of ``repeat`` ops (the
     profile's suite); the skip_connect chain, which runtimes reduce to a call, is subtracted as the
     per-call cost; a runtime that rejects that identity-only model (ncnn's converter does) is taken
@@ -51,10 +56,16 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
                 return None
             w[names.index(col)] = NB201_CELLS_PER_STAGE * sum(
                 max(vals[f"{o}@{st}"] - vals[f"skip_connect@{st}"], 0.0) / repeat for st in NB201_STAGES)
-    w[names.index("exec_adds")] = _elementwise_pass_ms(lat_ms, repeat)
+    pas = _elementwise_pass_ms(lat_ms, repeat)
+    w[names.index("exec_adds")] = pas
     if "shared_avg_pools" in names:
         w[names.index("shared_avg_pools")] = -shared_pool_ms(lat_ms, repeat)
-    return float(sum(vals[k] for k in fixed)), w
+    c0 = float(sum(vals[k] for k in fixed))
+    if "cell_connected" in names:
+        # A disconnected cell's zero is exported as x * 0: one pass more than a connected cell.
+        c0 += pas
+        w[names.index("cell_connected")] = -pas
+    return c0, w
 
 
 def descriptor_operator_latencies(doc: dict) -> Tuple[dict, int]:
@@ -175,7 +186,7 @@ ADD_SD = 1.0
 COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"))
 
 
-def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, count_columns: bool = True) -> bool:
+def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, v8_rule: bool = False) -> bool:
     """Centre the prior of ``m`` on the operator-sum model of a device's descriptor
     (:func:`operator_sum_prior`, scale-normalised like the training devices: mean 1 over the
     space), keeping the learned covariance scaled by :data:`OPERATOR_SUM_PRIOR_SCALE`, plus one
@@ -185,9 +196,11 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     (:data:`COUNT_COLUMNS`: ``exec_adds``, ``shared_avg_pools``), which the base's design does not
     have: each is added to the design with its operator-sum weight as its mean and a direction
     of its own (sd :data:`ADD_SD`, :data:`SHARED_POOL_SD` of that weight). The design then has
-    more columns, and ``m.use_archs`` must be called again before adapting. ``count_columns=False``
-    keeps the base's design: the additions are then priced per executed edge into node 2 or 3,
-    the rule before ``exec_adds``, and shared pools not at all. On this VM under ONNX Runtime, 50
+    more columns, and ``m.use_archs`` must be called again before adapting. ``v8_rule=True``: the
+    operator sum of ``ADAPT_VERSION`` 8 (predictor 1.1.0's device models), for comparisons and for
+    a blend with the base's design (``benchmarks/cross_runtime.py``): the base's design, the
+    additions priced per executed edge into node 2 or 3, shared pools and disconnected cells not
+    at all. On this VM under ONNX Runtime, 50
     random architectures: ±10% accuracy 0.86 with the operator sum against 0.58 with the training
     devices' mean (docs/predict.md). The zero-fed direction, main job's 10 reference archs, 200
     measured cells (benchmarks/data/device): ±10% 0.755 -> 0.830; the 13 pool pairs, 10 random
@@ -199,8 +212,11 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     names = list(names)
     cols = [int(c) for c in m.cols]
     extra = sorted((names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS  # in feature order, as packed
-                   if count_columns and n in names and names.index(n) not in cols and w[names.index(n)] != 0)
-    if not count_columns:  # the base's design: each executed edge into node 2 or 3 pays the pass
+                   if not v8_rule and n in names and names.index(n) not in cols and w[names.index(n)] != 0)
+    if v8_rule:  # the base's design: each executed edge into node 2 or 3 pays the pass
+        if "cell_connected" in names:
+            c0 += w[names.index("cell_connected")]
+            w[names.index("cell_connected")] = 0.0
         pas = w[names.index("exec_adds")]
         for e in range(1, 6):
             for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
