@@ -14,11 +14,11 @@ A report scored by another run's entry mixes two sessions' speeds: the VM's spee
 several percent between them (docs/predict.md); the mean over all pairs is what the README
 quotes.
 
-The committed folder: four entries made on 2026-12-05 (``seed61-1.1.0``: predictor 1.1.0's main job;
-``seed71-busy``: a 1.2.0 main job with the other CPU busy; ``seed72``, ``seed73``: 1.2.0's with it
-idle) and the six validate reports measured that morning (seeds 51, 52, 61, 71, 72, 73; 51 and 52
-with predictor 1.1.0's entry of that morning, whose measurements a recheck later rescaled, so it
-is not among the entries)."""
+The committed folder: five entries made on 2026-12-05 (``seed61-1.1.0``: predictor 1.1.0's main job;
+``seed71-busy``: a 1.2.0 main job with the other CPU busy; ``seed72``, ``seed73``, ``seed74``: 1.2.0's
+with it idle, 74 the final 1.2.0) and the seven validate reports measured that morning (seeds 51,
+52, 61, 71, 72, 73, 74; 51 and 52 with predictor 1.1.0's entry of that morning, whose measurements
+a recheck later rescaled, so it is not among the entries)."""
 
 from __future__ import annotations
 
