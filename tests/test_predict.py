@@ -853,3 +853,40 @@ def test_count_columns_score_better_on_this_machines_fresh_runs(capsys):
     assert new["acc10"] >= old["acc10"] + 0.03, (new, old)
     assert new["acc10_under_0.3ms"] >= old["acc10_under_0.3ms"] + 0.07, (new, old)
     assert 0.85 <= new["coverage"] <= 0.95, new
+
+
+def test_operator_sum_without_cell_connected_in_the_design_prices_every_cell_as_connected():
+    """A base whose design lacks ``cell_connected`` cannot give the disconnected cell's pass back to
+    the connected ones: the operator sum then leaves that pass out rather than charge every cell
+    for it. Checked on the prior's mean for a connected cell, in ms (the prior is relative to the
+    operator sum's mean over the space), with and without the column."""
+    import base64
+
+    from maple_edge_lite.learn import operator_sum as OS
+    from maple_edge_lite.learn.bayes_linear import BayesLinear
+
+    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068,
+           "none@16x32x32": 0.036, "none@32x16x16": 0.036, "none@64x8x8": 0.036}
+    names = list(enc.feature_names("nb201"))
+    cc = names.index("cell_connected")
+    prior = dict(mel.load().metadata["fewshot"], descriptor=None)
+    v = prior["prior_factor"]
+    Lc = np.zeros(v["shape"])
+    Lc[np.tril_indices(v["shape"][0])] = np.frombuffer(base64.b64decode(v["f32le_base64"]), dtype="<f4")
+    j = 1 + prior["columns"].index("cell_connected")
+    keep = [i for i in range(len(prior["mu"])) if i != j]
+    without = dict(prior, columns=[c for c in prior["columns"] if c != "cell_connected"],
+                   mu=[prior["mu"][i] for i in keep], prior_factor=Lc[np.ix_(keep, keep)])
+    c0, w = OS.operator_sum_prior(lat, names, 8)
+    assert w[cc] < 0  # the pass a connected cell gets back
+    X, space = enc.encode("nb201", [ARCH_A]), OS._nb201_space()
+    connected_ms = c0 + X[0] @ w
+    for p, mean in ((dict(prior, prior_factor=Lc), np.mean(c0 + space @ w)),
+                    (without, np.mean(c0 + w[cc] + np.delete(space, cc, axis=1) @ np.delete(w, cc)))):
+        m = BayesLinear.from_prior(p, names)
+        assert OS._use_operator_sum_prior(m, lat, names, 8)
+        m.use_archs(X)
+        assert (m.A @ m.mu)[0] * mean == pytest.approx(connected_ms, rel=1e-9)

@@ -213,10 +213,11 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     cols = [int(c) for c in m.cols]
     extra = sorted((names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS  # in feature order, as packed
                    if not v8_rule and n in names and names.index(n) not in cols and w[names.index(n)] != 0)
+    cc = names.index("cell_connected") if "cell_connected" in names else None
+    if cc is not None and (v8_rule or cc not in cols):  # a disconnected cell not priced: every cell as connected
+        c0 += w[cc]
+        w[cc] = 0.0
     if v8_rule:  # the base's design: each executed edge into node 2 or 3 pays the pass
-        if "cell_connected" in names:
-            c0 += w[names.index("cell_connected")]
-            w[names.index("cell_connected")] = 0.0
         pas = w[names.index("exec_adds")]
         for e in range(1, 6):
             for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
