@@ -155,8 +155,10 @@ def load(path: Path):
 _TABLES: dict = {}
 
 
-def features(kind: str, name: str):
-    """(feature vector, MACs) of a suite entry, zoo or unaligned network (cached per process)."""
+def features(kind: str, name: str, cache_bytes: Optional[float] = None, align: Optional[int] = None):
+    """(feature vector, MACs) of a suite entry, zoo or unaligned network: ``network_features(table,
+    cache_bytes, align)``, with the unaligned MMACs and the spill MB after the per-class features
+    when ``align`` and ``cache_bytes`` are given (layer tables cached per process)."""
     from maple_edge_lite.device import layers as L
     from maple_edge_lite.device.builders import layer_suite as LS, zoo
     from maple_edge_lite.learn.layer_cost import network_features
@@ -170,24 +172,9 @@ def features(kind: str, name: str):
             t = L.from_onnx(unaligned_onnx(name))
         else:
             t = L.from_onnx(zoo.zoo_onnx(name))
-        _TABLES[key] = (network_features(t), float(t.totals()["macs"]), t)
-    return _TABLES[key][:2]
-
-
-def spill(kind: str, name: str, cache_bytes: float) -> float:
-    """``learn.layer_cost.spill_mbytes`` of a suite entry or zoo network (MB beyond the cache)."""
-    from maple_edge_lite.learn.layer_cost import spill_mbytes
-
-    features(kind, name)
-    return spill_mbytes(_TABLES[(kind, name)][2], cache_bytes)
-
-
-def unaligned(kind: str, name: str, align: int):
-    """``learn.layer_cost.unaligned_mmacs`` of a suite entry or network (per conv-like class)."""
-    from maple_edge_lite.learn.layer_cost import unaligned_mmacs
-
-    features(kind, name)
-    return unaligned_mmacs(_TABLES[(kind, name)][2], align)
+        _TABLES[key] = (t, float(t.totals()["macs"]))
+    t, macs = _TABLES[key]
+    return network_features(t, cache_bytes, align), macs
 
 
 def cache_of(path: Path, spill_cache_mb: Optional[float], no_spill: bool):
@@ -229,23 +216,16 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     suite, nets, unal = load(path)
     bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
     weights = [bw if kind in LS.BLOCK_KINDS else 1.0 for kind, _ in suite.values()]
-    Fs = np.array([features("suite", n)[0] for n in suite])
+    # The features with the alignment term (per conv-like class, the MMACs of unaligned layers) and
+    # the spill term (the MB each network's layers move beyond the cache) when they are on.
+    Fs = np.array([features("suite", n, cache_bytes, align)[0] for n in suite])
     ys = np.array([v[1] for v in suite.values()])
     names = list(nets)
     fam = np.array([nets[n][0] for n in names])
     y = np.array([nets[n][1] for n in names])
-    F = np.array([features("zoo", n)[0] for n in names])
-    macs = np.array([features("zoo", n)[1] for n in names])
+    F, macs = (np.array(v) for v in zip(*(features("zoo", n, cache_bytes, align) for n in names)))
     un = list(unal)
-    Fu = np.array([features("unaligned", n)[0] for n in un]).reshape(len(un), -1)
-    if align is not None:  # the alignment term: per conv-like class, the MMACs of unaligned layers
-        Fs = np.column_stack([Fs, [unaligned("suite", n, align) for n in suite]])
-        F = np.column_stack([F, [unaligned("zoo", n, align) for n in names]])
-        Fu = np.column_stack([Fu, np.array([unaligned("unaligned", n, align) for n in un]).reshape(len(un), -1)])
-    if cache_bytes is not None:  # the spill term: the MB each network's layers move beyond the cache
-        Fs = np.column_stack([Fs, [spill("suite", n, cache_bytes) for n in suite]])
-        F = np.column_stack([F, [spill("zoo", n, cache_bytes) for n in names]])
-        Fu = np.column_stack([Fu, [spill("unaligned", n, cache_bytes) for n in un]])
+    Fu = np.array([features("unaligned", n, cache_bytes, align)[0] for n in un]).reshape(len(un), -1)
     class_fit = None
     if align is not None and not joint_align:
         class_fit = [n not in LS.UNALIGNED_PROBES for n in suite]
