@@ -357,7 +357,7 @@ def test_negative_prediction_is_a_numeric_error(tmp_path):
 def test_pack_refuses_features_that_are_not_a_per_layer_sum(tmp_path, monkeypatch):
     m = _random_model(0)
     real = LC.network_features
-    monkeypatch.setattr(LC, "network_features", lambda t: np.sqrt(real(t)))
+    monkeypatch.setattr(LC, "network_features", lambda t, *terms: np.sqrt(real(t, *terms)))
     with pytest.raises(mel.InputError, match="no longer a per-layer sum"):
         LC.pack(m, tmp_path / "x.melw")
     assert not (tmp_path / "x.melw").exists()

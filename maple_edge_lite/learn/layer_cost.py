@@ -89,6 +89,8 @@ SPILL_FEATURE = "spill:mbytes"
 #: MMACs of its unaligned layers, after :data:`FEATURE_NAMES`.
 ALIGN_CLASSES: Tuple[str, ...] = ("conv", "pointwise", "depthwise", "grouped")
 ALIGN_FEATURES: Tuple[str, ...] = tuple(f"{c}:unaligned_mmacs" for c in ALIGN_CLASSES)
+#: The index in :data:`CLASSES` of each class of :data:`ALIGN_CLASSES`.
+_ALIGN_CLASS_INDEX: Tuple[int, ...] = tuple([c for c, _ in CLASSES].index(c) for c in ALIGN_CLASSES)
 #: The channel alignment a model is fitted with by default (ONNX Runtime's NCHWc block on AVX2 and
 #: AVX-512 machines is 8 or 16 floats; every count that is a multiple of 16 is one of 8) and the
 #: input channels at or below which a layer's input is not counted (an image stem: 3 channels,
@@ -204,8 +206,7 @@ def unaligned_mmacs(table, align: int = ALIGN) -> np.ndarray:
         return out
     col = ARRAY_COLUMNS.index
     idx = _class_index()
-    names = [c for c, _ in CLASSES]
-    pos = {names.index(c): j for j, c in enumerate(ALIGN_CLASSES)}
+    pos = {ci: j for j, ci in enumerate(_ALIGN_CLASS_INDEX)}
     cls = np.array([pos.get(idx[k], -1) for k in KINDS])[A[:, col("kind")].astype(int)]
     cin, cout = A[:, col("cin")], A[:, col("cout")]
     off = (np.mod(cout, a) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, a) != 0))
@@ -366,8 +367,6 @@ class LayerCostModel:
     def features(self, table) -> np.ndarray:
         """:func:`network_features` of a ``LayerTable`` as this model takes them (with the
         unaligned MMACs at its alignment and the spill MB against its cache when it has the terms)."""
-        if self.cache_bytes is None and self.align is None:
-            return network_features(table)
         return network_features(table, self.cache_bytes, self.align)
 
     @classmethod
@@ -438,9 +437,8 @@ class LayerCostModel:
         nf = len(FEATURE_NAMES)
         P = (F[:, :nf] * self.w).reshape(len(F), len(CLASSES), q).sum(2)
         if self.has_align:  # each class's unaligned MMACs, in its part
-            names = [c for c, _ in CLASSES]
-            for j, c in enumerate(ALIGN_CLASSES):
-                P[:, names.index(c)] += self.w_align[j] * F[:, nf + j]
+            for j, ci in enumerate(_ALIGN_CLASS_INDEX):
+                P[:, ci] += self.w_align[j] * F[:, nf + j]
         cols = [np.full(len(F), self.c0), P]
         if self.has_spill:
             cols.append(self.w_spill * F[:, -1])
@@ -470,8 +468,7 @@ class LayerCostModel:
         q = len(QUANTITIES)
         w = self.w * np.repeat(self.mult[1:1 + len(CLASSES)], q)
         if self.has_align:
-            names = [c for c, _ in CLASSES]
-            w = np.append(w, self.w_align * self.mult[[1 + names.index(c) for c in ALIGN_CLASSES]])
+            w = np.append(w, self.w_align * self.mult[[1 + ci for ci in _ALIGN_CLASS_INDEX]])
         if self.has_spill:
             w = np.append(w, self.w_spill * self.mult[-1])
         return self.c0 * self.mult[0], w
@@ -575,8 +572,7 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     # term is all 0 predicts as one without it, and is written without it (the oldest format).
     align = None
     if model.has_align and np.any(model.w_align > 0):
-        names = [c for c, _ in CLASSES]
-        by_class = {names.index(c): model.w_align[j] for j, c in enumerate(ALIGN_CLASSES)}
+        by_class = dict(zip(_ALIGN_CLASS_INDEX, model.w_align))
         align = (model.align, ALIGN_MIN_CIN, np.array([by_class.get(idx[k], 0.0) for k in KINDS]))
     _check_per_layer(model, kind_part, kind_w, act_part, act_w, align)
     user = dict(metadata or {})
