@@ -45,21 +45,20 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     vals = {k: lat_ms.get(k) for k in need + fixed}
     if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()) or "exec_adds" not in names:
         return None
-    for st in NB201_STAGES:
-        v = lat_ms.get(f"skip_connect@{st}")
-        vals[f"skip_connect@{st}"] = float(v) if v is not None and np.isfinite(v) and v > 0 else 0.0
+    # skip_connect's chain less itself is nothing (and none at all without a chain)
+    op_ms = {o: _op_network_ms(lat_ms, o, repeat) for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")}
+    op_ms["skip_connect"] = 0.0
     w = np.zeros(len(names))
     for e in range(6):
         for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
             col = f"exec_edge{e}:{o}"
             if col not in names:
                 return None
-            w[names.index(col)] = NB201_CELLS_PER_STAGE * sum(
-                max(vals[f"{o}@{st}"] - vals[f"skip_connect@{st}"], 0.0) / repeat for st in NB201_STAGES)
+            w[names.index(col)] = op_ms[o]
     pas = _elementwise_pass_ms(lat_ms, repeat)
     w[names.index("exec_adds")] = pas
     if "shared_avg_pools" in names:
-        w[names.index("shared_avg_pools")] = -shared_pool_ms(lat_ms, repeat)
+        w[names.index("shared_avg_pools")] = -op_ms["avg_pool_3x3"]
     c0 = float(sum(vals[k] for k in fixed))
     if "cell_connected" in names:
         # A disconnected cell's zero is exported as x * 0: one pass more than a connected cell.
@@ -132,32 +131,33 @@ def zero_fed_direction(names: Sequence[str], cols) -> np.ndarray:
 SHARED_POOL_SD = 1.0
 
 
-def shared_pool_ms(lat_ms: dict, repeat: int):
-    """What one executed ``avg_pool_3x3`` edge costs over the network's 15 cells (the per-op cost
-    of its stage's chains less the per-call cost, times the cells per stage), or None when the
-    profile lacks a pool chain."""
-    total = 0.0
+def _op_network_ms(lat_ms: dict, op: str, repeat: int):
+    """What one cell position carrying ``op`` costs over the network's 15 cells: at each stage the
+    per-op cost of the profile's ``op`` chain less its skip_connect chain (the per-call cost; none
+    when the runtime rejected that chain), times the cells per stage; None when a stage's ``op``
+    chain is missing or not a positive number."""
+    per_op = []
     for st in NB201_STAGES:
-        v, s = lat_ms.get(f"avg_pool_3x3@{st}"), lat_ms.get(f"skip_connect@{st}")
+        v, s = lat_ms.get(f"{op}@{st}"), lat_ms.get(f"skip_connect@{st}")
         if v is None or not np.isfinite(v) or v <= 0:
             return None
         s = float(s) if s is not None and np.isfinite(s) and s > 0 else 0.0
-        total += NB201_CELLS_PER_STAGE * max(float(v) - s, 0.0) / repeat
-    return total
+        per_op.append(max(float(v) - s, 0.0) / repeat)
+    return NB201_CELLS_PER_STAGE * sum(per_op)
+
+
+def shared_pool_ms(lat_ms: dict, repeat: int):
+    """What one executed ``avg_pool_3x3`` edge costs over the network's 15 cells, or None when the
+    profile lacks a pool chain (:func:`_op_network_ms`)."""
+    return _op_network_ms(lat_ms, "avg_pool_3x3", repeat)
 
 
 def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
     """One element-wise pass per cell, summed over the network's cells: the profile's ``none``
-    chain (``Mul(x, 0)``) less the per-call cost, per op; 0 without it. A zero node's ``Mul``
-    costs this, and so does a node's sum, per input edge."""
-    total = 0.0
-    for st in NB201_STAGES:
-        v, s = lat_ms.get(f"none@{st}"), lat_ms.get(f"skip_connect@{st}")
-        if v is None or not np.isfinite(v) or v <= 0:
-            return 0.0
-        s = float(s) if s is not None and np.isfinite(s) and s > 0 else 0.0
-        total += NB201_CELLS_PER_STAGE * max(float(v) - s, 0.0) / repeat
-    return total
+    chain (``Mul(x, 0)``) per op less the per-call cost (:func:`_op_network_ms`); 0 without it. A
+    zero node's ``Mul`` costs this, and so does each addition a cell computes."""
+    ms = _op_network_ms(lat_ms, "none", repeat)
+    return 0.0 if ms is None else ms
 
 
 #: How far the prior's learned spread is kept around the operator sum: its covariance factor is
@@ -213,12 +213,12 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     cols = [int(c) for c in m.cols]
     extra = sorted((names.index(n), globals()[sd]) for n, sd in COUNT_COLUMNS  # in feature order, as packed
                    if not v8_rule and n in names and names.index(n) not in cols and w[names.index(n)] != 0)
+    pas = w[names.index("exec_adds")]  # one element-wise pass (_elementwise_pass_ms)
     cc = names.index("cell_connected") if "cell_connected" in names else None
     if cc is not None and (v8_rule or cc not in cols):  # a disconnected cell not priced: every cell as connected
         c0 += w[cc]
         w[cc] = 0.0
     if v8_rule:  # the base's design: each executed edge into node 2 or 3 pays the pass
-        pas = w[names.index("exec_adds")]
         for e in range(1, 6):
             for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"):
                 w[names.index(f"exec_edge{e}:{o}")] += pas
@@ -236,7 +236,7 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     d = zero_fed_direction(names, cols)
     if d.size:
         d = np.concatenate([d, np.zeros(len(extra))])
-        mu = mu + d * (_elementwise_pass_ms(lat_ms, repeat) / mean)
+        mu = mu + d * (pas / mean)
         Lc = np.column_stack([Lc, ZERO_FED_SD * d])
     m._set_prior(cols_x, mu, Lc, m.A if not extra else None)
     return True
