@@ -271,8 +271,10 @@ def encode_layer_cost(
                              f"ms per unaligned MMAC >= 0, one per kind); not {align!r}")
         floats.append(per_kind)
     z = NormalDist().inv_cdf((1 + level) / 2)
-    scheme = LAYER_COST_SCHEME if spill is None else LAYER_COST_SPILL_SCHEME
-    scheme = LAYER_COST_ALIGN_SCHEME if align is not None else scheme
+    # The oldest scheme, and its container version, that holds the model's terms.
+    scheme, version = ((LAYER_COST_ALIGN_SCHEME, LAYER_COST_ALIGN_FORMAT_VERSION) if align is not None else
+                       (LAYER_COST_SPILL_SCHEME, LAYER_COST_SPILL_FORMAT_VERSION) if spill is not None else
+                       (LAYER_COST_SCHEME, LAYER_COST_FORMAT_VERSION))
     body = struct.pack("<8I", scheme, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
     body += struct.pack("<6I", *(cols.index(c) for c in need), 0)
     body += struct.pack("<4d", float(c0_ms), float(level), float(z), float(noise))
@@ -289,9 +291,7 @@ def encode_layer_cost(
     body += _names_bytes(kinds) + _names_bytes(activations)
     sections = [(SEC_LAYER_COST, body), (SEC_FEATURES, struct.pack("<I", len(cols)) + _names_bytes(cols)),
                 (SEC_METADATA, meta)]
-    if align is not None:
-        return _container(sections, LAYER_COST_ALIGN_FORMAT_VERSION)
-    return _container(sections, LAYER_COST_FORMAT_VERSION if spill is None else LAYER_COST_SPILL_FORMAT_VERSION)
+    return _container(sections, version)
 
 
 def _create_temp(parent: Path, name: str):

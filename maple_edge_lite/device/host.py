@@ -149,9 +149,10 @@ def core_cache(cpu_dir: str = SYSFS_CPU0) -> Dict[str, Any]:
         lv, kind = _read(os.path.join(base, d, "level")), _read(os.path.join(base, d, "type"))
         if kind not in ("Data", "Unified") or not (lv or "").isdigit() or int(lv) < 2:
             continue
-        size = _cache_size(_read(os.path.join(base, d, "size")))
+        raw = _read(os.path.join(base, d, "size"))
+        size = _cache_size(raw)
         if size is None:
-            skipped.append(f"{d}: size {_read(os.path.join(base, d, 'size'))!r} unreadable")
+            skipped.append(f"{d}: size {raw!r} unreadable")
             continue
         shared = _read(os.path.join(base, d, "shared_cpu_list"))
         found.append((int(lv), size, shared, _cpu_set(shared)))
