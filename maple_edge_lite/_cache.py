@@ -516,7 +516,7 @@ def speed_sd(manifest: Dict[str, Any]) -> float:
 
 
 def _recheck(d: Path, key, runtime, threads, base, progress, measure_options) -> Dict[str, Any]:
-
+    """:func:`recheck`'s work, under the build lock: time, record, rescale if applied, adapt again."""
     import numpy as np
 
     from . import registry

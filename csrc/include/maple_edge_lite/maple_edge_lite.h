@@ -124,8 +124,9 @@ MEL_API int mel_model_predict_interval(const mel_model* model, const float* x, s
 /* ------------------------------------------------------------------------------------------
  * Layer cost models: any CNN's latency from its layer table (docs/layers.md, docs/format.md
  * LAYER_COST). A .melw file holds either an int8 MLP over a feature vector (the functions above)
- * or a layer cost model (format 3; format 4 adds the spill term, see mel_model_layer_spill), which
- * predicts one network from the rows of its layer table.
+ * or a layer cost model (format 3; format 4 adds the spill term, see mel_model_layer_spill; format 5
+ * the alignment term, see mel_model_layer_align), which predicts one network from the rows of its
+ * layer table.
  * On a layer cost model, mel_model_predict, _predict_raw, _predict_interval and _predict_arch*
  * return MEL_ERR_UNSUPPORTED; mel_model_input_dim and mel_model_feature_name give the row width
  * and the column names, mel_model_num_layers 0, mel_model_interval_level the interval's level.
@@ -296,8 +297,8 @@ MEL_API int mel_perf_event_paranoid(void);
 MEL_API int mel_encoder_dim(const char* space, size_t* dim);
 /* Name of feature i, e.g. "edge4:nor_conv_3x3", "flops_32" (static string). */
 MEL_API int mel_encoder_feature_name(const char* space, size_t i, const char** name);
-/* Version of the space's feature schema (bumped whenever a feature is added, removed, reordered
- * or computed differently). */
+/* Version of the space's feature schema (bumped whenever a feature is added; features are only
+ * ever added at the end, see mel_encoder_schema_dim). */
 MEL_API int mel_encoder_schema_version(const char* space, int* version);
 /* Number of features of the space's schema version `version` (1 to the current one): a schema
  * only grows at its end, so these are the first *dim features of mel_encode's rows, and a model

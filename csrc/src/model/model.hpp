@@ -40,7 +40,8 @@ struct Layer {
     const float* deq = nullptr;     // [out] output layer: accumulator -> float scale
 };
 
-// LAYER_COST section (format 3; scheme 2 in format 4, docs/format.md): a network's latency from its layer table.
+// LAYER_COST section (format 3; scheme 2 in format 4, scheme 3 in format 5, docs/format.md): a network's latency
+// from its layer table.
 // Part 0 is the per-inference cost, parts 1.. the cost classes; each kind and each activation
 // that runs as a pass of its own names its part, resolved when the model was packed.
 struct LayerCost {
