@@ -860,9 +860,8 @@ def test_operator_sum_without_cell_connected_in_the_design_prices_every_cell_as_
     the connected ones: the operator sum then leaves that pass out rather than charge every cell
     for it. Checked on the prior's mean for a connected cell, in ms (the prior is relative to the
     operator sum's mean over the space), with and without the column."""
-    import base64
-
     from maple_edge_lite.learn import operator_sum as OS
+    from maple_edge_lite.learn.adapt import dense_prior_array
     from maple_edge_lite.learn.bayes_linear import BayesLinear
 
     lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
@@ -873,9 +872,7 @@ def test_operator_sum_without_cell_connected_in_the_design_prices_every_cell_as_
     names = list(enc.feature_names("nb201"))
     cc = names.index("cell_connected")
     prior = dict(mel.load().metadata["fewshot"], descriptor=None)
-    v = prior["prior_factor"]
-    Lc = np.zeros(v["shape"])
-    Lc[np.tril_indices(v["shape"][0])] = np.frombuffer(base64.b64decode(v["f32le_base64"]), dtype="<f4")
+    Lc = dense_prior_array(prior["prior_factor"])
     j = 1 + prior["columns"].index("cell_connected")
     keep = [i for i in range(len(prior["mu"])) if i != j]
     without = dict(prior, columns=[c for c in prior["columns"] if c != "cell_connected"],

@@ -47,27 +47,8 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
     ``speed_sd``: a relative sd by which this device's speed is expected to move between
     measuring and using the model, added to the interval (``BayesLinear.add_speed_sd``; a
     bayes_linear base: an mlp device model has no interval); 0 by default."""
-    import base64
-
     from .. import encode as enc
     from .._model import Model
-
-    def dense(v, what):
-        if not isinstance(v, dict):
-            return v  # a JSON list (files written before the packed form)
-        try:
-            shape = [int(x) for x in v["shape"]]
-            flat = np.frombuffer(base64.b64decode(v["f32le_base64"], validate=True), dtype="<f4").astype(np.float64)
-            if v.get("tril"):
-                if len(shape) != 2 or shape[0] != shape[1] or flat.size != shape[0] * (shape[0] + 1) // 2:
-                    raise ValueError(f"{flat.size} values for a lower triangle of {shape}")
-                a = np.zeros(shape)
-                a[np.tril_indices(shape[0])] = flat
-                return a
-            return flat.reshape(shape)
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"corrupt base model: {what} does not decode ({e})") from None
-
     model = base if isinstance(base, Model) else Model.load(base)
     meta = model.metadata
     space = meta.get("search_space")
@@ -91,11 +72,11 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         raise InputError("latencies must be finite and positive milliseconds")
     prior = dict(meta["fewshot"])
     if kind != "mlp":
-        prior["prior_factor"] = dense(prior.get("prior_factor"), "prior_factor")
+        prior["prior_factor"] = dense_prior_array(prior.get("prior_factor"), "prior_factor")
         if prior.get("descriptor"):
             d = dict(prior["descriptor"])
-            d["B"] = dense(d.get("B"), "descriptor.B")
-            d["prior_factor"] = dense(d.get("prior_factor"), "descriptor.prior_factor")
+            d["B"] = dense_prior_array(d.get("B"), "descriptor.B")
+            d["prior_factor"] = dense_prior_array(d.get("prior_factor"), "descriptor.prior_factor")
             prior["descriptor"] = d
     used = list(prior["descriptor"]["names"]) if kind != "mlp" and prior.get("descriptor") else []
     prov_desc = None
@@ -160,6 +141,29 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         pack_adapted(m, out, feature_names=names, absmax=_absmax(meta["feature_absmax"], space), search_space=space,
                      metadata={"model_kind": "device", "provenance": prov})
     return m
+
+
+def dense_prior_array(v, what: str = "an array"):
+    """An array of a base model's few-shot prior as ``learn.bayes_linear.pack_base`` stores it
+    (``{"shape", "tril", "f32le_base64"}``: float32 little-endian, a lower triangle when ``tril``)
+    as a float64 numpy array; a plain JSON list (files written before the packed form) as it is.
+    ``InputError`` naming ``what`` when it does not decode."""
+    import base64
+
+    if not isinstance(v, dict):
+        return v
+    try:
+        shape = [int(x) for x in v["shape"]]
+        flat = np.frombuffer(base64.b64decode(v["f32le_base64"], validate=True), dtype="<f4").astype(np.float64)
+        if v.get("tril"):
+            if len(shape) != 2 or shape[0] != shape[1] or flat.size != shape[0] * (shape[0] + 1) // 2:
+                raise ValueError(f"{flat.size} values for a lower triangle of {shape}")
+            a = np.zeros(shape)
+            a[np.tril_indices(shape[0])] = flat
+            return a
+        return flat.reshape(shape)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"corrupt base model: {what} does not decode ({e})") from None
 
 
 def _absmax(absmax, space: str) -> list:
