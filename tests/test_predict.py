@@ -22,6 +22,15 @@ from _util import write_table
 
 ARCH_A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 ARCH_B = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+# A made-up descriptor's operator latencies (ms): chains of 8 ops cost 0.004 ms (the call, all the
+# skip_connect chain costs) plus 8 times the per-op latency, which falls by a tenth per stage; and
+# the same with the none chain (a Mul per op): 0.036 ms per 8 at every stage.
+MADE_UP_LAT = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
+               "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
+               "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
+               "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
+               "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+MADE_UP_LAT_NONE = dict(MADE_UP_LAT, **{f"none@{st}": 0.036 for st in ("16x32x32", "32x16x16", "64x8x8")})
 
 
 def synthetic_ms(archs, seed=0):
@@ -551,13 +560,7 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     from maple_edge_lite.learn.adapt import adapt_base
     from maple_edge_lite.learn.operator_sum import operator_sum_prior
 
-    # A made-up descriptor: chains of 8 ops cost 0.004 ms (the call, all the skip_connect chain
-    # costs) plus 8 times the per-op latency, which falls by a tenth per stage.
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
-           "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
-           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
-           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
-           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    lat = MADE_UP_LAT  # by hand below
     # By hand: fixed part 0.02 + 0.08 + 0.07 + 0.01 = 0.18 ms. An executed edge costs, per stage,
     # (chain - skip chain) / 8, times 5 cells:
     #   nor_conv_3x3: 5 * (2.4 + 2.16 + 1.92) / 8 = 4.05 ms
@@ -597,7 +600,7 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     # (exec_adds) pays it; the edges themselves do not.
     # A disconnected cell's zero is an x * 0 too: one pass more than a connected cell (the intercept
     # takes it, cell_connected gives it back).
-    with_none = dict(lat, **{f"none@{st}": 0.036 for st in ("16x32x32", "32x16x16", "64x8x8")})
+    with_none = MADE_UP_LAT_NONE
     c0n, wn = operator_sum_prior(with_none, names)
     assert c0n == pytest.approx(0.18 + 0.06)
     assert wn[names.index("exec_adds")] == pytest.approx(0.06)
@@ -726,11 +729,7 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
     from maple_edge_lite.learn import operator_sum as OS
     from maple_edge_lite.learn.adapt import adapt_base
 
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
-           "skip_connect@16x32x32": 0.004, "skip_connect@32x16x16": 0.004, "skip_connect@64x8x8": 0.004,
-           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
-           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
-           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068}
+    lat = MADE_UP_LAT
     assert OS.shared_pool_ms(lat, 8) == pytest.approx(0.135)
     assert OS.shared_pool_ms({k: v for k, v in lat.items() if not k.startswith("avg_pool")}, 8) is None
     names = list(enc.feature_names("nb201"))
@@ -789,11 +788,7 @@ def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tm
     predict bit for bit alike (the older base's packing scales are extended over the space)."""
     from maple_edge_lite.learn.adapt import adapt_base
 
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
-           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
-           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
-           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068,
-           "none@16x32x32": 0.036, "none@32x16x16": 0.036, "none@64x8x8": 0.036}
+    lat = MADE_UP_LAT_NONE
     doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
     doc["suite"] = {"repeat": 8}
     old, new = mel.load("nb201", "1.1.0"), mel.load("nb201", "1.2.0")
@@ -864,11 +859,7 @@ def test_operator_sum_without_cell_connected_in_the_design_prices_every_cell_as_
     from maple_edge_lite.learn.adapt import dense_prior_array
     from maple_edge_lite.learn.bayes_linear import BayesLinear
 
-    lat = {"stem@16x32x32": 0.02, "reduction@16x32x32": 0.08, "reduction@32x16x16": 0.07, "head@64x8x8": 0.01,
-           "nor_conv_3x3@16x32x32": 2.404, "nor_conv_3x3@32x16x16": 2.164, "nor_conv_3x3@64x8x8": 1.924,
-           "nor_conv_1x1@16x32x32": 0.164, "nor_conv_1x1@32x16x16": 0.148, "nor_conv_1x1@64x8x8": 0.132,
-           "avg_pool_3x3@16x32x32": 0.084, "avg_pool_3x3@32x16x16": 0.076, "avg_pool_3x3@64x8x8": 0.068,
-           "none@16x32x32": 0.036, "none@32x16x16": 0.036, "none@64x8x8": 0.036}
+    lat = MADE_UP_LAT_NONE
     names = list(enc.feature_names("nb201"))
     cc = names.index("cell_connected")
     prior = dict(mel.load().metadata["fewshot"], descriptor=None)
