@@ -634,18 +634,25 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     assert meta["provenance"]["descriptor"]["prior_mean"] == "operator sum of the descriptor's latencies"
 
 
+def _every_cell():
+    """(the six edge ops, the string) of all 15,625 NAS-Bench-201 cells, ops in the builder's order."""
+    import itertools
+
+    from maple_edge_lite.device.builders import nb201 as B
+
+    ops_all = list(itertools.product(B.OPS, repeat=6))
+    return ops_all, [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in ops_all]
+
+
 def test_zero_fed_direction_counts_the_executed_edges_on_zero_nodes():
     """The operator-sum prior's extra direction is, over every NAS-Bench-201 cell, the number of
     edges the builders' network executes whose input node is the zero tensor (fed by ``none``
     edges only), worked out from the builder's own graph rules."""
-    import itertools
-
     from maple_edge_lite.device.builders import nb201 as B
     from maple_edge_lite.learn.operator_sum import zero_fed_direction
 
     names = enc.feature_names("nb201")
-    ops_all = list(itertools.product(B.OPS, repeat=6))
-    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in ops_all]
+    ops_all, archs = _every_cell()
     X = enc.encode("nb201", archs)
     cols = np.arange(X.shape[1])
     d = zero_fed_direction(names, cols)
@@ -705,12 +712,9 @@ def test_shared_avg_pools_counts_the_pools_the_built_network_computes_twice():
     """``shared_avg_pools`` is, over every NAS-Bench-201 cell, the number of pool edges the builder's
     network computes on a tensor another of its pool edges already pools (built edges grouped by
     their input node, by the builder's own rule)."""
-    import itertools
-
     from maple_edge_lite.device.builders import nb201 as B
 
-    ops_all = list(itertools.product(B.OPS, repeat=6))
-    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|" for o in ops_all]
+    ops_all, archs = _every_cell()
     got = enc.encode("nb201", archs)[:, list(enc.feature_names("nb201")).index("shared_avg_pools")]
 
     def want(ops):
@@ -810,15 +814,11 @@ def test_exec_adds_counts_the_add_nodes_of_the_built_network():
     """``exec_adds`` is the number of ``Add`` nodes the builder's network has in one cell, read
     off the ONNX graph itself (one cell per stage; every cell of a network is the same) for every
     op at every edge and a random sample of cells."""
-    import itertools
-
     onnx = pytest.importorskip("onnx")
     from maple_edge_lite.device import builders
 
-    ops5 = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     rng = np.random.default_rng(4)
-    archs = [f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
-             for o in itertools.islice(itertools.product(ops5, repeat=6), 0, None, 97)]
+    archs = _every_cell()[1][::97]
     archs += M.sample_archs(60, seed=int(rng.integers(1000)))
     got = enc.encode("nb201", archs)[:, list(enc.feature_names("nb201")).index("exec_adds")]
     for a, n in zip(archs, got):
