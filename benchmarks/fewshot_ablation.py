@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Ablations behind maple_edge_lite.learn.bayes_linear.BayesLinear, on the shared NAS-Bench-201 tables.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/fewshot_ablation.py --data ../shared/data [--mlp]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/fewshot_ablation.py --data ../shared/data [--shots 10,100] [--mlp]
 
 1. Per-device ceilings of a least-squares fit on 10,000 architectures (tested on the rest):
    edge one-hots in log-latency vs in latency space, and with the live-edge one-hots added.
-2. Leave-one-group-out, 10 measurements, 5 seeds: the method with its reference-architecture
-   choices (greedy among 1,000 random candidates / greedy over the whole pool / random), the
-   prior's shrinkage and its target (tied across positions or isotropic).
+2. Leave-one-group-out, 10 measurements (``--shots``: each of a comma-separated list), 5 seeds:
+   the method with its reference-architecture choices (greedy among 1,000 random candidates /
+   greedy over the whole pool / random), the prior's shrinkage and its target (tied across
+   positions or isotropic), its measurement noise (Student-t with 8 degrees of freedom, or 2, 4,
+   16, or Gaussian as before predictor 1.3.0's adaptation).
 3. With --mlp (about 8 minutes): the numpy MLP on log-latency (maple_edge_lite.learn.mlp: reference-
    latency descriptor, Adam, early stopping on validation devices), scored in float, and in int8
    through the C++ core with and without its quantization-aware finishing epochs.
@@ -56,6 +58,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", action="append", required=True)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--shots", default="10", help="comma-separated measurement counts (default 10)")
     ap.add_argument("--mlp", action="store_true", help="also train the MLP-trunk variant (slow)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -74,19 +77,25 @@ def main(argv=None):
         "shrinkage target tied at 0.5": lambda: BayesLinear(shrink_tie=0.5),
         "shrinkage target tied at 0.8": lambda: BayesLinear(shrink_tie=0.8),
         "shrinkage target tied at 0.99": lambda: BayesLinear(shrink_tie=0.99),
+        "Gaussian measurement noise (noise_df None)": lambda: BayesLinear(noise_df=None),
+        "Student-t noise, 2 degrees of freedom": lambda: BayesLinear(noise_df=2),
+        "Student-t noise, 4 degrees of freedom": lambda: BayesLinear(noise_df=4),
+        "Student-t noise, 16 degrees of freedom": lambda: BayesLinear(noise_df=16),
     }
     if args.mlp:
         methods["mlp, float"] = MLP
         methods["mlp, int8 through the core (quantization-aware finishing)"] = MLPInt8
         methods["mlp, int8 through the core, no quantization-aware epochs"] = lambda: MLPInt8(qat_epochs=0)
     facs = {label: f for label, f in methods.items()}
-    r = leave_one_out(table, None, facs, shots=10, seeds=args.seeds)
-    print("\nLeave-one-group-out, 10 measurements (group-mean ±10% accuracy / Spearman; "
-          "paired difference to the first, ± its standard error over groups):")
-    for label, v in r["methods"].items():
-        d = r["paired"]["vs"].get(label, {}).get("acc10")
-        diff = f"   {d['mean']:+.3f} ± {d['se']:.3f}" if d else ""
-        print(f"  {label:<60} {v['mean']['acc10']:.3f} / {v['mean']['spearman']:.3f}{diff}")
+    for shots in (int(k) for k in args.shots.split(",")):
+        r = leave_one_out(table, None, facs, shots=shots, seeds=args.seeds)
+        print(f"\nLeave-one-group-out, {shots} measurements (group-mean ±10% accuracy / Spearman / 90% "
+              "interval coverage; paired difference in ±10% accuracy to the first, ± its standard error over groups):")
+        for label, v in r["methods"].items():
+            d = r["paired"]["vs"].get(label, {}).get("acc10")
+            diff = f"   {d['mean']:+.3f} ± {d['se']:.3f}" if d else ""
+            cover = f" / {v['mean']['cover']:.3f}" if "cover" in v["mean"] else ""
+            print(f"  {label:<60} {v['mean']['acc10']:.3f} / {v['mean']['spearman']:.3f}{cover}{diff}")
     print(f"\n{time.perf_counter() - t0:.0f} s")
     return 0
 

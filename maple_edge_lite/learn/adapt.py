@@ -22,8 +22,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: centred on the device's layer cost model; 8: the learned spread around the operator sum halved
 #: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``); 9: the NAS-Bench-201 device model has the count columns
 #: ``exec_adds`` and ``shared_avg_pools`` (feature schema 3), priced by the operator sum
-#: (``operator_sum.COUNT_COLUMNS``), the additions no longer per edge.
-ADAPT_VERSION = 9
+#: (``operator_sum.COUNT_COLUMNS``), the additions no longer per edge; 10: Student-t measurement
+#: noise (``BayesLinear.noise_df``), a gross measurement error no longer drags the device model.
+ADAPT_VERSION = 10
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,
@@ -136,6 +137,9 @@ def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=N
         m.add_speed_sd(speed_sd)
     if out is not None:
         prov = {"base": meta.get("provenance", {}), "measurements": len(archs), **(provenance or {})}
+        # Each measurement's weight under the Student-t noise, in the order given: near 0 marks one
+        # the model treated as a gross error (re-measure it, or look for what disturbed it).
+        prov["measurement_weights"] = [round(float(v), 4) for v in m.weights]
         if prov_desc is not None:
             prov.setdefault("descriptor", prov_desc)
         pack_adapted(m, out, feature_names=names, absmax=_absmax(meta["feature_absmax"], space), search_space=space,
