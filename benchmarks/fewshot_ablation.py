@@ -4,7 +4,8 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/fewshot_ablation.py --data ../shared/data [--shots 10,100] [--mlp]
 
 1. Per-device ceilings of a least-squares fit on 10,000 architectures (tested on the rest):
-   edge one-hots in log-latency vs in latency space, and with the live-edge one-hots added.
+   edge one-hots in log-latency vs in latency space, with the live-edge one-hots added, in relative
+   error, and in relative error with Student-t weights (the scale: the residuals' MAD).
 2. Leave-one-group-out, 10 measurements (``--shots``: each of a comma-separated list), 5 seeds:
    the method with its reference-architecture choices (greedy among 1,000 random candidates /
    greedy over the whole pool / random), the prior's shrinkage and its target (tied across
@@ -37,7 +38,9 @@ def ceilings(table, X, names):
     rows = []
     for label, cols, space in [("edge one-hots, log latency", onehot, "log"),
                                ("edge one-hots, latency", onehot, "lin"),
-                               ("edge + live-edge one-hots, latency", live, "lin")]:
+                               ("edge + live-edge one-hots, latency", live, "lin"),
+                               ("the same, relative error", live, "rel"),
+                               ("the same, relative, Student-t weights (df 8)", live, "t")]:
         A = np.column_stack([np.ones(len(X)), X[:, cols]])
         accs = []
         for j in range(len(table.devices)):
@@ -47,6 +50,13 @@ def ceilings(table, X, names):
             tr, te = idx[:10000], idx[10000:]
             t = np.log(y[tr]) if space == "log" else y[tr]
             c, *_ = np.linalg.lstsq(A[tr], t, rcond=None)
+            if space in ("rel", "t"):  # weighted by 1/y; "t": re-weighted as BayesLinear.adapt's EM does
+                u = np.ones(len(tr))
+                for _ in range(1 if space == "rel" else 10):
+                    c, *_ = np.linalg.lstsq(A[tr] * (np.sqrt(u) / t)[:, None], np.sqrt(u), rcond=None)
+                    r = A[tr] @ c / t - 1
+                    sig = 1.4826 * np.median(np.abs(r - np.median(r)))
+                    u = 9.0 / (8.0 + (r / sig) ** 2)
             p = A[te] @ c
             p = np.exp(p) if space == "log" else np.maximum(p, 1e-6)
             accs.append(np.mean(np.abs(p / y[te] - 1) <= 0.1))

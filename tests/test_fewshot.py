@@ -261,6 +261,30 @@ def test_student_t_noise_discounts_a_gross_measurement_error():
     assert err[8.0, "clean"] == pytest.approx(err[None, "clean"], abs=0.003)  # clean shots: the same
 
 
+@pytest.mark.parametrize("level", [1e-8, 1e-12, 0.0, -1.0])
+def test_a_prior_mean_near_zero_still_adapts(level):
+    """A prior whose mean is within its own spread of zero at the measured archs (a degenerate
+    descriptor regression, say) says nothing of the device's scale: adapt matches magnitudes
+    instead of dividing by the mean (which made the posterior singular: LinAlgError), and the
+    predictions and intervals are finite and ordered."""
+    names = ["a", "b", "c", "d"]
+    X = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0],
+                  [0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float64)
+    mu = level * np.array([1.0, 0.5, 2.0, 0.25, 1.0])
+    Lc = np.diag([0.3, 0.2, 0.5, 0.1, 0.4]) + np.tril(np.full((5, 5), 0.05), -1)
+    prior = {"method": "bayes_linear", "version": 1, "columns": names, "mu": mu.tolist(),
+             "prior_factor": Lc.tolist(), "noise": 0.08, "shrink": 0.3, "design_noise": 0.1, "candidates": None,
+             "scale_iters": 3, "descriptor": None}
+    m = BayesLinear.from_prior(prior, names).use_archs(X)
+    idx = np.array([1, 2, 3, 5, 7, 8])
+    y = np.array([4.1, 7.9, 2.2, 9.0, 6.5, 11.8])
+    m.adapt(idx, np.log(y))
+    ms = np.exp(m.predict(np.arange(len(X))))
+    lo, hi = m.interval(np.arange(len(X)))
+    assert np.all(np.isfinite(ms)) and np.all((lo <= ms) & (ms <= hi)) and np.all(np.isfinite(hi))
+    assert np.median(np.abs(ms[idx] / y - 1)) < 0.2  # the measured archs are fitted, not lost
+
+
 @pytest.mark.parametrize("kw", [{"noise_df": 0}, {"noise_df": -2.0}, {"noise_df": float("inf")}, {"noise_df": True},
                                 {"noise_df": "8"}, {"noise_df_iters": 0}, {"noise_df_iters": 2.5}])
 def test_noise_df_must_be_positive_or_none(kw):

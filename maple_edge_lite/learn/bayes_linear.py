@@ -365,7 +365,14 @@ class BayesLinear(Method):
         y = np.exp(np.asarray(y_log, dtype=np.float64))
         mu, Lc, L = self._descriptor_prior(descriptor)
         m, Lk = self.A[idx] @ mu, L[idx]
-        s = float(np.median(y / np.maximum(m, 1e-12)))
+        sd = np.sqrt(np.einsum("ij,ij->i", Lk, Lk))
+        if np.median(m / np.maximum(sd, 1e-300)) >= 1.0:
+            s = float(np.median(y / np.maximum(m, 1e-12)))
+        else:
+            # The prior's mean is within its own spread of zero at most measured archs (a degenerate
+            # descriptor regression, say): its ratio to the measurements says nothing of the scale,
+            # and dividing by it made z vanish and the posterior singular. Match magnitudes instead.
+            s = float(np.median(y) / max(float(np.median(np.hypot(m, sd))), 1e-300))
         u = np.ones(len(y))  # each measurement's noise precision relative to the nominal one
         df = self.noise_df
         # The posterior is computed at least once; ``scale_iters`` counts the re-estimations of
@@ -421,8 +428,12 @@ class BayesLinear(Method):
             n0 = self.interval_calibration_prior
             kappa2 = float((np.sum(e * e) + n0) / (len(z) + n0))
         self.interval_scale = float(np.sqrt(kappa2))
-        Sw = np.linalg.inv(np.eye(Lk.shape[1]) + Lk.T @ (Lk / R[:, None]))
-        F = self.interval_scale * s * Lc @ np.linalg.cholesky((Sw + Sw.T) / 2)
+        # The posterior covariance of w, (I + B^T B)^-1 with B = Lk / sqrt(R), as a factor from the
+        # eigen-decomposition of B^T B: positive definite however ill-conditioned B is (a Cholesky
+        # of the inverse failed on a strongly conditioned descriptor prior).
+        B = Lk / np.sqrt(R)[:, None]
+        lam_b, V = np.linalg.eigh(B.T @ B)
+        F = self.interval_scale * s * Lc @ (V / np.sqrt(1.0 + np.maximum(lam_b, 0.0)))
         # The principal directions of F F^T by its eigen-decomposition (p x p): LAPACK's SVD of F
         # fails to converge on some well-posed but ill-conditioned factors.
         lam, U = np.linalg.eigh(F @ F.T)
