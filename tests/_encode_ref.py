@@ -62,8 +62,8 @@ def mega(v: int) -> np.float32:
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in string order
-NB201_VERSION = 3
-NB201_VERSION_DIMS = (75, 99, 101)  # features of schema versions 1, 2, 3 (each a prefix of the next)
+NB201_VERSION = 4
+NB201_VERSION_DIMS = (75, 99, 101, 102)  # features of schema versions 1 to 4 (each a prefix of the next)
 
 
 def nb201_feature_names() -> List[str]:
@@ -75,7 +75,7 @@ def nb201_feature_names() -> List[str]:
     names += ["flops_32", "flops_live_32", "flops_224", "params", "act_32"]
     names += [f"live_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
     names += [f"exec_edge{e}:{op}" for e in range(6) for op in NB201_OPS[1:]]
-    names += ["shared_avg_pools", "exec_adds"]
+    names += ["shared_avg_pools", "exec_adds", "tensor_shared_avg_pools"]
     return names
 
 
@@ -200,6 +200,15 @@ def nb201_encode(s: str) -> np.ndarray:
     # additions: an executed node input beyond the first is one binary addition
     into = [NB201_EDGES[e][0] for e, op in enumerate(ops) if op != "none" and NB201_EDGES[e][0] in coreach]
     f["exec_adds"] = float(sum(into.count(j) - 1 for j in set(into)))
+    # the same pools grouped by tensor: a node whose executed inputs are one skip_connect passes
+    # its source's tensor on (resolved recursively)
+    def tensor(j):
+        ins = [e for e, op in enumerate(ops) if NB201_EDGES[e][0] == j and op != "none"]
+        if j in (1, 2) and j in coreach and len(ins) == 1 and ops[ins[0]] == "skip_connect":
+            return tensor(NB201_EDGES[ins[0]][1])
+        return j
+    on = [tensor(j) for j in pools]
+    f["tensor_shared_avg_pools"] = float(len(on) - len(set(on)))
     return np.array([f[n] for n in nb201_feature_names()], dtype=np.float32)
 
 

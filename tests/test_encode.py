@@ -72,8 +72,8 @@ def test_schema_is_the_oracles_fixed_ordered_and_unique(space):
     names_fn, _, version = ref.ENCODERS[space]
     names = arch.feature_names(space)
     assert isinstance(names, tuple) and list(names) == names_fn()
-    assert len(set(names)) == len(names) == arch.dim(space) == {"nb201": 101, "fbnet": 238}[space]
-    assert arch.schema_version(space) == version == {"nb201": 3, "fbnet": 1}[space]
+    assert len(set(names)) == len(names) == arch.dim(space) == {"nb201": 102, "fbnet": 238}[space]
+    assert arch.schema_version(space) == version == {"nb201": 4, "fbnet": 1}[space]
     assert arch.schema_dims(space) == {"nb201": ref.NB201_VERSION_DIMS, "fbnet": (238,)}[space]
     assert arch.encode(space, []).shape == (0, len(names))
     assert arch.SPACE_IDS[space] == {"nb201": 1, "fbnet": 2}[space]
@@ -93,7 +93,7 @@ def test_nb201_every_cell_matches_the_oracle(nb201_rows):
     archs = [r["arch_str"] for r in nb201_rows]
     assert len(archs) == 15625
     got = arch.encode("nb201", archs)
-    assert got.dtype == np.float32 and got.shape == (15625, 101) and got.flags.c_contiguous
+    assert got.dtype == np.float32 and got.shape == (15625, 102) and got.flags.c_contiguous
     want = ref.encode("nb201", archs)
     diff = np.argwhere(bits(got) != bits(want))
     assert diff.size == 0, [(archs[i], arch.feature_names("nb201")[j], got[i, j], want[i, j]) for i, j in diff[:5]]
@@ -256,7 +256,7 @@ def test_bad_python_arguments(archs, fragment):
 
 def test_any_sequence_of_str_and_one_str():
     one = arch.encode("nb201", NB)
-    assert one.shape == (1, 101)
+    assert one.shape == (1, 102)
     for seq in ([NB, ALL_NONE], (NB, ALL_NONE), np.array([NB, ALL_NONE]), (a for a in [NB, ALL_NONE])):
         assert np.array_equal(bits(arch.encode("nb201", seq)[0]), bits(one[0]))
 
@@ -333,11 +333,11 @@ def test_model_without_encoder_section(tmp_path):
 def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
     archs = [NB, ALL_CONV3, ALL_NONE, NB_INDEX0]
     m, q = pack_space(tmp_path / "m.melw", "nb201", archs, extra=("desc:ref0_ms", "desc:ref1_ms"))
-    assert m.input_dim == 103
+    assert m.input_dim == 104
     with pytest.raises(mel.InputError) as e:
         m.predict_archs(archs)
     msg = str(e.value)
-    assert "takes 103 features: the 101 nb201 architecture features and 2 more (from 'desc:ref0_ms')" in msg
+    assert "takes 104 features: the 102 nb201 architecture features and 2 more (from 'desc:ref0_ms')" in msg
     assert "needs a device descriptor" in msg and "`maple-edge-lite adapt`" in msg
     x = np.hstack([arch.encode("nb201", archs), np.ones((4, 2), np.float32)])
     assert np.array_equal(bits(m.predict(x)), bits(q.predict(x)))  # features still work
@@ -349,7 +349,7 @@ def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
         ({"search_space": "nb101"}, "search_space must be one of nb201, fbnet or None (got 'nb101')"),
         ({"names": lambda n: n[:4] + ["x"] + n[5:]}, "feature_names[4] is 'x' but the nb201 encoder's feature 4 is 'edge0:avg_pool_3x3'"),
         ({"names": lambda n: n[1:] + ["extra"]}, "feature_names[0] is 'edge0:skip_connect' but the nb201 encoder's feature 0 is 'edge0:none'"),
-        ({"names": lambda n: n[:10]}, "the model takes 10 features but the nb201 encoder computes 101"),
+        ({"names": lambda n: n[:10]}, "the model takes 10 features but the nb201 encoder computes 102"),
         ({"names": lambda n: n, "search_space": "fbnet"}, "feature_names[0] is 'edge0:none' but the fbnet encoder's feature 0 is 'layer0:k3_e1'"),
         ({"metadata": {"search_space": "fbnet"}}, "metadata['search_space'] is 'fbnet' but search_space='nb201'"),
         ({"names": lambda n: ",".join(n)}, "feature_names must be a sequence of strings, not one string"),
@@ -358,7 +358,7 @@ def test_model_with_descriptor_features_must_be_adapted_first(tmp_path):
 def test_pack_checks_the_encoder_features(tmp_path, kw, fragment):
     names = kw.pop("names", lambda n: n)(list(arch.feature_names("nb201")))
     kw.setdefault("search_space", "nb201")
-    d = len(names) if isinstance(names, list) else 101
+    d = len(names) if isinstance(names, list) else 102
     with pytest.raises(mel.InputError) as e:
         mel.pack(random_layers([d, 8, 1]), tmp_path / "m.melw", feature_names=names, **kw)
     assert fragment in str(e.value)
@@ -414,7 +414,7 @@ def nb201_file(tmp_path_factory):
 def test_encoder_section_round_trip(nb201_file):
     secs = sections(nb201_file)
     enc = [s for s in secs if s[0] == ENCODER]
-    assert enc == [[ENCODER, 1, struct.pack("<II", 1, 3)]]  # optional flag, nb201, schema 3
+    assert enc == [[ENCODER, 1, struct.pack("<II", 1, 4)]]  # optional flag, nb201, schema 4
     assert secs[-1][0] == ENCODER
     m = mel.Model.from_bytes(build(secs))  # the re-builder itself reproduces a loadable file
     assert m.predict_archs([NB]).shape == (1,)
@@ -451,8 +451,8 @@ def _rename_feature(i, name):
 
 
 ENCODER_CORRUPT = [
-    ("schema_version_4", _enc(struct.pack("<II", 1, 4)), mel.VersionError,
-     "the model takes nb201 features of schema version 4 but this library's nb201 encoder computes versions 1 to 3"),
+    ("schema_version_5", _enc(struct.pack("<II", 1, 5)), mel.VersionError,
+     "the model takes nb201 features of schema version 5 but this library's nb201 encoder computes versions 1 to 4"),
     ("schema_version_0", _enc(struct.pack("<II", 1, 0)), mel.VersionError, "schema version 0"),
     ("unknown_space_id", _enc(struct.pack("<II", 7, 1)), mel.VersionError,
      "ENCODER section names search space id 7, unknown to this library (it knows 1 = nb201, 2 = fbnet)"),
@@ -525,21 +525,21 @@ def lib():
 def test_c_api_arguments(lib, nb201_file):
     size, version, name = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_char_p()
     assert lib.mel_encoder_dim(b"fbnet", ctypes.byref(size)) == 0 and size.value == 238
-    assert lib.mel_encoder_schema_version(b"nb201", ctypes.byref(version)) == 0 and version.value == 3
+    assert lib.mel_encoder_schema_version(b"nb201", ctypes.byref(version)) == 0 and version.value == 4
     assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(46), ctypes.byref(name)) == 0
     assert name.value == b"flops_32"
     bad = -1  # MEL_ERR_INVALID_ARGUMENT
     assert lib.mel_encoder_dim(None, ctypes.byref(size)) == bad and lib.mel_last_error() == b"space is NULL"
     assert lib.mel_encoder_dim(b"nb201", None) == bad and lib.mel_last_error() == b"dim is NULL"
-    assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(101), ctypes.byref(name)) == bad
-    assert b"feature index 101 out of range (the nb201 encoder has 101 features)" in lib.mel_last_error()
-    for v, d in ((1, 75), (2, 99), (3, 101)):
+    assert lib.mel_encoder_feature_name(b"nb201", ctypes.c_size_t(102), ctypes.byref(name)) == bad
+    assert b"feature index 102 out of range (the nb201 encoder has 102 features)" in lib.mel_last_error()
+    for v, d in ((1, 75), (2, 99), (3, 101), (4, 102)):
         assert lib.mel_encoder_schema_dim(b"nb201", v, ctypes.byref(size)) == 0 and size.value == d
-    for v in (0, 4, -1):
+    for v in (0, 5, -1):
         assert lib.mel_encoder_schema_dim(b"nb201", v, ctypes.byref(size)) == bad
-        assert f"the nb201 feature schema has versions 1 to 3, not {v}".encode() == lib.mel_last_error()
+        assert f"the nb201 feature schema has versions 1 to 4, not {v}".encode() == lib.mel_last_error()
     assert lib.mel_encoder_schema_dim(b"nb201", 1, None) == bad and lib.mel_last_error() == b"dim is NULL"
-    out = (ctypes.c_float * 101)()
+    out = (ctypes.c_float * 102)()
     assert lib.mel_encode(b"nb201", None, ctypes.c_size_t(0), None) == 0  # nothing to do
     assert lib.mel_encode(b"nb201", None, ctypes.c_size_t(1), out) == bad and lib.mel_last_error() == b"archs is NULL"
     archs = (ctypes.c_char_p * 2)(NB.encode(), None)

@@ -573,7 +573,7 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
     assert c0 == pytest.approx(0.18)
     for k, n in enumerate(names):
         # a pool computed twice on one tensor: minus one pool edge; no none chain: additions free
-        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else -0.135 if n == "shared_avg_pools" else 0.0
+        want = edge_ms[n.split(":")[1]] if n.startswith("exec_edge") else -0.135 if n == "tensor_shared_avg_pools" else 0.0
         assert w[k] == pytest.approx(want, abs=1e-12), n
     # Whole networks, edge by edge (edges 0: 0->1; 1, 2: 0->2, 1->2; 3, 4, 5: 0->3, 1->3, 2->3):
     cases = {
@@ -585,6 +585,8 @@ def test_operator_latencies_in_the_descriptor_centre_the_prior(tmp_path):
         "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 0.18,
         # two pools of node 0 (edges 0 and 1), both executed: computed once
         "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|": 0.18 + 0.135,
+        # node 1 is skip(node 0), the same tensor: pool(node 0) and pool(node 1) are one pool
+        "|skip_connect~0|+|none~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|none~2|": 0.18 + 0.135,
     }
     got = c0 + enc.encode("nb201", list(cases)) @ w
     np.testing.assert_allclose(got, list(cases.values()), rtol=1e-9)
@@ -726,7 +728,8 @@ def test_shared_avg_pools_counts_the_pools_the_built_network_computes_twice():
 
 
 def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path):
-    """The operator-sum prior adds the column ``shared_avg_pools`` with mean minus one profiled pool
+    """The operator-sum prior adds the column ``tensor_shared_avg_pools`` (schema 4; the pools on one
+    tensor, ``shared_avg_pools`` of schema 3 grouped them by node) with mean minus one profiled pool
     edge (hand-worked: 5 * (0.08 + 0.072 + 0.064) / 8 = 0.135 ms) and its own direction. A device
     that merges duplicate pools is then priced right on the cells that have them; one that does
     not (every pool paid) is still learned from ten measurements, within the sd."""
@@ -739,7 +742,7 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
     names = list(enc.feature_names("nb201"))
     edge_ms = {"skip_connect": 0.0, "nor_conv_1x1": 0.27, "nor_conv_3x3": 4.05, "avg_pool_3x3": 0.135}
     exec_cols = [k for k, n in enumerate(names) if n.startswith("exec_edge")]
-    shared = names.index("shared_avg_pools")
+    shared = names.index("tensor_shared_avg_pools")
 
     def device_ms(archs, merges):
         X = enc.encode("nb201", archs)
@@ -776,7 +779,7 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
 
         mp.setattr("maple_edge_lite.learn.adapt._use_operator_sum_prior", spy)
         adapt_base(base, refs, device_ms(refs, True), descriptor=doc)
-    # without a none chain additions are free: shared_avg_pools is the one count column added
+    # without a none chain additions are free: tensor_shared_avg_pools is the one count column added
     assert seen["cols"][-1] == shared and names.index("exec_adds") not in seen["cols"].tolist()
     c0, w = OS.operator_sum_prior(lat, names, 8)
     mean = float(np.mean(c0 + OS._nb201_space() @ w))  # the operator sum's mean over the space
@@ -788,8 +791,9 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
 
 def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tmp_path):
     """nb201 1.1.0 (feature schema 2) and 1.2.0 (schema 3, the same prior): adapted to the same
-    measurements and descriptor they write device models that take the schema-3 features and
-    predict bit for bit alike (the older base's packing scales are extended over the space)."""
+    measurements and descriptor they write device models that take the encoder's features (schema
+    4 today) and predict bit for bit alike (the older bases' packing scales are extended over the
+    space)."""
     from maple_edge_lite.learn.adapt import adapt_base
 
     lat = MADE_UP_LAT_NONE
@@ -805,7 +809,7 @@ def test_a_schema_2_base_adapts_to_the_same_device_model_as_its_schema_3_twin(tm
     for base, name in ((old, "old"), (new, "new")):
         adapt_base(base, refs, y, out=tmp_path / f"{name}.melw", descriptor=doc)
         dev = mel.Model.load(tmp_path / f"{name}.melw")
-        assert dev.input_dim == 101 and dev.feature_names == enc.feature_names("nb201")
+        assert dev.input_dim == enc.dim("nb201") and dev.feature_names == enc.feature_names("nb201")
         got.append(dev.predict_archs(archs))
     assert np.array_equal(got[0].view(np.uint32), got[1].view(np.uint32))
 
@@ -826,6 +830,30 @@ def test_exec_adds_counts_the_add_nodes_of_the_built_network():
         adds = sum(1 for node in g.node if node.op_type == "Add" and node.output[0].startswith("stage0.cell0."))
         assert adds == n, (a, adds, n)
     assert set(got.tolist()) == {0.0, 1.0, 2.0, 3.0}
+
+
+def test_tensor_shared_avg_pools_counts_the_duplicate_pools_of_the_built_network():
+    """``tensor_shared_avg_pools`` is the number of ``AveragePool`` nodes of one cell of the
+    builder's network whose input tensor another of the cell's pools already reads (what common-
+    subexpression elimination merges), read off the ONNX graph: every cell where it differs from
+    ``shared_avg_pools`` (a node whose one input is a skip_connect is its source's tensor: the
+    builder passes the tensor on) and a random sample of the others."""
+    onnx = pytest.importorskip("onnx")
+    from maple_edge_lite.device import builders
+
+    names = list(enc.feature_names("nb201"))
+    archs = _every_cell()[1]
+    X = enc.encode("nb201", archs)
+    t, n = X[:, names.index("tensor_shared_avg_pools")], X[:, names.index("shared_avg_pools")]
+    differ = np.flatnonzero(t != n)
+    assert len(differ) == 421 and np.all(t[differ] > n[differ])
+    same = np.random.default_rng(5).choice(np.flatnonzero((t == n) & (t > 0)), 40, replace=False)
+    pick = np.concatenate([differ[::3], same, np.random.default_rng(6).choice(len(archs), 40, replace=False)])
+    for i in pick:
+        g = onnx.load_from_string(builders.nb201_onnx(archs[i], cells=1)).graph
+        ins = [node.input[0] for node in g.node
+               if node.op_type == "AveragePool" and node.output[0].startswith("stage0.cell0.")]
+        assert len(ins) - len(set(ins)) == t[i], (archs[i], ins, t[i])
 
 
 def test_count_columns_score_better_on_this_machines_fresh_runs(capsys):

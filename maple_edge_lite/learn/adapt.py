@@ -23,8 +23,9 @@ from .operator_sum import _use_operator_sum_prior, descriptor_operator_latencies
 #: (``operator_sum.OPERATOR_SUM_PRIOR_SCALE``); 9: the NAS-Bench-201 device model has the count columns
 #: ``exec_adds`` and ``shared_avg_pools`` (feature schema 3), priced by the operator sum
 #: (``operator_sum.COUNT_COLUMNS``), the additions no longer per edge; 10: Student-t measurement
-#: noise (``BayesLinear.noise_df``), a gross measurement error no longer drags the device model.
-ADAPT_VERSION = 10
+#: noise (``BayesLinear.noise_df``), a gross measurement error no longer drags the device model;
+#: 11: the shared pools counted by tensor (``tensor_shared_avg_pools``, feature schema 4).
+ADAPT_VERSION = 11
 
 
 def adapt_base(base, archs: Sequence[str], latency_ms, out=None, *, descriptor=None, provenance=None,

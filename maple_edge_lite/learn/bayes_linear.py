@@ -352,15 +352,11 @@ class BayesLinear(Method):
         relative), fitted by EM: each measurement's weight ``u = (df + 1) / (df + r^2)``, r its
         residual in units of the noise, re-estimated ``noise_df_iters`` times; ``weights`` holds
         them after ``adapt`` (1 about nominal, near 0 for a measurement the model treats as an
-        outlier). ``noise_df=None``: Gaussian noise (every weight 1). Why: the public tables carry
-        gross errors, about 4% of the cells of the Eagle phone tables 50-110% off any additive
-        model (a timing run disturbed by something else), and one such measurement among a device's
-        shots drags every coefficient; the development devices, leave one group out, 5 seeds
-        (``benchmarks/fewshot_ablation.py``), ±10% accuracy / Spearman / 90% coverage: Gaussian
-        k=10 0.710 / 0.949 / 0.870, k=100 0.771 / 0.962 / 0.940; df 8: 0.716 / 0.949 / 0.855 and
-        0.810 / 0.963 / 0.908 (Snapdragon 675 GPU 0.437 -> 0.937 at k=100); df 2 / 4 / 16 within
-        0.003 of it. On this machine's main-job runs (``benchmarks/fresh_runs.py``) 0.891 -> 0.888,
-        within their noise: its measurements have no such errors."""
+        outlier). ``noise_df=None``: Gaussian noise (every weight 1). Why (docs/predict.md): about 4%
+        of the cells of the Eagle phone tables are 50-110% off any additive model, and one such
+        measurement drags every coefficient; development devices, leave one group out
+        (``benchmarks/fewshot_ablation.py --shots 10,100``), ±10% accuracy Gaussian 0.710 / 0.771 at
+        k = 10 / 100, df 8 0.716 / 0.810 (df 2, 4, 16 within 0.003)."""
         idx = np.asarray(idx)
         y = np.exp(np.asarray(y_log, dtype=np.float64))
         mu, Lc, L = self._descriptor_prior(descriptor)
@@ -370,8 +366,7 @@ class BayesLinear(Method):
             s = float(np.median(y / np.maximum(m, 1e-12)))
         else:
             # The prior's mean is within its own spread of zero at most measured archs (a degenerate
-            # descriptor regression, say): its ratio to the measurements says nothing of the scale,
-            # and dividing by it made z vanish and the posterior singular. Match magnitudes instead.
+            # descriptor regression): dividing by it made z vanish. Match magnitudes instead.
             s = float(np.median(y) / max(float(np.median(np.hypot(m, sd))), 1e-300))
         u = np.ones(len(y))  # each measurement's noise precision relative to the nominal one
         df = self.noise_df
@@ -428,9 +423,8 @@ class BayesLinear(Method):
             n0 = self.interval_calibration_prior
             kappa2 = float((np.sum(e * e) + n0) / (len(z) + n0))
         self.interval_scale = float(np.sqrt(kappa2))
-        # The posterior covariance of w, (I + B^T B)^-1 with B = Lk / sqrt(R), as a factor from the
-        # eigen-decomposition of B^T B: positive definite however ill-conditioned B is (a Cholesky
-        # of the inverse failed on a strongly conditioned descriptor prior).
+        # The posterior covariance of w, (I + B^T B)^-1, B = Lk / sqrt(R), factored by B^T B's eigen-
+        # decomposition: positive definite however ill-conditioned B is (a Cholesky of it was not).
         B = Lk / np.sqrt(R)[:, None]
         lam_b, V = np.linalg.eigh(B.T @ B)
         F = self.interval_scale * s * Lc @ (V / np.sqrt(1.0 + np.maximum(lam_b, 0.0)))

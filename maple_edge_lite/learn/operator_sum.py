@@ -21,7 +21,9 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     each addition a cell computes (``exec_adds``, schema 3: a node summing k executed edges adds
     k - 1 times) one element-wise pass, the ``none`` chain's per-op latency (a ``Mul`` over the
     same tensor), when the profile has it; each pool a runtime need not compute twice
-    (``shared_avg_pools``, schema 3) minus one pool edge (:func:`shared_pool_ms`); a disconnected
+    (``tensor_shared_avg_pools``, schema 4: pools on one tensor, a node whose one input is a
+    skip_connect being its source's tensor; ``shared_avg_pools`` by source node on schema 3) minus
+    one pool edge (:func:`shared_pool_ms`); a disconnected
     cell (``cell_connected`` 0), whose zero the builders export as ``x * 0``, one pass (the
     zero-fed direction prices the ``Mul`` of a zero node whose edges run; the output of a cell
     whose node 3 has no input at all is one too, and the all-``none`` cell is among the base's
@@ -57,8 +59,10 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
             w[names.index(col)] = op_ms[o]
     pas = _elementwise_pass_ms(lat_ms, repeat)
     w[names.index("exec_adds")] = pas
-    if "shared_avg_pools" in names:
-        w[names.index("shared_avg_pools")] = -op_ms["avg_pool_3x3"]
+    # The pools computed once: grouped by tensor (schema 4) when the encoder has it, else by node.
+    shared = next((n for n in ("tensor_shared_avg_pools", "shared_avg_pools") if n in names), None)
+    if shared is not None:
+        w[names.index(shared)] = -op_ms["avg_pool_3x3"]
     c0 = float(sum(vals[k] for k in fixed))
     if "cell_connected" in names:
         # A disconnected cell's zero is exported as x * 0: one pass more than a connected cell.
@@ -183,7 +187,8 @@ ADD_SD = 1.0
 
 #: The count columns the operator sum prices and the base does not have, with the name of the
 #: constant holding their prior sd (in units of their operator-sum weight; read at each call).
-COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"))
+COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"),
+                 ("tensor_shared_avg_pools", "SHARED_POOL_SD"))
 
 
 def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, v8_rule: bool = False) -> bool:

@@ -81,7 +81,7 @@ constexpr Costs kCost224 = costs_at(224);
 
 // --- the feature schema -------------------------------------------------------------------------
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr size_t kFOneHot = 0;                         // edge{e}:{op}, 6 x 5
 constexpr size_t kFCount = kFOneHot + kEdges * kNumOps;  // count:{op}
 constexpr size_t kFConnected = kFCount + kNumOps;
@@ -101,9 +101,11 @@ constexpr size_t kFLiveEdge = kFAct32 + 1;  // live_edge{e}:{op}: the edge's op 
 constexpr size_t kFExecEdge = kFLiveEdge + kEdges * (kNumOps - 1);  // exec_edge{e}:{op}, 6 x 4
 constexpr size_t kFSharedPools = kFExecEdge + kEdges * (kNumOps - 1);  // schema 3
 constexpr size_t kFExecAdds = kFSharedPools + 1;                          // schema 3
-constexpr size_t kDim = kFExecAdds + 1;
-// Schema 1: up to the live_edge one-hots; 2: + exec_edge one-hots; 3: + shared_avg_pools, exec_adds.
-constexpr size_t kVersionDims[kSchemaVersion] = {kFExecEdge, kFSharedPools, kDim};
+constexpr size_t kFTensorSharedPools = kFExecAdds + 1;                     // schema 4
+constexpr size_t kDim = kFTensorSharedPools + 1;
+// Schema 1: up to the live_edge one-hots; 2: + exec_edge one-hots; 3: + shared_avg_pools, exec_adds;
+// 4: + tensor_shared_avg_pools.
+constexpr size_t kVersionDims[kSchemaVersion] = {kFExecEdge, kFSharedPools, kFTensorSharedPools, kDim};
 
 const std::vector<std::string>& names() {
     static const std::vector<std::string> v = [] {
@@ -140,6 +142,11 @@ const std::vector<std::string>& names() {
         // Additions the network computes per cell: a node summing k executed edges adds k - 1
         // times (``adds`` counts non-none inputs, dead nodes included) (schema 3).
         n.push_back("exec_adds");
+        // Executed avg_pool_3x3 edges on a tensor another executed pool edge already pools, nodes
+        // taken as tensors: a node whose one executed input is a skip_connect is its source's
+        // tensor, so pool(node 1) and pool(node 0) are one op on one tensor when node 1 = skip(node 0).
+        // shared_avg_pools counts the same by source node only (schema 4).
+        n.push_back("tensor_shared_avg_pools");
         return n;
     }();
     return v;
@@ -303,6 +310,20 @@ void encode(const char* s, size_t len, float* out) {
     out[kFAct32] = mega(act32);
     out[kFSharedPools] = float(shared_pools);
     out[kFExecAdds] = float(exec_adds);
+    // Tensors: node j (1, 2; node 3 feeds nothing inside the cell) whose one executed input is a
+    // skip_connect is the tensor of that input's node (edges are in topological order).
+    int tensor[4] = {0, 1, 2, 3}, pools_on[4] = {};
+    for (int j = 1; j < 3; ++j) {
+        int n = 0, only = -1;
+        for (int e = 0; e < kEdges; ++e)
+            if (kEdgeTo[e] == j && op[e] != kNone && coreach[j]) ++n, only = e;
+        if (n == 1 && op[only] == kSkip) tensor[j] = tensor[kEdgeFrom[only]];
+    }
+    for (int e = 0; e < kEdges; ++e)
+        if (op[e] == kPool && coreach[kEdgeTo[e]]) ++pools_on[tensor[kEdgeFrom[e]]];
+    int tensor_shared = 0;
+    for (int t = 0; t < 3; ++t) tensor_shared += std::max(0, pools_on[t] - 1);
+    out[kFTensorSharedPools] = float(tensor_shared);
 }
 
 }  // namespace
