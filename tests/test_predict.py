@@ -832,6 +832,31 @@ def test_exec_adds_counts_the_add_nodes_of_the_built_network():
     assert set(got.tolist()) == {0.0, 1.0, 2.0, 3.0}
 
 
+def test_the_device_file_records_each_measurements_weight(tmp_path):
+    """``adapt_base`` writes each measurement's Student-t weight into the device file's provenance
+    (``measurement_weights``, in the order given): about 1 for measurements the operator sum and the
+    others agree with, near 0 for one timed 3x too slow, whose cell the device model then predicts
+    as if it had been timed right."""
+    from maple_edge_lite.learn import operator_sum as OS
+    from maple_edge_lite.learn.adapt import adapt_base
+
+    lat = MADE_UP_LAT
+    doc = fake_descriptor(features=[{"name": f"lat:{k}", "value": v, "state": "counted"} for k, v in lat.items()])
+    doc["suite"] = {"repeat": 8}
+    base = mel.load()
+    refs = M.sample_archs(12, seed=21)
+    c0, w = OS.operator_sum_prior(lat, enc.feature_names("nb201"), 8)
+    true = c0 + enc.encode("nb201", refs) @ w
+    y = true.copy()
+    y[4] *= 3.0
+    adapt_base(base, refs, y, out=tmp_path / "dev.melw", descriptor=doc)
+    got = mel.Model.load(tmp_path / "dev.melw")
+    weights = got.metadata["provenance"]["measurement_weights"]
+    assert len(weights) == len(refs) and weights[4] < 0.1
+    assert min(weights[:4] + weights[5:]) > 0.5
+    assert abs(float(got.predict_archs([refs[4]])[0]) / true[4] - 1) < 0.1
+
+
 def test_tensor_shared_avg_pools_counts_the_duplicate_pools_of_the_built_network():
     """``tensor_shared_avg_pools`` is the number of ``AveragePool`` nodes of one cell of the
     builder's network whose input tensor another of the cell's pools already reads (what common-
