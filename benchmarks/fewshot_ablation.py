@@ -77,7 +77,7 @@ def main(argv=None):
     names = enc.feature_names("nb201")
     print("Per-device ceilings (least squares on 10,000 archs, mean ±10% accuracy over 30 devices):")
     for label, acc in ceilings(table, X, names):
-        print(f"  {label:<40} {acc:.3f}")
+        print(f"  {label:<46} {acc:.3f}")
     methods = {
         "greedy among 1,000 random candidates (default)": BayesLinear,
         "greedy over the whole pool": lambda: BayesLinear(candidates=None),
