@@ -27,7 +27,7 @@ import numpy as np
 from maple_edge_lite import encode as enc
 from maple_edge_lite.learn.data import load_table
 from maple_edge_lite.learn.evaluate import leave_one_out
-from maple_edge_lite.learn.bayes_linear import BayesLinear
+from maple_edge_lite.learn.bayes_linear import BayesLinear, student_t_weights
 from maple_edge_lite.learn.mlp import MLP, MLPInt8
 
 
@@ -35,12 +35,13 @@ def ceilings(table, X, names):
     onehot = [i for i, n in enumerate(names) if n.startswith("edge")]
     live = onehot + [i for i, n in enumerate(names) if n.startswith("live_edge") or n == "cell_connected"]
     rng = np.random.default_rng(0)
+    df = BayesLinear().noise_df  # the shipped adaptation's degrees of freedom
     rows = []
     for label, cols, space in [("edge one-hots, log latency", onehot, "log"),
                                ("edge one-hots, latency", onehot, "lin"),
                                ("edge + live-edge one-hots, latency", live, "lin"),
                                ("the same, relative error", live, "rel"),
-                               ("the same, relative, Student-t weights (df 8)", live, "t")]:
+                               (f"the same, relative, Student-t weights (df {df:g})", live, "t")]:
         A = np.column_stack([np.ones(len(X)), X[:, cols]])
         accs = []
         for j in range(len(table.devices)):
@@ -56,7 +57,7 @@ def ceilings(table, X, names):
                     c, *_ = np.linalg.lstsq(A[tr] * (np.sqrt(u) / t)[:, None], np.sqrt(u), rcond=None)
                     r = A[tr] @ c / t - 1
                     sig = 1.4826 * np.median(np.abs(r - np.median(r)))
-                    u = 9.0 / (8.0 + (r / sig) ** 2)
+                    u = student_t_weights(r / sig, df)
             p = A[te] @ c
             p = np.exp(p) if space == "log" else np.maximum(p, 1e-6)
             accs.append(np.mean(np.abs(p / y[te] - 1) <= 0.1))

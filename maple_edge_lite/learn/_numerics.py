@@ -147,3 +147,10 @@ def _standardise(X: np.ndarray) -> np.ndarray:
     sd[sd == 0] = 1.0
     return (X - mu) / sd
 
+
+def student_t_weights(r, df: float) -> np.ndarray:
+    """EM weights of residuals ``r`` (in units of the noise scale) under Student-t noise with ``df``
+    degrees of freedom: (df + 1) / (df + r^2), about 1 near the fit and towards 0 far from it
+    (``BayesLinear.adapt``'s measurement weights)."""
+    r = np.asarray(r, dtype=np.float64)
+    return (df + 1.0) / (df + r * r)

@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from .._errors import InputError
-from ._numerics import _complete_cached
+from ._numerics import _complete_cached, student_t_weights
 from .methods import Method
 
 
@@ -380,8 +380,7 @@ class BayesLinear(Method):
             w = Lk.T @ np.linalg.solve(K, z - m)
             f = m + Lk @ w
             if df is not None and i + 1 < iters:
-                r = (z - f) / (self.noise * z)
-                u = (df + 1.0) / (df + r * r)
+                u = student_t_weights((z - f) / (self.noise * z), df)
             if i < self.scale_iters:
                 s *= float(np.median(z / np.maximum(f, 1e-12)))
         self.weights = u

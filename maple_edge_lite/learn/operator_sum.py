@@ -123,7 +123,7 @@ def zero_fed_direction(names: Sequence[str], cols) -> np.ndarray:
     return d
 
 
-#: Prior sd of what a ``shared_avg_pools`` count is worth, in units of the profiled cost of one
+#: Prior sd of what a shared-pool count (``tensor_shared_avg_pools``; ``shared_avg_pools`` on schema 3) is worth, in units of the profiled cost of one
 #: ``avg_pool_3x3`` edge (its prior mean: minus one such edge, the pool a runtime eliminating common
 #: subexpressions does not compute twice). A runtime either merges the two pools or not (about -1
 #: or 0: least-squares coefficients on this VM's 200-cell tables -1.05 ONNX Runtime, -0.61 OpenVINO,
@@ -185,8 +185,10 @@ OPERATOR_SUM_PRIOR_SCALE = 0.5
 #: 0.853 / 0.852: flat; 1, as ``SHARED_POOL_SD``.
 ADD_SD = 1.0
 
-#: The count columns the operator sum prices and the base does not have, with the name of the
-#: constant holding their prior sd (in units of their operator-sum weight; read at each call).
+#: The count columns the operator sum may price and the base does not have, with the name of the
+#: constant holding their prior sd (in units of their operator-sum weight; read at each call); a
+#: column :func:`operator_sum_prior` leaves at 0 (``shared_avg_pools`` once the encoder counts pools
+#: by tensor, ``exec_adds`` without a ``none`` chain) is not added.
 COUNT_COLUMNS = (("exec_adds", "ADD_SD"), ("shared_avg_pools", "SHARED_POOL_SD"),
                  ("tensor_shared_avg_pools", "SHARED_POOL_SD"))
 
@@ -198,7 +200,8 @@ def _use_operator_sum_prior(m, lat_ms: dict, names: Sequence[str], repeat: int, 
     direction for edges executed on a zero node (:func:`zero_fed_direction`; mean: the profiled
     ``Mul``; sd :data:`ZERO_FED_SD`), which the operator sum does not price and which the
     training devices do not show; and the count columns the operator sum prices
-    (:data:`COUNT_COLUMNS`: ``exec_adds``, ``shared_avg_pools``), which the base's design does not
+    (:data:`COUNT_COLUMNS`: ``exec_adds`` and the shared pools, ``tensor_shared_avg_pools`` or on
+    schema 3 ``shared_avg_pools``: the one :func:`operator_sum_prior` weights), which the base's design does not
     have: each is added to the design with its operator-sum weight as its mean and a direction
     of its own (sd :data:`ADD_SD`, :data:`SHARED_POOL_SD` of that weight). The design then has
     more columns, and ``m.use_archs`` must be called again before adapting. ``v8_rule=True``: the

@@ -259,6 +259,7 @@ void encode(const char* s, size_t len, float* out) {
     // -1 marks a node no path reaches.
     int convs[4] = {0, -1, -1, -1}, ops[4] = {0, -1, -1, -1};
     int nonzero = 0, reachable = 0, live = 0, adds = 0, in_nonzero[4] = {}, exec_pools_from[4] = {}, exec_in[4] = {};
+    int last_exec_in[4] = {-1, -1, -1, -1};  // the last executed edge into each node
     int64_t macs32 = kCost32.skel_macs, macs_live32 = kCost32.skel_macs, macs224 = kCost224.skel_macs;
     int64_t params = kCost32.skel_params, act32 = kCost32.skel_act;
     for (int e = 0; e < kEdges; ++e) {
@@ -275,6 +276,7 @@ void encode(const char* s, size_t len, float* out) {
             out[kFExecEdge + size_t(e) * (kNumOps - 1) + size_t(o) - 1] = 1.0f;
             if (o == kPool) ++exec_pools_from[from];
             ++exec_in[to];
+            last_exec_in[to] = e;
         }
         if (reach[from] && coreach[to]) {
             ++live;
@@ -311,16 +313,12 @@ void encode(const char* s, size_t len, float* out) {
     out[kFSharedPools] = float(shared_pools);
     out[kFExecAdds] = float(exec_adds);
     // Tensors: node j (1, 2; node 3 feeds nothing inside the cell) whose one executed input is a
-    // skip_connect is the tensor of that input's node (edges are in topological order).
+    // skip_connect is the tensor of that input's node (nodes in topological order); the executed
+    // pools out of each node then count on its tensor.
     int tensor[4] = {0, 1, 2, 3}, pools_on[4] = {};
-    for (int j = 1; j < 3; ++j) {
-        int n = 0, only = -1;
-        for (int e = 0; e < kEdges; ++e)
-            if (kEdgeTo[e] == j && op[e] != kNone && coreach[j]) ++n, only = e;
-        if (n == 1 && op[only] == kSkip) tensor[j] = tensor[kEdgeFrom[only]];
-    }
-    for (int e = 0; e < kEdges; ++e)
-        if (op[e] == kPool && coreach[kEdgeTo[e]]) ++pools_on[tensor[kEdgeFrom[e]]];
+    for (int j = 1; j < 3; ++j)
+        if (exec_in[j] == 1 && op[last_exec_in[j]] == kSkip) tensor[j] = tensor[kEdgeFrom[last_exec_in[j]]];
+    for (int j = 0; j < 3; ++j) pools_on[tensor[j]] += exec_pools_from[j];
     int tensor_shared = 0;
     for (int t = 0; t < 3; ++t) tensor_shared += std::max(0, pools_on[t] - 1);
     out[kFTensorSharedPools] = float(tensor_shared);
