@@ -194,6 +194,20 @@ def _posterior_by_hand(A, mu, S, z, noise, u=None):
     return np.linalg.solve(P, np.linalg.solve(S, mu) + A.T @ Rinv @ z)
 
 
+def _four_feature_model(level, *, noise, scale_iters):
+    """(model, X, mu, Lc): a hand-made bayes_linear prior over four binary features, mean ``level``
+    times (1, 0.5, 2, 0.25, 1), indexed by the nine architectures X."""
+    names = ["a", "b", "c", "d"]
+    X = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0],
+                  [0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float64)
+    mu = level * np.array([1.0, 0.5, 2.0, 0.25, 1.0])
+    Lc = np.diag([0.3, 0.2, 0.5, 0.1, 0.4]) + np.tril(np.full((5, 5), 0.05), -1)
+    prior = {"method": "bayes_linear", "version": 1, "columns": names, "mu": mu.tolist(),
+             "prior_factor": Lc.tolist(), "noise": noise, "shrink": 0.3, "design_noise": 0.1, "candidates": None,
+             "scale_iters": scale_iters, "descriptor": None}
+    return BayesLinear.from_prior(prior, names).use_archs(X), X, mu, Lc
+
+
 @pytest.mark.parametrize("iters", [0, 1, 2])
 @pytest.mark.parametrize("df", [None, 8.0, 2.0])
 def test_scale_iters_counts_the_scale_re_estimations(iters, df):
@@ -203,15 +217,7 @@ def test_scale_iters_counts_the_scale_re_estimations(iters, df):
     iteration also re-weights every measurement by (df + 1) / (df + r^2), r its residual in units
     of the noise (EM), ``noise_df_iters`` times in all. Checked against the rule worked by hand on
     a 4-feature prior."""
-    names = ["a", "b", "c", "d"]
-    X = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0],
-                  [0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float64)
-    mu = np.array([1.0, 0.5, 2.0, 0.25, 1.0])
-    Lc = np.diag([0.3, 0.2, 0.5, 0.1, 0.4]) + np.tril(np.full((5, 5), 0.05), -1)
-    prior = {"method": "bayes_linear", "version": 1, "columns": names, "mu": mu.tolist(),
-             "prior_factor": Lc.tolist(), "noise": 0.1, "shrink": 0.3, "design_noise": 0.1, "candidates": None,
-             "scale_iters": iters, "descriptor": None}
-    m = BayesLinear.from_prior(prior, names).use_archs(X)
+    m, X, mu, Lc = _four_feature_model(1.0, noise=0.1, scale_iters=iters)
     m.noise_df = df
     idx = np.array([1, 2, 3, 5, 7, 8])
     y = np.array([4.1, 7.9, 2.2, 9.0, 6.5, 11.8])  # ms: a device about 3x the prior, not additive
@@ -267,15 +273,7 @@ def test_a_prior_mean_near_zero_still_adapts(level):
     descriptor regression, say) says nothing of the device's scale: adapt matches magnitudes
     instead of dividing by the mean (which made the posterior singular: LinAlgError), and the
     predictions and intervals are finite and ordered."""
-    names = ["a", "b", "c", "d"]
-    X = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0],
-                  [0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float64)
-    mu = level * np.array([1.0, 0.5, 2.0, 0.25, 1.0])
-    Lc = np.diag([0.3, 0.2, 0.5, 0.1, 0.4]) + np.tril(np.full((5, 5), 0.05), -1)
-    prior = {"method": "bayes_linear", "version": 1, "columns": names, "mu": mu.tolist(),
-             "prior_factor": Lc.tolist(), "noise": 0.08, "shrink": 0.3, "design_noise": 0.1, "candidates": None,
-             "scale_iters": 3, "descriptor": None}
-    m = BayesLinear.from_prior(prior, names).use_archs(X)
+    m, X, _, _ = _four_feature_model(level, noise=0.08, scale_iters=3)
     idx = np.array([1, 2, 3, 5, 7, 8])
     y = np.array([4.1, 7.9, 2.2, 9.0, 6.5, 11.8])
     m.adapt(idx, np.log(y))
