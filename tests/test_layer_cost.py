@@ -141,6 +141,29 @@ def test_fit_suite_extra_column_recovers_its_cost():
         LC.fit_suite(F, y, extra=e[:-1])
 
 
+def test_layer_features_split_the_network_features():
+    """Each layer's features alone sum to the network's, with and without the spill and the
+    alignment terms; a model's per-layer milliseconds plus its per-inference cost are its
+    prediction of the network."""
+    from maple_edge_lite.device.builders import zoo
+
+    t = L.from_onnx(zoo.zoo_onnx("shufflenet_v2_x0.5"))  # unaligned layers, layers beyond a small cache
+    for cache, align in ((None, None), (250_000.0, None), (None, 8), (250_000.0, 8)):
+        R = LC.layer_features(t, cache, align)
+        assert R.shape == (len(t.rows), len(LC.network_features(t, cache, align)))
+        np.testing.assert_allclose(R.sum(0), LC.network_features(t, cache, align), rtol=1e-12, atol=1e-12)
+    assert (LC.layer_features(t, 250_000.0, 8)[:, -1] > 0).sum() >= 5
+    assert LC.layer_features(_table([]), 2e6, 8).shape == (0, len(LC.FEATURE_NAMES) + len(LC.ALIGN_FEATURES) + 1)
+    rng = np.random.default_rng(3)
+    m = LC.LayerCostModel(0.3, rng.uniform(0, 0.2, len(LC.FEATURE_NAMES)), cache_bytes=250_000.0, w_spill=0.04,
+                          align=8, w_align=[0.01, 0.0, 0.05, 0.02])
+    F = rng.uniform(0, 20, (6, m.n_features))
+    m.calibrate(F, m.predict(F) * rng.uniform(0.7, 1.4, len(F)))
+    c0, per = m.layer_ms(t)
+    assert per.shape == (len(t.rows),) and (per >= 0).all() and c0 == pytest.approx(0.3 * m.mult[0])
+    assert c0 + per.sum() == pytest.approx(m.predict(m.features(t)[None])[0], rel=1e-12)
+
+
 def test_fit_suite_weights_are_repeated_entries():
     """An integer weight k counts an entry as k copies of it: the weighted fit equals the
     unweighted fit of the suite with the rows repeated; weight 0 drops the entry."""

@@ -9,6 +9,7 @@ crash), the rows file, and a C program built against the installed package."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -702,3 +703,50 @@ def test_c_program_predicts_from_host_made_rows_files(tmp_path, zoo_tables, pack
     ]:
         r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and msg in r.stderr, r.stderr
+
+
+# --- the CLI's per-layer milliseconds --------------------------------------------------------------
+
+
+def test_cli_layers_per_layer_milliseconds(tmp_path, zoo_tables, capsys, pack_random):
+    """``layers FILE --model X.melw``: one more column, the milliseconds each layer costs, which
+    with the per-inference cost add up to the core's prediction of the network (the spill and
+    alignment terms are per layer too); the same from a ``.json`` table made before; --json adds
+    a ``prediction`` member. A cell model, a missing file or --runtime without --predict: clear
+    errors, exit codes 1 and 2."""
+    from maple_edge_lite.cli import main
+    from maple_edge_lite.device.builders import zoo
+
+    m = _random_model(21, True, 2 * 2**20, align=8)
+    core = _packed(tmp_path, m, "dev.melw")
+    onnx_file = tmp_path / "shufflenet.onnx"
+    onnx_file.write_bytes(zoo.zoo_onnx("shufflenet_v2_x0.5"))
+    t = zoo_tables["shufflenet_v2_x0.5"]
+    ms, lo, hi = core.predict_layers(t.array())
+    c0, per = m.layer_ms(t)
+    assert main(["layers", str(onnx_file), "--model", str(tmp_path / "dev.melw"), "-o", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:8] == ["#", "kind", "output", "MACs", "params", "bytes", "r+w", "fused"]
+    assert out[0].split()[8] == "ms"
+    got = [float(line.split()[7]) for line in out[1:1 + len(t)]]
+    np.testing.assert_allclose(got, per, rtol=1e-3, atol=1e-4)  # printed to 4 decimals
+    assert out[-2].startswith(f"predicted {ms:.4f} ms [{lo:.4f}, {hi:.4f}]") and f"{c0:.4f} ms per inference" in out[-2]
+    assert main(["layers", str(tmp_path / "t.json"), "--model", str(tmp_path / "dev.melw"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert L.LayerTable.from_dict({k: v for k, v in doc.items() if k != "prediction"}).rows == t.rows
+    p = doc["prediction"]
+    assert len(p["layer_ms"]) == len(t) and p["latency_ms"] == pytest.approx(ms, abs=1e-6)
+    assert (p["lo_ms"], p["hi_ms"]) == (pytest.approx(lo, abs=1e-6), pytest.approx(hi, abs=1e-6))
+    assert p["per_inference_ms"] + sum(p["layer_ms"]) == pytest.approx(ms, rel=1e-5)
+    np.testing.assert_allclose(p["layer_ms"], per, rtol=1e-4, atol=1e-6)
+    pack_random((4, 8, 1), name="mlp.melw")
+    assert main(["layers", str(onnx_file), "--model", str(tmp_path / "mlp.melw")]) == 1
+    err = capsys.readouterr().err
+    assert "not a layer cost model" in err and len(err.strip().splitlines()) == 1
+    assert main(["layers", str(onnx_file), "--model", str(tmp_path / "nope.melw")]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["layers", str(onnx_file), "--runtime", "openvino"]) == 2
+    assert "--predict" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ei:
+        main(["layers", str(onnx_file), "--predict", "--model", str(tmp_path / "dev.melw")])
+    assert ei.value.code == 2

@@ -128,39 +128,45 @@ def network_features(table, cache_bytes: Optional[float] = None, align: Optional
     number of layers, their MACs in millions, the MB they read and the MB they write; with
     ``align``, then :data:`ALIGN_FEATURES` (:func:`unaligned_mmacs` at that alignment); with
     ``cache_bytes``, last, :data:`SPILL_FEATURE` (:func:`spill_mbytes` against that cache):
-    what a model with those terms takes (:meth:`LayerCostModel.features`)."""
-    if cache_bytes is not None or align is not None:
-        parts = [network_features(table)]
-        if align is not None:
-            parts.append(unaligned_mmacs(table, align))
-        if cache_bytes is not None:
-            parts.append([spill_mbytes(table, cache_bytes)])
-        return np.concatenate(parts)
+    what a model with those terms takes (:meth:`LayerCostModel.features`). The sum of
+    :func:`layer_features` over the table's rows."""
+    return layer_features(table, cache_bytes, align).sum(0)
+
+
+def layer_features(table, cache_bytes: Optional[float] = None, align: Optional[int] = None) -> np.ndarray:
+    """[rows, features]: :func:`network_features` of each row of a ``LayerTable`` alone, so a
+    model's prediction splits over the layers (``LayerCostModel.layer_ms``)."""
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
-    A = np.asarray(table.array(), dtype=np.float64)
-    f = np.zeros(len(FEATURE_NAMES))
-    if A.size == 0:
-        return f
-    col = ARRAY_COLUMNS.index
-    idx = _class_index()
-    cls = np.array([idx[k] for k in KINDS])[A[:, col("kind")].astype(int)]
-    q = len(QUANTITIES)
-    written = A[:, col("bytes_written")] / 1e6
-    np.add.at(f, cls * q, 1.0)
-    np.add.at(f, cls * q + 1, A[:, col("macs")] / 1e6)
-    np.add.at(f, cls * q + 2, A[:, col("bytes_read")] / 1e6)
-    np.add.at(f, cls * q + 3, written)
-    # An activation the table fused into its layer but that runtimes compute as a pass of its own
-    # (ONNX Runtime fuses Relu/Clip into its convolutions, not x * sigmoid(x) or hardswish): one
-    # more activation-class layer reading and writing the layer's output.
-    extra = np.isin(A[:, col("activation")].astype(int),
-                    [ACTIVATIONS.index(a) for a in _SEPARATE_ACTIVATIONS if a in ACTIVATIONS])
-    a = _ACTIVATION_CLASS * q
-    f[a] += float(extra.sum())
-    f[a + 2] += float(written[extra].sum())
-    f[a + 3] += float(written[extra].sum())
-    return f
+    A = np.asarray(table.array(), dtype=np.float64).reshape(-1, len(ARRAY_COLUMNS))
+    n = len(A)
+    f = np.zeros((n, len(FEATURE_NAMES)))
+    if n:
+        col = ARRAY_COLUMNS.index
+        idx = _class_index()
+        cls = np.array([idx[k] for k in KINDS])[A[:, col("kind")].astype(int)]
+        q = len(QUANTITIES)
+        rows = np.arange(n)
+        written = A[:, col("bytes_written")] / 1e6
+        f[rows, cls * q] = 1.0
+        f[rows, cls * q + 1] = A[:, col("macs")] / 1e6
+        f[rows, cls * q + 2] = A[:, col("bytes_read")] / 1e6
+        f[rows, cls * q + 3] = written
+        # An activation the table fused into its layer but that runtimes compute as a pass of its
+        # own (ONNX Runtime fuses Relu/Clip into its convolutions, not x * sigmoid(x) or hardswish):
+        # one more activation-class layer reading and writing the layer's output.
+        extra = np.isin(A[:, col("activation")].astype(int),
+                        [ACTIVATIONS.index(a) for a in _SEPARATE_ACTIVATIONS if a in ACTIVATIONS])
+        a = _ACTIVATION_CLASS * q
+        f[extra, a] += 1.0
+        f[extra, a + 2] += written[extra]
+        f[extra, a + 3] += written[extra]
+    parts = [f]
+    if align is not None:
+        parts.append(_unaligned_rows(A, _check_align(align, "layer_features")))
+    if cache_bytes is not None:
+        parts.append(_spill_rows(A, cache_bytes)[:, None])
+    return np.concatenate(parts, axis=1)
 
 
 def spill_mbytes(table, cache_bytes: float) -> float:
@@ -173,16 +179,19 @@ def spill_mbytes(table, cache_bytes: float) -> float:
     MB, fitted on the suite's larger entries, prices what the per-class coefficients miss: the
     spill term of :class:`LayerCostModel` (``cache_bytes``: the device's per-core cache,
     ``device.host.core_cache``), carried by the ``.melw`` as LAYER_COST scheme 2 (format 4)."""
+    return float(_spill_rows(np.asarray(table.array(), dtype=np.float64), cache_bytes).sum())
+
+
+def _spill_rows(A: np.ndarray, cache_bytes) -> np.ndarray:
+    """Per row of a layer table's ``array()`` A: the MB it moves beyond ``cache_bytes``."""
     from ..device.layers import ARRAY_COLUMNS
 
     c = float(cache_bytes)
     if not (np.isfinite(c) and c >= 0):
         raise InputError(f"spill_mbytes: cache_bytes must be a finite number >= 0, not {cache_bytes!r}")
-    A = np.asarray(table.array(), dtype=np.float64)
-    if A.size == 0:
-        return 0.0
+    A = A.reshape(-1, len(ARRAY_COLUMNS))
     moved = A[:, ARRAY_COLUMNS.index("bytes_read")] + A[:, ARRAY_COLUMNS.index("bytes_written")]
-    return float(np.maximum(moved - c, 0.0).sum() / 1e6)
+    return np.maximum(moved - c, 0.0) / 1e6
 
 
 def unaligned_mmacs(table, align: int = ALIGN) -> np.ndarray:
@@ -197,21 +206,26 @@ def unaligned_mmacs(table, align: int = ALIGN) -> np.ndarray:
     (>= 0, fitted on the suite's unaligned entries): aligned networks have none, and a runtime
     without such a layout fits about 0. A layer's ``cin`` is all its input channels (a grouped or
     depthwise layer's too), as the layer table counts them."""
+    a = _check_align(align, "unaligned_mmacs")
+    return _unaligned_rows(np.asarray(table.array(), dtype=np.float64), a).sum(0)
+
+
+def _unaligned_rows(A: np.ndarray, align: int) -> np.ndarray:
+    """[rows, ALIGN_CLASSES]: :func:`unaligned_mmacs` of each row of a layer table's ``array()`` A."""
     from ..device.layers import ARRAY_COLUMNS, KINDS
 
-    a = _check_align(align, "unaligned_mmacs")
-    out = np.zeros(len(ALIGN_CLASSES))
-    A = np.asarray(table.array(), dtype=np.float64)
-    if A.size == 0:
+    A = A.reshape(-1, len(ARRAY_COLUMNS))
+    out = np.zeros((len(A), len(ALIGN_CLASSES)))
+    if not len(A):
         return out
     col = ARRAY_COLUMNS.index
     idx = _class_index()
     pos = {ci: j for j, ci in enumerate(_ALIGN_CLASS_INDEX)}
     cls = np.array([pos.get(idx[k], -1) for k in KINDS])[A[:, col("kind")].astype(int)]
     cin, cout = A[:, col("cin")], A[:, col("cout")]
-    off = (np.mod(cout, a) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, a) != 0))
-    sel = off & (cls >= 0)
-    np.add.at(out, cls[sel], A[sel, col("macs")] / 1e6)
+    off = (np.mod(cout, align) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, align) != 0))
+    sel = np.flatnonzero(off & (cls >= 0))
+    out[sel, cls[sel]] = A[sel, col("macs")] / 1e6
     return out
 
 
@@ -476,6 +490,12 @@ class LayerCostModel:
     def predict(self, F) -> np.ndarray:
         """Milliseconds for networks with features F [n, features]."""
         return self.parts(F) @ self.mult
+
+    def layer_ms(self, table) -> Tuple[float, np.ndarray]:
+        """``(per-inference ms, ms per row)`` of a ``LayerTable``: the prediction split over its
+        layers (:func:`layer_features`); their sum plus the first is :meth:`predict` of the table."""
+        parts = self.parts(layer_features(table, self.cache_bytes, self.align))
+        return self.c0 * float(self.mult[0]), parts[:, 1:] @ self.mult[1:]
 
     def to_dict(self) -> dict:
         """The model as JSON-ready data (schema :data:`MODEL_SCHEMA`)."""
