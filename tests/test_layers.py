@@ -824,3 +824,42 @@ def test_cli_prints_warnings_as_lines(tmp_path, capsys):
         code, out, err = _cli(["layers", str(p)], capsys)
     assert code == 0 and err.startswith("maple-edge-lite: warning:") and "example.ops.FrobOp" in err
     assert " other " in out
+
+
+# --- external data ----------------------------------------------------------------------------------
+
+
+def test_external_data_small_tensors_are_read_weights_never(tmp_path, monkeypatch):
+    """A model whose every initializer is in an external data file (as exporters write large models,
+    here with the threshold at 0): its Reshape targets are read from the file beside it (path), or
+    from ``external_data_dir`` (bytes), and the table is the in-memory model's; without the file a
+    clear error names it and says what to do. With only the weights outside (onnx's default 1 kB
+    threshold) the table needs no data file at all; ``predict --onnx`` reads such a file too."""
+    import onnx
+
+    from maple_edge_lite.cli.predict import _layer_table
+    from maple_edge_lite.device.builders import zoo
+
+    name = "shufflenet_v2_x0.5"  # channel shuffles: Reshape to computed shapes
+    want = from_onnx(zoo.zoo_onnx(name)).rows
+    d = tmp_path / "m"
+    d.mkdir()
+    onnx.save_model(onnx.load_from_string(zoo.zoo_onnx(name)), str(d / "net.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="net.data", size_threshold=0)
+    assert from_onnx(d / "net.onnx").rows == want
+    data = (d / "net.onnx").read_bytes()
+    assert from_onnx(data, external_data_dir=d).rows == want
+    with pytest.raises(mel.InputError, match=r"external data file 'net.data'.*external_data_dir"):
+        from_onnx(data)
+    monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
+    assert _layer_table(str(d / "net.onnx")).rows == want
+    (d / "net.data").rename(tmp_path / "elsewhere.data")
+    with pytest.raises(mel.InputError, match=r"keeps \d+ small tensor.*'net.data'.*beside the .onnx file"):
+        from_onnx(d / "net.onnx")
+    # weights outside only (1 kB threshold), the file gone: nothing of it is needed
+    e = tmp_path / "e"
+    e.mkdir()
+    onnx.save_model(onnx.load_from_string(zoo.zoo_onnx("resnet18")), str(e / "r.onnx"), save_as_external_data=True,
+                    location="r.data")
+    (e / "r.data").unlink()
+    assert from_onnx(e / "r.onnx").totals() == from_onnx(zoo.zoo_onnx("resnet18")).totals()

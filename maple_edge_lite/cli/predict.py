@@ -416,7 +416,7 @@ def _layer_table(path):
     try:
         table = LayerTable.read(cached)
     except MapleEdgeError:
-        table = from_onnx(data)
+        table = from_onnx(data, external_data_dir=os.path.dirname(os.path.abspath(path)))
         try:
             tables.mkdir(parents=True, exist_ok=True)
             write_atomic(cached, (json.dumps(table.to_dict()) + "\n").encode())

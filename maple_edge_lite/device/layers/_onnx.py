@@ -158,6 +158,16 @@ class Graph:
         self.values: Dict[str, Any] = {}
         self.outputs: set = set()
         self.inputs: List[str] = []
+        #: (name, file, why) of the small initializers kept in external data that could not be read
+        self.unread: List[Tuple[str, str, str]] = []
+
+    def unread_hint(self, what: str) -> str:
+        """What to do when a shape depends on an external tensor that could not be read ("" if none)."""
+        if not self.unread:
+            return ""
+        name, loc, why = self.unread[0]
+        return (f"{what} keeps {len(self.unread)} small tensor(s), e.g. {name!r}, in the external data file {loc!r}, "
+                f"which could not be read ({why}): keep that file beside the .onnx file and give the file's path")
 
     def shape(self, t: str) -> Optional[Tuple[int, ...]]:
         return self.shapes.get(t)
@@ -272,8 +282,29 @@ def _toposort(g, what: str, known: set) -> Tuple[List[Any], List[int]]:
     return [nodes[i] for i in order], order
 
 
-def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[int]]], what: str) -> Graph:
-    """Check ``model`` and infer its shapes with the dynamic dimensions fixed: a :class:`Graph`."""
+def _external_value(onnx, t, base_dir: Optional[str]):
+    """``(tensor with its data, None)`` for an initializer kept in an external data file, read
+    from ``base_dir`` (the model's folder), or ``(None, why not)``."""
+    if base_dir is None:
+        return None, "the model was given as bytes: pass external_data_dir, the folder that file is in"
+    from onnx import external_data_helper
+
+    c = onnx.TensorProto()
+    c.CopyFrom(t)
+    try:
+        external_data_helper.load_external_data_for_tensor(c, base_dir)
+    except Exception as e:  # missing file, a location outside the folder, short data
+        return None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
+    c.data_location = onnx.TensorProto.DEFAULT
+    del c.external_data[:]
+    return c, None
+
+
+def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[int]]], what: str,
+               base_dir: Optional[str] = None) -> Graph:
+    """Check ``model`` and infer its shapes with the dynamic dimensions fixed: a :class:`Graph`.
+    ``base_dir``: the folder of the model's external data files (small initializers kept there,
+    e.g. a Reshape's target, are read from it; large ones never are)."""
     onnx = require_onnx()
     h = onnx.helper
     if not model.HasField("graph") or model.ir_version <= 0:
@@ -325,6 +356,7 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
         lg.input.append(h.make_tensor_value_info(vi.name, elem, fixed[vi.name]))
         G.shapes[vi.name] = tuple(fixed[vi.name])
         G.inputs.append(vi.name)
+    unread = G.unread  # small external initializers whose data could not be read
     for t in g.initializer:
         dims = tuple(int(d) for d in t.dims)
         if any(d < 0 for d in dims):
@@ -334,6 +366,15 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
         n = 1
         for d in dims:
             n *= d
+        if (n <= _SMALL or t.data_type in _INT_TYPES) and t.data_location == onnx.TensorProto.EXTERNAL:
+            loaded, why = _external_value(onnx, t, base_dir)
+            if loaded is None:  # its value stays unknown: inference may not need it
+                miss = (t.name, next((e.value for e in t.external_data if e.key == "location"), "?"), why)
+                # integer tensors first: shapes (a Reshape's target) are what inference needs
+                unread.insert(0, miss) if t.data_type in _INT_TYPES else unread.append(miss)
+                lg.input.append(h.make_tensor_value_info(t.name, t.data_type, list(dims)))
+                continue
+            t = loaded
         if n <= _SMALL or t.data_type in _INT_TYPES:
             lg.initializer.append(t)
             if n <= 16 and t.data_location != onnx.TensorProto.EXTERNAL:
@@ -351,8 +392,9 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=True, data_prop=True)
     except Exception as e:  # InferenceError, ValidationError, RuntimeError: all mean a bad model here
         msg = str(e).strip().splitlines()
+        hint = G.unread_hint(what)
         raise InputError(f"{what}: ONNX shape inference failed: {msg[0] if msg else type(e).__name__}"
-                         + (f" {msg[1]}" if len(msg) > 1 else "")) from None
+                         + (f" {msg[1]}" if len(msg) > 1 else "") + (f" ({hint})" if hint else "")) from None
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         if vi.name in G.shapes:
             continue

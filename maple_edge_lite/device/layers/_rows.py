@@ -4,6 +4,7 @@ bytes). The rules are in docs/layers.md; the order of the checks here follows it
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -91,8 +92,8 @@ class _Builder:
         if s is None:
             n = self.G.nodes[node]
             raise InputError(f"{self.what}: the shape of tensor {t!r} (read or written by {n.op_type} node "
-                             f"{self.G.name(node)!r}) could not be inferred, and its MACs depend on it: pass "
-                             "input_shapes for every dynamic input dimension")
+                             f"{self.G.name(node)!r}) could not be inferred, and its MACs depend on it: "
+                             + (self.G.unread_hint(self.what) or "pass input_shapes for every dynamic input dimension"))
         return s
 
     def attrs(self, i: int) -> Attrs:
@@ -468,12 +469,17 @@ def _pads(pads, auto: str, spatial, k, stride, dil, where: str) -> Tuple[int, ..
     return p
 
 
-def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequence[int]]] = None) -> LayerTable:
+def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+              external_data_dir=None) -> LayerTable:
     """The layer table of an ONNX network.
 
     ``model``: a path, the bytes of a model, or an ``onnx.ModelProto``. ``batch``: the value of
     every symbolic (or unset) first input dimension. ``input_shapes``: ``{input name: full
     shape}`` for inputs with other dynamic dimensions (static dimensions must match).
+    ``external_data_dir``: the folder of the model's external data files (default: the folder of
+    ``model`` when it is a path). Only small tensors are read from them (a Reshape's target shape,
+    as an exporter that moves every initializer out leaves it); a network's weights never are, so
+    a table can be made without them.
 
     One row per layer the runtime executes after its fusions (docs/layers.md): Conv (+BN)
     (+residual Add) (+activation) is one row, constant subgraphs are folded away, view-only ops
@@ -492,8 +498,11 @@ def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequenc
         raise InputError(f"input_shapes must be a dict {{input name: shape}}, got {type(input_shapes).__name__}")
     proto, source = load(model)
     what = source.pop("_what", "the model")
+    base = external_data_dir if external_data_dir is not None else (
+        os.path.dirname(os.path.abspath(source["path"])) if source["path"] else None)
     try:
-        G = read_graph(proto, batch=batch, input_shapes=input_shapes, what=what)
+        G = read_graph(proto, batch=batch, input_shapes=input_shapes, what=what,
+                       base_dir=None if base is None else os.fspath(base))
         rows = _Builder(G, what).build()
     except UnicodeDecodeError as e:  # a string field protobuf cannot decode, read where not expected
         raise InputError(f"{what}: a string in the model is not valid UTF-8 ({e.object[:40]!r}): a damaged model") from None
