@@ -199,3 +199,46 @@ def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch):
         f.write_text("../../not-a-digest\n")
     assert _layer_table(str(p)).to_dict() == from_onnx(big).to_dict() and len(reads) == 2
     assert _layer_table(str(p)).to_dict() == from_onnx(big).to_dict() and len(reads) == 2  # rewritten record
+
+
+def _conv_then(op, domain="", extra_inputs=()):
+    """x [1,8,16,16] -> Conv 3x3 (8 -> 8) -> ``op`` -> y: a network with one op the layer table may
+    not know (``extra_inputs``: (name, int8/float array) initializers the op reads after the conv's
+    output)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones((8, 8, 3, 3), np.float32), "w")]
+    inits += [numpy_helper.from_array(v, n) for n, v in extra_inputs]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node(op, ["c", *(n for n, _ in extra_inputs)], ["y"], name="odd", domain=domain)]
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=opsets).SerializeToString()
+
+
+def test_predict_onnx_says_which_layers_it_cannot_price(fake_rt, tmp_path, capsys):
+    """An op the layer table does not know: the prediction leaves it out and says so on stderr,
+    on every call (the table cached or not), and --json lists it (``unpriced_layers``). A
+    quantized network (ONNX Runtime's QDQ or QOperator ops) is refused before anything is
+    measured: the float32 cost model cannot price its int8 layers."""
+    odd = tmp_path / "odd.onnx"
+    odd.write_bytes(_conv_then("Frobnicate", domain="com.example"))
+    for _ in range(2):
+        assert main(["predict", "--onnx", str(odd), "--runtime", "fake-layers", "--json"]) == 0
+        out = capsys.readouterr()
+        rep = json.loads(out.out)["predictions"][0]
+        assert rep["unpriced_layers"] == {"Frobnicate": 1} and rep["latency_ms"] > 0
+        warn = [line for line in out.err.splitlines() if "cannot price" in line]
+        assert warn == [f"maple-edge-lite: warning: {odd}: 1 of 2 layers are ops the layer cost model cannot price "
+                        "(Frobnicate x1): the prediction leaves them out"]
+        assert "LayerWarning" not in out.err and "the model bytes" not in out.err
+    n_loads = len(fake_rt)
+    qdq = tmp_path / "qdq.onnx"
+    qdq.write_bytes(_conv_then("QuantizeLinear", extra_inputs=[("s", np.array(0.1, np.float32)),
+                                                               ("z", np.array(0, np.int8))]))
+    assert main(["predict", "--onnx", str(odd), str(qdq), "--runtime", "fake-layers"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[-1].startswith(f"maple-edge-lite: error: {qdq} is a quantized (int8) network "
+                                                "(QuantizeLinear x1)") and "measure --onnx" in err[-1]
+    assert len(fake_rt) == n_loads  # refused before measuring anything

@@ -358,6 +358,7 @@ def _predict_onnx(args) -> int:
 
     t0 = time.perf_counter()
     tables = [_layer_table(f) for f in args.onnx]  # every file read before a first use spends a minute
+    unpriced = [_unpriced(f, t) for f, t in zip(args.onnx, tables)]
     runtime = args.runtime or DEFAULT_RUNTIME
     threads = 1 if args.threads is None else args.threads
     _, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
@@ -373,12 +374,43 @@ def _predict_onnx(args) -> int:
                           "runtime": runtime, "threads": threads,
                           "built": built, "interval_level": 0.9,
                           "predictions": [{"path": f, "latency_ms": round(float(v), 6), "lo_ms": round(float(a), 6),
-                                           "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"])}
-                                          for f, t, v, a, b in zip(args.onnx, tables, ms, lo, hi)]}, indent=2))
+                                           "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"]),
+                                           **({"unpriced_layers": u} if u else {})}
+                                          for f, t, v, a, b, u in zip(args.onnx, tables, ms, lo, hi, unpriced)]},
+                         indent=2))
     else:
         sys.stdout.write("".join(f"{float(v):.4f} ms [{float(a):.4f}, {float(b):.4f}]\t{f}\n"
                                  for f, v, a, b in zip(args.onnx, ms, lo, hi)))
     return 0
+
+
+#: Ops of quantized (int8) networks: ONNX Runtime's quantizer writes them (QOperator, QDQ and
+#: dynamic formats). The layer cost model is fitted on float32 layers, so it cannot price them.
+QUANTIZED_OPS = frozenset(("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm", "QLinearAdd",
+                           "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                           "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QuantizeLinear",
+                           "DequantizeLinear", "DynamicQuantizeLinear"))
+
+
+def _unpriced(path, table) -> dict:
+    """{op type: rows} of the layers of ``table`` the layer cost model cannot price (kind
+    ``other``), with a warning on stderr (from the table's rows, so a cached table warns too);
+    ``InputError`` for a quantized network, whose prediction would leave its convolutions out."""
+    from collections import Counter
+
+    from .._errors import InputError
+
+    ops = Counter("+".join(r.op_types) or "?" for r in table if r.kind == "other")
+    if not ops:
+        return {}
+    listed = ", ".join(f"{k} x{v}" for k, v in ops.most_common(4)) + (", ..." if len(ops) > 4 else "")
+    if any(op in QUANTIZED_OPS for k in ops for op in k.split("+")):
+        raise InputError(f"{path} is a quantized (int8) network ({listed}): the layer cost model is fitted on float32 "
+                         "layers and cannot price these; predict its float32 export, or time this one with "
+                         "`maple-edge-lite measure --onnx`")
+    print(f"maple-edge-lite: warning: {path}: {sum(ops.values())} of {len(table)} layers are ops the layer cost model "
+          f"cannot price ({listed}): the prediction leaves them out", file=sys.stderr)
+    return dict(ops)
 
 
 def _layer_table(path):
@@ -416,7 +448,20 @@ def _layer_table(path):
     try:
         table = LayerTable.read(cached)
     except MapleEdgeError:
-        table = from_onnx(data, external_data_dir=os.path.dirname(os.path.abspath(path)))
+        import warnings
+
+        from ..device.layers import LayerWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LayerWarning)
+            table = from_onnx(data, external_data_dir=os.path.dirname(os.path.abspath(path)))
+        for w in caught:  # the ops the table does not know are reported from its rows (_unpriced)
+            if issubclass(w.category, LayerWarning) and "is not known to the layer table" not in str(w.message):
+                msg = str(w.message)
+                print(f"maple-edge-lite: warning: {path}: {msg.split(': ', 1)[1] if msg.startswith('the model bytes: ') else msg}",
+                      file=sys.stderr)
+            elif not issubclass(w.category, LayerWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         try:
             tables.mkdir(parents=True, exist_ok=True)
             write_atomic(cached, (json.dumps(table.to_dict()) + "\n").encode())
