@@ -242,3 +242,38 @@ def test_predict_onnx_says_which_layers_it_cannot_price(fake_rt, tmp_path, capsy
     assert len(err) == 2 and err[-1].startswith(f"maple-edge-lite: error: {qdq} is a quantized (int8) network "
                                                 "(QuantizeLinear x1)") and "measure --onnx" in err[-1]
     assert len(fake_rt) == n_loads  # refused before measuring anything
+
+
+def test_predict_onnx_input_shapes_for_dynamic_networks(fake_rt, tmp_path, capsys):
+    """A network whose height and width are dynamic (a detector's input): without --input-shape a
+    one-line error says which to give; with it, a prediction per shape (each its own table in the
+    cache: the larger input predicts slower, and asking again gives the same numbers)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, "H", "W"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.ones((16, 8, 3, 3), np.float32), "w")])
+    dyn = tmp_path / "dyn.onnx"
+    dyn.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert main(["predict", "--onnx", str(dyn), "--runtime", "fake-layers"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--input-shape x=?,8,?,?" in err[0]
+    ms = {}
+    for hw in (32, 64, 32):
+        assert main(["predict", "--onnx", str(dyn), "--runtime", "fake-layers", "--json",
+                     "--input-shape", f"x=1,8,{hw},{hw}"]) == 0
+        p = json.loads(capsys.readouterr().out)["predictions"][0]
+        assert p["macs"] == 16 * 8 * 9 * hw * hw
+        assert ms.setdefault(hw, p["latency_ms"]) == p["latency_ms"]
+    assert ms[64] > ms[32]
+    assert len(list((tmp_path / "cache" / "tables").glob("*.layers.json"))) == 2
+    table = tmp_path / "t.layers.json"
+    from maple_edge_lite.device.layers import from_onnx
+
+    from_onnx(dyn, input_shapes={"x": [1, 8, 16, 16]}).write(table)
+    for args in (["--onnx", str(table), "--input-shape", "x=1,8,16,16"], ["--arch", "x", "--input-shape", "x=1,8,4,4"],
+                 ["--onnx", str(dyn), "--input-shape", "y=1,8,4,4"]):
+        assert main(["predict", *args, "--runtime", "fake-layers"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("maple-edge-lite: error:"), err

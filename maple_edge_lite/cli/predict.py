@@ -55,6 +55,11 @@ def add_parser(subparsers) -> None:
                    help="ONNX CNNs (or their .json layer tables from `maple-edge-lite layers -o`, which need no onnx "
                    "package here) to predict with this device's layer cost model (built on first use: the layer "
                    "suite and five zoo networks measured, about 80 s)")
+    from .layers import _input_shape
+
+    p.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
+                   help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
+                   "(e.g. input=1,3,640,640; repeatable; for every file given)")
     p.add_argument("--archs", metavar="FILE",
                    help="architecture strings, one per line, or a CSV with an arch_str column")
     p.add_argument("--model", metavar="FILE",
@@ -266,6 +271,8 @@ def _predict(args) -> int:
             raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space/--recheck: it "
                              "predicts ONNX files with this device's layer cost model")
         return _predict_onnx(args)
+    if args.input_shape:
+        raise InputError("--input-shape goes with --onnx (the shape of an ONNX network's input)")
     archs = list(args.arch)
     if args.archs:
         from ..device.measure import read_archs
@@ -357,7 +364,8 @@ def _predict_onnx(args) -> int:
     from .._model import Model
 
     t0 = time.perf_counter()
-    tables = [_layer_table(f) for f in args.onnx]  # every file read before a first use spends a minute
+    shapes = dict(args.input_shape) or None
+    tables = [_layer_table(f, shapes) for f in args.onnx]  # every file read before a first use spends a minute
     unpriced = [_unpriced(f, t) for f, t in zip(args.onnx, tables)]
     runtime = args.runtime or DEFAULT_RUNTIME
     threads = 1 if args.threads is None else args.threads
@@ -413,7 +421,7 @@ def _unpriced(path, table) -> dict:
     return dict(ops)
 
 
-def _layer_table(path):
+def _layer_table(path, input_shapes=None):
     """The layer table of ``path``: a ``.json`` layer table file (``maple-edge-lite layers -o``,
     made on a host: no onnx needed here), else an ONNX file, whose table is kept in the cache
     by the file's sha256 and this package's version, so that predicting the same file again
@@ -430,7 +438,15 @@ def _layer_table(path):
     from ..format import read_bytes, write_atomic
 
     if str(path).lower().endswith(".json"):
+        if input_shapes:
+            from .._errors import InputError
+
+            raise InputError(f"{path} is a layer table, whose shapes were fixed when it was made: --input-shape "
+                             "goes with ONNX files")
         return LayerTable.read(path)
+    # a table made with given input shapes is another table: its own name in the cache
+    tag = "" if not input_shapes else "-" + hashlib.sha256(
+        json.dumps(sorted((k, list(v)) for k, v in input_shapes.items())).encode()).hexdigest()[:16]
     tables = cache_root() / "tables"
     seen = None
     try:
@@ -439,12 +455,12 @@ def _layer_table(path):
                                                         st.st_mtime_ns)).encode()).hexdigest() + ".sha256")
         digest = seen.read_text().strip()
         if re.fullmatch(r"[0-9a-f]{64}", digest):
-            return LayerTable.read(tables / f"{digest}-{__version__}.layers.json")
+            return LayerTable.read(tables / f"{digest}-{__version__}{tag}.layers.json")
     except (OSError, MapleEdgeError):
         pass  # not seen (or the path is bad: read_bytes says how)
     data = read_bytes(path, "ONNX model")
     digest = hashlib.sha256(data).hexdigest()
-    cached = tables / f"{digest}-{__version__}.layers.json"
+    cached = tables / f"{digest}-{__version__}{tag}.layers.json"
     try:
         table = LayerTable.read(cached)
     except MapleEdgeError:
@@ -454,7 +470,7 @@ def _layer_table(path):
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LayerWarning)
-            table = from_onnx(data, external_data_dir=os.path.dirname(os.path.abspath(path)))
+            table = from_onnx(data, input_shapes=input_shapes, external_data_dir=os.path.dirname(os.path.abspath(path)))
         for w in caught:  # the ops the table does not know are reported from its rows (_unpriced)
             if issubclass(w.category, LayerWarning) and "is not known to the layer table" not in str(w.message):
                 msg = str(w.message)
