@@ -401,7 +401,7 @@ def test_a_rejected_network_is_left_out_and_reported(tmp_path, capsys):
         runtimes.unregister("fake_rejecting")
 
 
-def test_measure_onnx_files(ort, tmp_path, capsys):
+def test_measure_onnx_files(ort, tmp_path, capsys, monkeypatch):
     """``measure --onnx``: any ONNX files, the same timing, CSV path,sha256,device,latency_ms with
     the files' hashes; a missing file fails before anything is measured; the sources do not mix."""
     import hashlib
@@ -429,3 +429,20 @@ def test_measure_onnx_files(ort, tmp_path, capsys):
     assert "not found" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()
     code = main(["measure", "--onnx", str(a), "--arch", SKIP])
     assert "--onnx" in one_error_line(capsys, code)
+    # weights in an external data file beside the model (torch's dynamo exporter writes one), run
+    # from another working directory: read from the model's folder; the file gone, a clear error
+    onnx = pytest.importorskip("onnx")
+    d = tmp_path / "ext"
+    d.mkdir()
+    onnx.save_model(onnx.load_from_string(b.read_bytes()), str(d / "b.onnx"), save_as_external_data=True,
+                    location="b.onnx.data", size_threshold=0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code = main(["measure", "--onnx", str(d / "b.onnx"), "-o", str(out), "--budget-s", "0.1", "--min-time-s", "0",
+                 "--passes", "1", "-q"])
+    assert code == 0 and float(out.read_text().splitlines()[1].split(",")[3]) > 0
+    capsys.readouterr()
+    (d / "b.onnx.data").unlink()
+    code = main(["measure", "--onnx", str(d / "b.onnx"), "-o", str(tmp_path / "n.csv")])
+    assert "external data file" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()

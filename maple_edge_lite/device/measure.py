@@ -291,11 +291,39 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     files = {p: read_bytes(p, "ONNX model") for p in dict.fromkeys(os.fspath(x) for x in paths)}
     if not files:
         raise InputError("no ONNX files to measure")
-    rows = _measured(list(files), files.__getitem__, runtime, threads, {"onnx": True}, device=device, cpus=cpus,
+    runnable = {p: _with_external_data(p, b) for p, b in files.items()}
+    rows = _measured(list(files), runnable.__getitem__, runtime, threads, {"onnx": True}, device=device, cpus=cpus,
                      passes=passes, runtime_options=runtime_options, progress=progress, timing=timing)
     rows.conditions["files"] = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
                                 for p, b in files.items()]
     return rows
+
+
+def _with_external_data(path: str, data: bytes) -> bytes:
+    """``data`` (the file at ``path``), with the tensors it keeps in external data files (as
+    ``torch.onnx.export(..., dynamo=True)`` writes: ``net.onnx.data``) read into it from the
+    file's folder: runtimes load a model from bytes, and would look for those files in the working
+    directory. Without the onnx package, or with no external data, the bytes as they are."""
+    try:
+        import onnx
+        from onnx import external_data_helper
+    except ImportError:
+        return data
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception:  # not parseable here: the runtime says what is wrong with it
+        return data
+    ext = onnx.TensorProto.EXTERNAL
+    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    if not any(t.data_location == ext for t in tensors):
+        return data
+    try:
+        external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+        return proto.SerializeToString()
+    except Exception as e:
+        raise InputError(f"{path} keeps tensors in an external data file that could not be read ({type(e).__name__}: "
+                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): keep the data file beside "
+                         "the .onnx file") from None
 
 
 def _measured(names, build, runtime, threads, network: Dict[str, Any], *, device=None, index=None, cpus=None,
