@@ -446,3 +446,23 @@ def test_measure_onnx_files(ort, tmp_path, capsys, monkeypatch):
     (d / "b.onnx.data").unlink()
     code = main(["measure", "--onnx", str(d / "b.onnx"), "-o", str(tmp_path / "n.csv")])
     assert "external data file" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()
+    # a dynamic height and width: fixed by --input-shape in the model the runtime loads
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, "H", "W"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.ones((8, 8, 3, 3), np.float32), "w")])
+    dyn = tmp_path / "dyn.onnx"
+    dyn.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    fast = ["--budget-s", "0.1", "--min-time-s", "0", "--passes", "1", "-q"]
+    code = main(["measure", "--onnx", str(dyn), "-o", str(out), "--input-shape", "x=1,8,32,32", *fast])
+    assert code == 0 and json.loads((tmp_path / "m.csv.json").read_text())["input_shapes"] == {"x": [1, 8, 32, 32]}
+    capsys.readouterr()
+    for args, msg in ((["--input-shape", "z=1,8,32,32"], "not an input"), (["--input-shape", "x=1,8,32"], "dimensions"),
+                      (["--input-shape", "x=1,4,32,32"], "fixes it at 8")):
+        code = main(["measure", "--onnx", str(dyn), "-o", str(tmp_path / "n.csv"), *args, *fast])
+        assert msg in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()
+    code = main(["measure", "--arch", SKIP, "--input-shape", "x=1,8,32,32"])
+    assert "--onnx" in one_error_line(capsys, code)

@@ -147,6 +147,12 @@ def add_parser(subparsers) -> None:
     src.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
                      help="ONNX files instead of NAS-Bench-201 cells (CSV columns path,sha256,device,latency_ms)")
     src.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    from .layers import _input_shape
+
+    m.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
+                   help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
+                   "(e.g. input=1,3,640,640; repeatable; for every file given), fixed in the model the runtime "
+                   "loads")
     _common(m, "measuring")
     m.add_argument("--resolution", type=int, default=None,
                    help="input height and width (default 32 for NAS-Bench-201 cells, 224 for FBNet networks)")
@@ -204,6 +210,8 @@ def _measure(args) -> int:
         M.check_writable(M.sidecar_path(args.output))
     if args.onnx and (args.arch or args.archs or args.sample is not None):
         raise InputError("--onnx measures ONNX files; give it without --arch/--archs/--sample")
+    if args.input_shape and not args.onnx:
+        raise InputError("--input-shape goes with --onnx (the shape of an ONNX network's input)")
     if args.onnx:
         archs, index = list(args.onnx), {}
     else:
@@ -218,7 +226,8 @@ def _measure(args) -> int:
     with _progress(args) as bar:
         if args.onnx:
             rows = M.measure_onnx(archs, runtime=args.runtime, threads=args.threads, device=args.device, cpus=args.cpu,
-                                  passes=args.passes, progress=bar, **timing)
+                                  passes=args.passes, progress=bar, input_shapes=dict(args.input_shape) or None,
+                                  **timing)
         else:
             rows = M.measure(archs, runtime=args.runtime, threads=args.threads, resolution=args.resolution,
                              device=args.device, index=index, cpus=args.cpu, passes=args.passes, progress=bar,

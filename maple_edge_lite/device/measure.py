@@ -280,10 +280,14 @@ ONNX_CSV_COLUMNS = ("path", "sha256", "device", "latency_ms")
 
 def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: int = 1, *,
                  device: Optional[str] = None, cpus=None, passes: Optional[int] = None,
-                 runtime_options: Optional[Dict[str, Any]] = None, progress=None, **timing: Any) -> Measurements:
+                 runtime_options: Optional[Dict[str, Any]] = None, progress=None,
+                 input_shapes: Optional[Dict[str, Sequence[int]]] = None, **timing: Any) -> Measurements:
     """``measure`` for ONNX files: each file is read (and hashed) first, then timed by the same
     rule; rows carry the path in ``arch_str``; ``conditions["files"]`` lists each file's path,
-    sha256 and size. A missing or unreadable file raises before anything is measured."""
+    sha256 and size. A missing or unreadable file raises before anything is measured.
+    ``input_shapes`` ({input name: full shape}, for every file; needs onnx): fixed in the model
+    the runtime loads, for inputs with dynamic dimensions besides the batch
+    (``conditions["input_shapes"]``)."""
     import hashlib
 
     from ..format import read_bytes
@@ -292,11 +296,45 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     if not files:
         raise InputError("no ONNX files to measure")
     runnable = {p: _with_external_data(p, b) for p, b in files.items()}
+    if input_shapes:
+        runnable = {p: _with_input_shapes(p, b, input_shapes) for p, b in runnable.items()}
     rows = _measured(list(files), runnable.__getitem__, runtime, threads, {"onnx": True}, device=device, cpus=cpus,
                      passes=passes, runtime_options=runtime_options, progress=progress, timing=timing)
     rows.conditions["files"] = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
                                 for p, b in files.items()]
+    if input_shapes:
+        rows.conditions["input_shapes"] = {k: [int(d) for d in v] for k, v in input_shapes.items()}
     return rows
+
+
+def _with_input_shapes(path: str, data: bytes, shapes: Dict[str, Sequence[int]]) -> bytes:
+    """The model with the inputs ``shapes`` names set to those full shapes (their static
+    dimensions must agree); ``InputError`` for a name the model has no input of."""
+    from .layers._onnx import require_onnx
+
+    onnx = require_onnx()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as e:
+        raise InputError(f"{path} is not an ONNX model, or a truncated one ({type(e).__name__})") from None
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = {vi.name: vi for vi in proto.graph.input if vi.name not in inits}
+    for name, shape in shapes.items():
+        vi = inputs.get(name)
+        if vi is None:
+            raise InputError(f"{path}: --input-shape names {name!r}, which is not an input of the model (inputs: "
+                             f"{', '.join(map(repr, inputs))})")
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise InputError(f"{path}: --input-shape gives {name!r} {len(shape)} dimensions; the model's has "
+                             f"{len(dims)}")
+        for i, (d, v) in enumerate(zip(dims, shape)):
+            if d.HasField("dim_value") and d.dim_value not in (0, int(v)):
+                raise InputError(f"{path}: --input-shape sets dimension {i} of {name!r} to {v}, but the model fixes "
+                                 f"it at {d.dim_value}")
+            d.Clear()
+            d.dim_value = int(v)
+    return proto.SerializeToString()
 
 
 def _with_external_data(path: str, data: bytes) -> bytes:
