@@ -472,12 +472,12 @@ def _layer_table(path, input_shapes=None):
             warnings.simplefilter("always", LayerWarning)
             table = from_onnx(data, input_shapes=input_shapes, external_data_dir=os.path.dirname(os.path.abspath(path)))
         for w in caught:  # the ops the table does not know are reported from its rows (_unpriced)
-            if issubclass(w.category, LayerWarning) and "is not known to the layer table" not in str(w.message):
-                msg = str(w.message)
-                print(f"maple-edge-lite: warning: {path}: {msg.split(': ', 1)[1] if msg.startswith('the model bytes: ') else msg}",
-                      file=sys.stderr)
-            elif not issubclass(w.category, LayerWarning):
+            msg = str(w.message)
+            if not issubclass(w.category, LayerWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            elif "is not known to the layer table" not in msg:  # named by the path, not "the model bytes"
+                msg = msg[len("the model bytes: "):] if msg.startswith("the model bytes: ") else msg
+                print(f"maple-edge-lite: warning: {path}: {msg}", file=sys.stderr)
         try:
             tables.mkdir(parents=True, exist_ok=True)
             write_atomic(cached, (json.dumps(table.to_dict()) + "\n").encode())

@@ -371,7 +371,7 @@ def read_graph(model, *, batch: int, input_shapes: Optional[Dict[str, Sequence[i
             if loaded is None:  # its value stays unknown: inference may not need it
                 miss = (t.name, next((e.value for e in t.external_data if e.key == "location"), "?"), why)
                 # integer tensors first: shapes (a Reshape's target) are what inference needs
-                unread.insert(0, miss) if t.data_type in _INT_TYPES else unread.append(miss)
+                unread.insert(0 if t.data_type in _INT_TYPES else len(unread), miss)
                 lg.input.append(h.make_tensor_value_info(t.name, t.data_type, list(dims)))
                 continue
             t = loaded
