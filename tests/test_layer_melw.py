@@ -750,3 +750,17 @@ def test_cli_layers_per_layer_milliseconds(tmp_path, zoo_tables, capsys, pack_ra
     with pytest.raises(SystemExit) as ei:
         main(["layers", str(onnx_file), "--predict", "--model", str(tmp_path / "dev.melw")])
     assert ei.value.code == 2
+    # a quantized network: the table alone is fine, a prediction is refused as predict --onnx refuses it
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 8, 4, 4])],
+                          [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                           numpy_helper.from_array(np.array(0, np.int8), "z")])
+    q = tmp_path / "q.onnx"
+    q.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert main(["layers", str(q)]) == 0
+    capsys.readouterr()
+    assert main(["layers", str(q), "--model", str(tmp_path / "dev.melw")]) == 1
+    assert "quantized (int8) network" in capsys.readouterr().err

@@ -127,6 +127,9 @@ def _layers(args) -> int:
         table.write(args.output)
     pred = None
     if predicting:
+        from .predict import _unpriced
+
+        _unpriced(args.model, table)  # as predict --onnx: says what it cannot price, refuses an int8 network
         core, where = _device_model(args)
         c0, per, (ms, lo, hi) = _layer_ms(core, table)
         pred = {"model": where, "latency_ms": round(ms, 6), "lo_ms": round(lo, 6), "hi_ms": round(hi, 6),
