@@ -147,7 +147,7 @@ def add_parser(subparsers) -> None:
     src.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
                      help="ONNX files instead of NAS-Bench-201 cells (CSV columns path,sha256,device,latency_ms)")
     src.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
-    from .layers import _input_shape
+    from .predict import _input_shape
 
     m.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
                    help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "

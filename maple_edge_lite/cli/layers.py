@@ -13,24 +13,14 @@ is built."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
 
 
-def _input_shape(text: str):
-    name, sep, dims = text.rpartition("=")
-    try:
-        shape = [int(d) for d in dims.split(",")]
-    except ValueError:
-        shape = None
-    if not sep or not name or not shape or any(d < 1 for d in shape):
-        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... with positive integers, got {text!r}")
-    return name, shape
-
-
 def add_parser(subparsers) -> None:
+    from .predict import _input_shape
+
     p = subparsers.add_parser(
         "layers",
         help="an ONNX network as a layer table (kind, shapes, MACs, params, bytes per fused layer)",

@@ -17,6 +17,20 @@ import time
 MIN_MEASUREMENTS = 10
 
 
+def _input_shape(text: str):
+    """argparse type of --input-shape (layers, predict --onnx, measure --onnx): NAME=D0,D1,..."""
+    import argparse
+
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = [int(d) for d in dims.split(",")]
+    except ValueError:
+        shape = None
+    if not sep or not name or not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... with positive integers, got {text!r}")
+    return name, shape
+
+
 def add_parser(subparsers) -> None:
     a = subparsers.add_parser(
         "adapt",
@@ -55,8 +69,6 @@ def add_parser(subparsers) -> None:
                    help="ONNX CNNs (or their .json layer tables from `maple-edge-lite layers -o`, which need no onnx "
                    "package here) to predict with this device's layer cost model (built on first use: the layer "
                    "suite and five zoo networks measured, about 80 s)")
-    from .layers import _input_shape
-
     p.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
                    help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
                    "(e.g. input=1,3,640,640; repeatable; for every file given)")
