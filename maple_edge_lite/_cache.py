@@ -618,14 +618,22 @@ LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "
 LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core": "layer_model.melw"}
 
 
-def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1) -> Dict[str, Any]:
-    """The key of this device's layer cost model entry for ``runtime`` at ``threads`` threads."""
+def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1,
+              runtime_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The key of this device's layer cost model entry for ``runtime`` at ``threads`` threads
+    (with ``runtime_options``, e.g. OpenVINO's ``{"precision": "f32"}``, another entry)."""
     from .device.builders.layer_suite import SUITE_VERSION
     from .device.host import core_cache
     from .learn.layer_cost import FEATURE_SCHEMA
 
+    rt = runtime_identity(runtime, threads)
+    if runtime_options:
+        from .device import runtimes
+
+        runtimes.get(runtime, threads=threads, **runtime_options)  # an option the adapter does not take: InputError
+        rt["options"] = {k: runtime_options[k] for k in sorted(runtime_options)}
     return {"schema": MANIFEST_SCHEMA, "kind": "layers", "device": device_facts(),
-            "runtime": runtime_identity(runtime, threads), "suite": SUITE_VERSION,
+            "runtime": rt, "suite": SUITE_VERSION,
             "feature_schema": FEATURE_SCHEMA, "cache_bytes": core_cache()["bytes"],
             "calibration": list(LAYER_CALIBRATION), "code": code_identity()}
 
@@ -646,14 +654,15 @@ def _load_layer_entry(d: Path, key: Dict[str, Any]):
 
 def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bool = False, cache_dir=None,
                 progress: Optional[Progress] = None, suite_timing: Optional[Dict[str, Any]] = None,
-                measure_options: Optional[Dict[str, Any]] = None):
+                measure_options: Optional[Dict[str, Any]] = None, runtime_options: Optional[Dict[str, Any]] = None):
     """``(LayerCostModel, entry folder, built)``: this device's layer cost model for ``runtime``
-    at ``threads`` threads, from the cache, else built now (about 80 s here): the layer suite is
+    at ``threads`` threads (``runtime_options``: the adapter's settings, e.g. OpenVINO's
+    ``{"precision": "f32"}``; part of the key), from the cache, else built now (about 80 s here): the layer suite is
     measured and fitted, the :data:`LAYER_CALIBRATION` networks are measured and calibrate it, and
     the result is cached beside the cell predictors (``<cache>/layers/``), installed atomically
     under the same lock discipline. ``suite_timing`` / ``measure_options`` override the timing
     (tests); they are not part of the key."""
-    key = layer_key(runtime, threads)
+    key = layer_key(runtime, threads, runtime_options)
     d = entry_dir(key, Path(cache_dir) if cache_dir is not None else None, folder="layers")
     if not refresh:
         m = _load_layer_entry(d, key)
@@ -665,7 +674,8 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
             if not _layer_core_loads(d):  # made before the .melw existed, or damaged: pack it again
                 _pack_layer_core(d / LAYER_FILES["core"], m, key)
             return m, d, False
-        _build_layers(d, key, runtime, threads, progress or (lambda *a: None), suite_timing, measure_options)
+        _build_layers(d, key, runtime, threads, progress or (lambda *a: None), suite_timing, measure_options,
+                      runtime_options)
     m = _load_layer_entry(d, key)
     if m is None:  # pragma: no cover - only if another process broke the entry meanwhile
         raise CacheError(f"the cache entry {d} was built but does not load; remove it and retry")
@@ -693,7 +703,7 @@ def _pack_layer_core(path: Path, model, key: Dict[str, Any]) -> None:
                                                "device": key["device"]}})
 
 
-def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_options) -> None:
+def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_options, runtime_options=None) -> None:
     import numpy as np
 
     from .device import layers, measure, profile
@@ -705,7 +715,8 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     suite = {s.name: s for s in layer_suite.default_suite()}
     t = time.perf_counter()
     doc = profile.profile_layers(runtime, threads, progress=lambda i, n, name, ts: (ts is None and (i % 5 == 0))
-                                 and note("layers", i, n, name), **(suite_timing or {}))
+                                 and note("layers", i, n, name), runtime_options=runtime_options,
+                                 **(suite_timing or {}))
     info, s_settings, s_rej = doc["runtime"], doc["timing"], doc["rejected"]
     suite_s = time.perf_counter() - t
     note("layers", 1, 1, "")
@@ -718,7 +729,7 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
         return built[name]
 
     zw, _, z_settings, z_rej = measure.time_models(
-        list(LAYER_CALIBRATION), build, runtime, threads,
+        list(LAYER_CALIBRATION), build, runtime, threads, runtime_options=runtime_options,
         progress=lambda i, n, name, ts: ts is None and note("calibrate", i, n, name), **(measure_options or {}))
     calib_s = time.perf_counter() - t
     note("calibrate", 1, 1, "")

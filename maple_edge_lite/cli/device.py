@@ -147,7 +147,9 @@ def add_parser(subparsers) -> None:
     src.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
                      help="ONNX files instead of NAS-Bench-201 cells (CSV columns path,sha256,device,latency_ms)")
     src.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
-    from .predict import _input_shape
+    from .predict import PRECISION_HELP, _input_shape
+
+    m.add_argument("--precision", choices=("f32", "bf16", "f16"), default=None, help=PRECISION_HELP)
 
     m.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
                    help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
@@ -204,6 +206,7 @@ def _archs(args):
 def _measure(args) -> int:
     from .._errors import InputError
     from ..device import measure as M
+    from .predict import _runtime_options
 
     if args.output:
         M.check_writable(args.output)
@@ -227,11 +230,11 @@ def _measure(args) -> int:
         if args.onnx:
             rows = M.measure_onnx(archs, runtime=args.runtime, threads=args.threads, device=args.device, cpus=args.cpu,
                                   passes=args.passes, progress=bar, input_shapes=dict(args.input_shape) or None,
-                                  **timing)
+                                  runtime_options=_runtime_options(args), **timing)
         else:
             rows = M.measure(archs, runtime=args.runtime, threads=args.threads, resolution=args.resolution,
                              device=args.device, index=index, cpus=args.cpu, passes=args.passes, progress=bar,
-                             **timing)
+                             runtime_options=_runtime_options(args), **timing)
     rows.conditions["selection"] = {
         "onnx": len(args.onnx),
         "arch": len(args.arch),

@@ -19,7 +19,7 @@ import warnings
 
 
 def add_parser(subparsers) -> None:
-    from .predict import _input_shape
+    from .predict import PRECISION_HELP, _input_shape
 
     p = subparsers.add_parser(
         "layers",
@@ -47,6 +47,8 @@ def add_parser(subparsers) -> None:
                     help="as --predict, from this layer cost model (e.g. a cache's layer_model.melw)")
     p.add_argument("--runtime", default=None, metavar="NAME", help="with --predict: the runtime (default onnxruntime)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="with --predict: runtime threads (default 1)")
+    p.add_argument("--precision", choices=("f32", "bf16", "f16"), default=None,
+                   help="with --predict: " + PRECISION_HELP)
     p.set_defaults(func=_layers)
 
 
@@ -75,10 +77,10 @@ def _device_model(args):
         where = args.model_file
     else:
         from .._cache import DEFAULT_RUNTIME, LAYER_FILES, layer_model
-        from .predict import _progress_printer
+        from .predict import _progress_printer, _runtime_options
 
         _, entry, built = layer_model(args.runtime or DEFAULT_RUNTIME, 1 if args.threads is None else args.threads,
-                                      progress=_progress_printer())
+                                      progress=_progress_printer(), runtime_options=_runtime_options(args))
         if built:
             print(f"maple-edge-lite: cached this device's layer cost model in {entry}", file=sys.stderr)
         where = str(entry / LAYER_FILES["core"])
@@ -94,8 +96,8 @@ def _device_model(args):
 def _layers(args) -> int:
     from ..device.layers import LayerTable, LayerWarning, from_onnx
 
-    if (args.runtime is not None or args.threads is not None) and not args.predict:
-        print("maple-edge-lite layers: error: --runtime and --threads go with --predict", file=sys.stderr)
+    if (args.runtime is not None or args.threads is not None or args.precision) and not args.predict:
+        print("maple-edge-lite layers: error: --runtime, --threads and --precision go with --predict", file=sys.stderr)
         return 2
     if args.threads is not None and args.threads < 1:
         print("maple-edge-lite layers: error: --threads must be at least 1", file=sys.stderr)

@@ -31,6 +31,17 @@ def _input_shape(text: str):
     return name, shape
 
 
+#: What ``--precision`` says (predict --onnx, layers --predict, measure).
+PRECISION_HELP = ("the runtime's inference precision, for OpenVINO: f32, bf16 or f16 (default: its own for the CPU, "
+                  "bf16 on x86 CPUs with AMX or AVX-512 BF16, where the layer cost model fits worst); other runtimes "
+                  "take none")
+
+
+def _runtime_options(args):
+    """The runtime adapter's options the CLI sets (``--precision``), or None."""
+    return {"precision": args.precision} if getattr(args, "precision", None) else None
+
+
 def add_parser(subparsers) -> None:
     a = subparsers.add_parser(
         "adapt",
@@ -72,6 +83,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
                    help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
                    "(e.g. input=1,3,640,640; repeatable; for every file given)")
+    p.add_argument("--precision", choices=("f32", "bf16", "f16"), default=None,
+                   help="with --onnx: " + PRECISION_HELP + " (each precision its own cached model)")
     p.add_argument("--archs", metavar="FILE",
                    help="architecture strings, one per line, or a CSV with an arch_str column")
     p.add_argument("--model", metavar="FILE",
@@ -283,8 +296,9 @@ def _predict(args) -> int:
             raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space/--recheck: it "
                              "predicts ONNX files with this device's layer cost model")
         return _predict_onnx(args)
-    if args.input_shape:
-        raise InputError("--input-shape goes with --onnx (the shape of an ONNX network's input)")
+    if args.input_shape or args.precision:
+        raise InputError("--input-shape and --precision go with --onnx (an ONNX network's input shape; the layer "
+                         "cost model's runtime precision)")
     archs = list(args.arch)
     if args.archs:
         from ..device.measure import read_archs
@@ -381,7 +395,8 @@ def _predict_onnx(args) -> int:
     unpriced = [_unpriced(f, t) for f, t in zip(args.onnx, tables)]
     runtime = args.runtime or DEFAULT_RUNTIME
     threads = 1 if args.threads is None else args.threads
-    _, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer())
+    _, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer(),
+                                  runtime_options=_runtime_options(args))
     if built:
         print(f"maple-edge-lite: cached this device's layer cost model in {entry} ({time.perf_counter() - t0:.1f} s)",
               file=sys.stderr)

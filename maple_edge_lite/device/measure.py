@@ -453,7 +453,8 @@ def time_models(names: Sequence[str], build: Callable[[str], bytes], runtime: st
     with pinned(parse_cpus(cpus)):
         rt = runtimes.get(runtime, threads=threads, **(runtime_options or {}))
         if device_name is not None and device_name[0] is None:
-            device_name[0] = default_device(rt.name, rt.threads)
+            prec = (runtime_options or {}).get("precision")  # e.g. vm-openvino-f32-1t, as benchmarks/zoo.py names it
+            device_name[0] = default_device(rt.name + (f"-{prec}" if prec else ""), rt.threads)
         models: Dict[str, bytes] = {}
         steps, step = passes * len(names), 0
         for p in range(passes):
