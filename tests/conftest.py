@@ -45,3 +45,20 @@ def model_bytes(pack_random):
     """The bytes of a small valid model file (16 -> 32 -> 1) and its QuantizedMLP."""
     path, q = pack_random([16, 32, 1], seed=3, metadata={"search_space": "nb201"})
     return path.read_bytes(), q
+
+
+@pytest.fixture
+def precision_runtime():
+    """A runtime "fake-prec" whose adapter takes a ``precision`` option (as OpenVINO's does): the
+    fixture is the list of the precisions it was built with; runs do nothing."""
+    from maple_edge_lite.device import runtimes
+
+    seen = []
+
+    def factory(threads=1, precision=None):
+        seen.append(precision)
+        return runtimes.CallableRuntime("fake-prec", "1.0", lambda model, threads: (lambda: None), threads=threads)
+
+    runtimes.register("fake-prec", factory)
+    yield seen
+    runtimes.unregister("fake-prec")

@@ -468,26 +468,16 @@ def test_measure_onnx_files(ort, tmp_path, capsys, monkeypatch):
     assert "--onnx" in one_error_line(capsys, code)
 
 
-def test_measure_precision_reaches_the_runtime(tmp_path, capsys):
+def test_measure_precision_reaches_the_runtime(tmp_path, capsys, precision_runtime):
     """``measure --precision f32``: the adapter is built with it (OpenVINO's inference precision),
     the device column says it (``<host>-<runtime>-f32-<threads>t``); a runtime without such an
     option is a one-line error."""
-    got = []
-
-    def factory(threads=1, precision=None):
-        got.append(precision)
-        return R.CallableRuntime("fake_prec", "1.0", lambda model, threads: (lambda: None), threads=threads)
-
-    R.register("fake_prec", factory)
-    try:
-        out = tmp_path / "m.csv"
-        assert main(["measure", "--arch", SKIP, "--runtime", "fake_prec", "--precision", "f32", "-o", str(out), "-q",
-                     "--passes", "1", "--budget-s", "0.05", "--min-time-s", "0"]) == 0
-        assert got and set(got) == {"f32"}
-        assert next(iter(M.read_csv(out)))["device"].endswith("-fake_prec-f32-1t")
-        capsys.readouterr()
-        code = main(["measure", "--arch", SKIP, "--runtime", "onnxruntime", "--precision", "f32", "-o",
-                     str(tmp_path / "n.csv")])
-        assert "precision" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()
-    finally:
-        R.unregister("fake_prec")
+    out = tmp_path / "m.csv"
+    assert main(["measure", "--arch", SKIP, "--runtime", "fake-prec", "--precision", "f32", "-o", str(out), "-q",
+                 "--passes", "1", "--budget-s", "0.05", "--min-time-s", "0"]) == 0
+    assert precision_runtime and set(precision_runtime) == {"f32"}
+    assert next(iter(M.read_csv(out)))["device"].endswith("-fake-prec-f32-1t")
+    capsys.readouterr()
+    code = main(["measure", "--arch", SKIP, "--runtime", "onnxruntime", "--precision", "f32", "-o",
+                 str(tmp_path / "n.csv")])
+    assert "precision" in one_error_line(capsys, code) and not (tmp_path / "n.csv").exists()

@@ -279,40 +279,30 @@ def test_predict_onnx_input_shapes_for_dynamic_networks(fake_rt, tmp_path, capsy
         assert len(err) == 1 and err[0].startswith("maple-edge-lite: error:"), err
 
 
-def test_predict_onnx_precision_is_its_own_cached_model(fake_rt, tmp_path, capsys):
+def test_predict_onnx_precision_is_its_own_cached_model(fake_rt, tmp_path, capsys, precision_runtime):
     """``--precision`` reaches the runtime adapter (OpenVINO's inference precision): each
     precision builds and caches its own layer cost model (the key holds the option), asking again
     rebuilds nothing; a runtime that takes no precision, or --precision without --onnx, is a
     one-line error before anything is measured."""
-    seen = []
-
-    def factory(threads=1, precision=None):
-        seen.append(precision)
-        return runtimes.CallableRuntime("fake-prec", "1.0", lambda model, threads: (lambda: None), threads=threads)
-
-    runtimes.register("fake-prec", factory)
+    net = tmp_path / "m.onnx"
+    net.write_bytes(zoo.zoo_onnx("mobilenet_v1_0.25_128"))
+    for prec, built in (("f32", True), ("bf16", True), ("f32", False)):
+        assert main(["predict", "--onnx", str(net), "--runtime", "fake-prec", "--precision", prec, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["built"] is built
+    entries = sorted((tmp_path / "cache" / "layers").glob("fake-prec-1t-*/manifest.json"))
+    assert len(entries) == 2
+    assert sorted(json.loads(e.read_text())["key"]["runtime"]["options"]["precision"] for e in entries) == ["bf16", "f32"]
+    assert {"f32", "bf16"} <= set(precision_runtime)
+    n = len(precision_runtime)
+    runtimes.register("fake-plain", lambda threads=1: runtimes.CallableRuntime(
+        "fake-plain", "1.0", lambda model, threads: (lambda: None), threads=threads))
     try:
-        net = tmp_path / "m.onnx"
-        net.write_bytes(zoo.zoo_onnx("mobilenet_v1_0.25_128"))
-        for prec, built in (("f32", True), ("bf16", True), ("f32", False)):
-            assert main(["predict", "--onnx", str(net), "--runtime", "fake-prec", "--precision", prec, "--json"]) == 0
-            assert json.loads(capsys.readouterr().out)["built"] is built
-        entries = sorted((tmp_path / "cache" / "layers").glob("fake-prec-1t-*/manifest.json"))
-        assert len(entries) == 2
-        assert sorted(json.loads(e.read_text())["key"]["runtime"]["options"]["precision"] for e in entries) == ["bf16",
-                                                                                                               "f32"]
-        assert {"f32", "bf16"} <= set(seen)
-        n = len(seen)
-        runtimes.register("fake-plain", lambda threads=1: runtimes.CallableRuntime(
-            "fake-plain", "1.0", lambda model, threads: (lambda: None), threads=threads))
         for args, msg in ((["--onnx", str(net), "--runtime", "fake-plain", "--precision", "f32"], "precision"),
                           (["--arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--precision", "f32"],
                            "--precision go with --onnx")):
             assert main(["predict", *args]) == 1
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and err[0].startswith("maple-edge-lite: error:") and msg in err[0], err
-        assert len(seen) == n
     finally:
-        for name in ("fake-prec", "fake-plain"):
-            if name in runtimes.names():
-                runtimes.unregister(name)
+        runtimes.unregister("fake-plain")
+    assert len(precision_runtime) == n
