@@ -630,7 +630,7 @@ def layer_key(runtime: str = DEFAULT_RUNTIME, threads: int = 1,
     if runtime_options:
         from .device import runtimes
 
-        runtimes.get(runtime, threads=threads, **runtime_options)  # an option the adapter does not take: InputError
+        runtimes.check_options(runtime, threads, **runtime_options)  # one the adapter does not take: InputError
         rt["options"] = {k: runtime_options[k] for k in sorted(runtime_options)}
     return {"schema": MANIFEST_SCHEMA, "kind": "layers", "device": device_facts(),
             "runtime": rt, "suite": SUITE_VERSION,

@@ -75,6 +75,13 @@ def get(name: str, threads: int = 1, **options) -> Runtime:
     """The runtime ``name`` at ``threads`` threads. ``options`` are the adapter's own settings
     (e.g. ``spinning=True`` for onnxruntime, ``precision="f32"`` for openvino); an option the
     adapter does not take raises ``InputError``."""
+    return check_options(name, threads, **options)(threads=threads, **options)
+
+
+def check_options(name: str, threads: int = 1, **options) -> Callable[..., Runtime]:
+    """The factory of the runtime ``name``, after checking that it takes ``options`` (``InputError``
+    naming the option otherwise) without constructing it: the adapter's module is imported, not the
+    runtime's library (a cache key can say which options it was made with, for free)."""
     check_threads(threads)
     if name in _USER:
         factory = _USER[name]
@@ -91,7 +98,7 @@ def get(name: str, threads: int = 1, **options) -> Runtime:
         raise InputError(f"runtime {name!r}: bad option: {e}") from None
     except ValueError:  # no signature to inspect (a builtin): let the call decide
         pass
-    return factory(threads=threads, **options)
+    return factory
 
 
 def register(name: str, factory: Callable[..., Runtime], replace: bool = False) -> None:
@@ -145,6 +152,7 @@ __all__ = [
     "Session",
     "CallableRuntime",
     "get",
+    "check_options",
     "available",
     "register",
     "unregister",
