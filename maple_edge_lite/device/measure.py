@@ -295,9 +295,7 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     files = {p: read_bytes(p, "ONNX model") for p in dict.fromkeys(os.fspath(x) for x in paths)}
     if not files:
         raise InputError("no ONNX files to measure")
-    runnable = {p: _with_external_data(p, b) for p, b in files.items()}
-    if input_shapes:
-        runnable = {p: _with_input_shapes(p, b, input_shapes) for p, b in runnable.items()}
+    runnable = {p: _runnable(p, b, input_shapes) for p, b in files.items()}
     rows = _measured(list(files), runnable.__getitem__, runtime, threads, {"onnx": True}, device=device, cpus=cpus,
                      passes=passes, runtime_options=runtime_options, progress=progress, timing=timing)
     rows.conditions["files"] = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
@@ -307,16 +305,56 @@ def measure_onnx(paths: Sequence[str], runtime: str = "onnxruntime", threads: in
     return rows
 
 
-def _with_input_shapes(path: str, data: bytes, shapes: Dict[str, Sequence[int]]) -> bytes:
-    """The model with the inputs ``shapes`` names set to those full shapes (their static
-    dimensions must agree); ``InputError`` for a name the model has no input of."""
-    from .layers._onnx import require_onnx
+def _runnable(path: str, data: bytes, input_shapes: Optional[Dict[str, Sequence[int]]] = None) -> bytes:
+    """``data`` (the file at ``path``) as a runtime should load it, the model parsed once: the
+    tensors it keeps in external data files (as ``torch.onnx.export(..., dynamo=True)`` writes:
+    ``net.onnx.data``) read into it from the file's folder, since runtimes load a model from bytes
+    and would look for those files in the working directory; with ``input_shapes``, the inputs
+    they name set to those full shapes (needs onnx). The bytes as they are when nothing changes, or
+    (without ``input_shapes``) when onnx is not installed or cannot parse them: the runtime then
+    says what is wrong."""
+    if input_shapes:
+        from .layers._onnx import require_onnx
 
-    onnx = require_onnx()
+        onnx = require_onnx()
+    else:
+        try:
+            import onnx
+        except ImportError:
+            return data
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as e:
-        raise InputError(f"{path} is not an ONNX model, or a truncated one ({type(e).__name__})") from None
+        if input_shapes:
+            raise InputError(f"{path} is not an ONNX model, or a truncated one ({type(e).__name__})") from None
+        return data
+    changed = _read_external_data(onnx, proto, path)
+    if input_shapes:
+        _fix_input_shapes(proto, path, input_shapes)
+    return proto.SerializeToString() if changed or input_shapes else data
+
+
+def _read_external_data(onnx, proto, path: str) -> bool:
+    """Read the tensors ``proto`` keeps in external data files into it, from ``path``'s folder;
+    whether it had any. ``InputError`` naming the file when they cannot be read."""
+    from onnx import external_data_helper
+
+    ext = onnx.TensorProto.EXTERNAL
+    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    if not any(t.data_location == ext for t in tensors):
+        return False
+    try:
+        external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    except Exception as e:
+        raise InputError(f"{path} keeps tensors in an external data file that could not be read ({type(e).__name__}: "
+                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): keep the data file beside "
+                         "the .onnx file") from None
+    return True
+
+
+def _fix_input_shapes(proto, path: str, shapes: Dict[str, Sequence[int]]) -> None:
+    """Set the inputs ``shapes`` names to those full shapes (their static dimensions must agree);
+    ``InputError`` for a name the model has no input of, another rank, or a contradicted dimension."""
     inits = {t.name for t in proto.graph.initializer}
     inputs = {vi.name: vi for vi in proto.graph.input if vi.name not in inits}
     for name, shape in shapes.items():
@@ -334,34 +372,6 @@ def _with_input_shapes(path: str, data: bytes, shapes: Dict[str, Sequence[int]])
                                  f"it at {d.dim_value}")
             d.Clear()
             d.dim_value = int(v)
-    return proto.SerializeToString()
-
-
-def _with_external_data(path: str, data: bytes) -> bytes:
-    """``data`` (the file at ``path``), with the tensors it keeps in external data files (as
-    ``torch.onnx.export(..., dynamo=True)`` writes: ``net.onnx.data``) read into it from the
-    file's folder: runtimes load a model from bytes, and would look for those files in the working
-    directory. Without the onnx package, or with no external data, the bytes as they are."""
-    try:
-        import onnx
-        from onnx import external_data_helper
-    except ImportError:
-        return data
-    try:
-        proto = onnx.load_model_from_string(data)
-    except Exception:  # not parseable here: the runtime says what is wrong with it
-        return data
-    ext = onnx.TensorProto.EXTERNAL
-    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
-    if not any(t.data_location == ext for t in tensors):
-        return data
-    try:
-        external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
-        return proto.SerializeToString()
-    except Exception as e:
-        raise InputError(f"{path} keeps tensors in an external data file that could not be read ({type(e).__name__}: "
-                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): keep the data file beside "
-                         "the .onnx file") from None
 
 
 def _measured(names, build, runtime, threads, network: Dict[str, Any], *, device=None, index=None, cpus=None,
