@@ -737,8 +737,8 @@ def test_operator_sum_prices_shared_pools_and_the_measurements_move_it(tmp_path)
     from maple_edge_lite.learn.adapt import adapt_base
 
     lat = MADE_UP_LAT
-    assert OS.shared_pool_ms(lat, 8) == pytest.approx(0.135)
-    assert OS.shared_pool_ms({k: v for k, v in lat.items() if not k.startswith("avg_pool")}, 8) is None
+    assert OS.op_network_ms(lat, "avg_pool_3x3", 8) == pytest.approx(0.135)
+    assert OS.op_network_ms({k: v for k, v in lat.items() if not k.startswith("avg_pool")}, "avg_pool_3x3", 8) is None
     names = list(enc.feature_names("nb201"))
     edge_ms = {"skip_connect": 0.0, "nor_conv_1x1": 0.27, "nor_conv_3x3": 4.05, "avg_pool_3x3": 0.135}
     exec_cols = [k for k, n in enumerate(names) if n.startswith("exec_edge")]

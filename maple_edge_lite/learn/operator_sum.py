@@ -23,7 +23,7 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     same tensor), when the profile has it; each pool a runtime need not compute twice
     (``tensor_shared_avg_pools``, schema 4: pools on one tensor, a node whose one input is a
     skip_connect being its source's tensor; ``shared_avg_pools`` by source node on schema 3) minus
-    one pool edge (:func:`shared_pool_ms`); a disconnected
+    one pool edge (:func:`op_network_ms` of ``avg_pool_3x3``); a disconnected
     cell (``cell_connected`` 0), whose zero the builders export as ``x * 0``, one pass (the
     zero-fed direction prices the ``Mul`` of a zero node whose edges run; the output of a cell
     whose node 3 has no input at all is one too, and the all-``none`` cell is among the base's
@@ -48,7 +48,7 @@ def operator_sum_prior(lat_ms: dict, feature_names: Sequence[str], repeat: int =
     if any(v is None or not np.isfinite(v) or v <= 0 for v in vals.values()) or "exec_adds" not in names:
         return None
     # skip_connect's chain less itself is nothing (and none at all without a chain)
-    op_ms = {o: _op_network_ms(lat_ms, o, repeat) for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")}
+    op_ms = {o: op_network_ms(lat_ms, o, repeat) for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")}
     op_ms["skip_connect"] = 0.0
     w = np.zeros(len(names))
     for e in range(6):
@@ -135,7 +135,7 @@ def zero_fed_direction(names: Sequence[str], cols) -> np.ndarray:
 SHARED_POOL_SD = 1.0
 
 
-def _op_network_ms(lat_ms: dict, op: str, repeat: int):
+def op_network_ms(lat_ms: dict, op: str, repeat: int):
     """What one cell position carrying ``op`` costs over the network's 15 cells: at each stage the
     per-op cost of the profile's ``op`` chain less its skip_connect chain (the per-call cost; none
     when the runtime rejected that chain), times the cells per stage; None when a stage's ``op``
@@ -150,17 +150,11 @@ def _op_network_ms(lat_ms: dict, op: str, repeat: int):
     return NB201_CELLS_PER_STAGE * sum(per_op)
 
 
-def shared_pool_ms(lat_ms: dict, repeat: int):
-    """What one executed ``avg_pool_3x3`` edge costs over the network's 15 cells, or None when the
-    profile lacks a pool chain (:func:`_op_network_ms`)."""
-    return _op_network_ms(lat_ms, "avg_pool_3x3", repeat)
-
-
 def _elementwise_pass_ms(lat_ms: dict, repeat: int) -> float:
     """One element-wise pass per cell, summed over the network's cells: the profile's ``none``
-    chain (``Mul(x, 0)``) per op less the per-call cost (:func:`_op_network_ms`); 0 without it. A
+    chain (``Mul(x, 0)``) per op less the per-call cost (:func:`op_network_ms`); 0 without it. A
     zero node's ``Mul`` costs this, and so does each addition a cell computes."""
-    ms = _op_network_ms(lat_ms, "none", repeat)
+    ms = op_network_ms(lat_ms, "none", repeat)
     return 0.0 if ms is None else ms
 
 
