@@ -76,15 +76,13 @@ def _device_model(args):
         core = Model.load(args.model_file)
         where = args.model_file
     else:
-        from .._cache import DEFAULT_RUNTIME, LAYER_FILES, layer_model
-        from .predict import _progress_printer, _runtime_options
+        import time
 
-        _, entry, built = layer_model(args.runtime or DEFAULT_RUNTIME, 1 if args.threads is None else args.threads,
-                                      progress=_progress_printer(), runtime_options=_runtime_options(args))
-        if built:
-            print(f"maple-edge-lite: cached this device's layer cost model in {entry}", file=sys.stderr)
+        from .._cache import LAYER_FILES
+        from .predict import _layer_core
+
+        core, entry = _layer_core(args, time.perf_counter())[:2]
         where = str(entry / LAYER_FILES["core"])
-        core = Model.load(where)
     if core.kind != "layer_cost":
         from .._errors import InputError
 

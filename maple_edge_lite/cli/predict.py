@@ -386,23 +386,13 @@ def _predict_onnx(args) -> int:
     """``predict --onnx FILE ...``: layer tables, then this device's layer cost model (cached)."""
     import numpy as np
 
-    from .._cache import DEFAULT_RUNTIME, LAYER_FILES, layer_model
-    from .._model import Model
+    from .._cache import LAYER_FILES
 
     t0 = time.perf_counter()
     shapes = dict(args.input_shape) or None
     tables = [_layer_table(f, shapes) for f in args.onnx]  # every file read before a first use spends a minute
     unpriced = [_unpriced(f, t) for f, t in zip(args.onnx, tables)]
-    runtime = args.runtime or DEFAULT_RUNTIME
-    threads = 1 if args.threads is None else args.threads
-    _, entry, built = layer_model(runtime, threads, refresh=args.refresh, progress=_progress_printer(),
-                                  runtime_options=_runtime_options(args))
-    if built:
-        print(f"maple-edge-lite: cached this device's layer cost model in {entry} ({time.perf_counter() - t0:.1f} s)",
-              file=sys.stderr)
-    # Through the C core, from the entry's .melw: the numbers a scheduler on this board gets
-    # (mel_model_predict_layers), not a second implementation's.
-    core = Model.load(entry / LAYER_FILES["core"])
+    core, entry, built, runtime, threads = _layer_core(args, t0, refresh=args.refresh)
     ms, lo, hi = (np.array(v) for v in zip(*(core.predict_layers(t.array()) for t in tables)))
     if args.json:
         print(json.dumps({"model": str(entry / LAYER_FILES["model"]), "core_model": str(entry / LAYER_FILES["core"]),
@@ -417,6 +407,25 @@ def _predict_onnx(args) -> int:
         sys.stdout.write("".join(f"{float(v):.4f} ms [{float(a):.4f}, {float(b):.4f}]\t{f}\n"
                                  for f, v, a, b in zip(args.onnx, ms, lo, hi)))
     return 0
+
+
+def _layer_core(args, t0: float, refresh: bool = False):
+    """``(core Model, entry, built, runtime, threads)``: this device's layer cost model for
+    ``args.runtime`` / ``--threads`` / ``--precision`` from the cache (built now on first use, said
+    on stderr with the seconds since ``t0``), loaded in the C core from the entry's ``.melw``:
+    the numbers a scheduler on this board gets (``mel_model_predict_layers``), not a second
+    implementation's."""
+    from .._cache import DEFAULT_RUNTIME, LAYER_FILES, layer_model
+    from .._model import Model
+
+    runtime = args.runtime or DEFAULT_RUNTIME
+    threads = 1 if args.threads is None else args.threads
+    _, entry, built = layer_model(runtime, threads, refresh=refresh, progress=_progress_printer(),
+                                  runtime_options=_runtime_options(args))
+    if built:
+        print(f"maple-edge-lite: cached this device's layer cost model in {entry} ({time.perf_counter() - t0:.1f} s)",
+              file=sys.stderr)
+    return Model.load(entry / LAYER_FILES["core"]), entry, built, runtime, threads
 
 
 #: Ops of quantized (int8) networks: ONNX Runtime's quantizer writes them (QOperator, QDQ and
@@ -435,11 +444,12 @@ def _unpriced(path, table) -> dict:
 
     from .._errors import InputError
 
-    ops = Counter("+".join(r.op_types) or "?" for r in table if r.kind == "other")
-    if not ops:
+    other = [r for r in table if r.kind == "other"]
+    if not other:
         return {}
+    ops = Counter("+".join(r.op_types) or "?" for r in other)
     listed = ", ".join(f"{k} x{v}" for k, v in ops.most_common(4)) + (", ..." if len(ops) > 4 else "")
-    if any(op in QUANTIZED_OPS for k in ops for op in k.split("+")):
+    if any(op in QUANTIZED_OPS for r in other for op in r.op_types):
         raise InputError(f"{path} is a quantized (int8) network ({listed}): the layer cost model is fitted on float32 "
                          "layers and cannot price these; predict its float32 export, or time this one with "
                          "`maple-edge-lite measure --onnx`")
