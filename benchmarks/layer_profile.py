@@ -35,17 +35,11 @@ import zoo as Z  # noqa: E402  (the benchmark's loaders and features)
 def model_for(path: Path, family: str):
     """The layer cost model of ``zoo.py score`` (spill and alignment terms on), calibrated on
     every zoo network of the data file not of ``family``."""
-    from maple_edge_lite.device.builders import layer_suite as LS
-    from maple_edge_lite.learn.layer_cost import ALIGN, LayerCostModel
+    from maple_edge_lite.learn.layer_cost import ALIGN
 
     suite, nets, _ = Z.load(path)
     cache, _ = Z.cache_of(path, None, False)
-    Fs = np.array([Z.features("suite", n, cache, ALIGN)[0] for n in suite])
-    ys = np.array([v[1] for v in suite.values()])
-    specs = {s.name: s for s in LS.default_suite()}
-    sp = [specs[n] for n in suite]
-    m = LayerCostModel.from_suite(Fs, ys, LS.fit_weights(sp), cache_bytes=cache, align=ALIGN,
-                                  class_fit=LS.class_fit_mask(sp))
+    m = Z.fit_suite_model(suite, cache, ALIGN)
     other = [n for n in nets if nets[n][0] != family]
     m.calibrate(np.array([Z.features("zoo", n, cache, ALIGN)[0] for n in other]), [nets[n][1] for n in other])
     return m, nets

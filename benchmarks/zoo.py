@@ -202,6 +202,27 @@ def _metrics(p, y, lo=None, hi=None):
     return out
 
 
+def fit_suite_model(suite: dict, cache_bytes: Optional[float] = None, align: Optional[int] = None,
+                    block_weight: Optional[float] = None, joint_align: bool = False):
+    """The layer cost model fitted to a data file's suite rows (``load``'s first part), as the
+    device cache fits it: whole blocks weighted ``block_weight`` (default ``layer_suite.BLOCK_WEIGHT``),
+    the alignment term after the per-class costs (``joint_align``: with them); ``cache_bytes`` /
+    ``align`` None: without the spill / alignment term."""
+    from maple_edge_lite.device.builders import layer_suite as LS
+    from maple_edge_lite.learn.layer_cost import LayerCostModel
+
+    bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
+    weights = [bw if kind in LS.BLOCK_KINDS else 1.0 for kind, _ in suite.values()]
+    # The features with the alignment term (per conv-like class, the MMACs of unaligned layers) and
+    # the spill term (the MB each network's layers move beyond the cache) when they are on.
+    Fs = np.array([features("suite", n, cache_bytes, align)[0] for n in suite])
+    ys = np.array([v[1] for v in suite.values()])
+    class_fit = None
+    if align is not None and not joint_align:
+        class_fit = [n not in LS.UNALIGNED_PROBES for n in suite]
+    return LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes, align=align, class_fit=class_fit)
+
+
 def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
                   cache_bytes: Optional[float] = None, align: Optional[int] = None, joint_align: bool = False):
     """Leave one family out on one data file; ``cache_bytes`` None scores the layer cost model
@@ -210,26 +231,14 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     ``shots`` zoo networks of other families than its own, as the zoo's are. The alignment term is
     fitted after the per-class costs (``layer_suite.class_fit_mask``), as the device cache fits it;
     ``joint_align`` fits it with them instead (what was tried first)."""
-    from maple_edge_lite.device.builders import layer_suite as LS
-    from maple_edge_lite.learn.layer_cost import LayerCostModel
-
     suite, nets, unal = load(path)
-    bw = LS.BLOCK_WEIGHT if block_weight is None else block_weight
-    weights = [bw if kind in LS.BLOCK_KINDS else 1.0 for kind, _ in suite.values()]
-    # The features with the alignment term (per conv-like class, the MMACs of unaligned layers) and
-    # the spill term (the MB each network's layers move beyond the cache) when they are on.
-    Fs = np.array([features("suite", n, cache_bytes, align)[0] for n in suite])
-    ys = np.array([v[1] for v in suite.values()])
+    base = fit_suite_model(suite, cache_bytes, align, block_weight, joint_align)
     names = list(nets)
     fam = np.array([nets[n][0] for n in names])
     y = np.array([nets[n][1] for n in names])
     F, macs = (np.array(v) for v in zip(*(features("zoo", n, cache_bytes, align) for n in names)))
     un = list(unal)
     Fu = np.array([features("unaligned", n, cache_bytes, align)[0] for n in un]).reshape(len(un), -1)
-    class_fit = None
-    if align is not None and not joint_align:
-        class_fit = [n not in LS.UNALIGNED_PROBES for n in suite]
-    base = LayerCostModel.from_suite(Fs, ys, weights, cache_bytes=cache_bytes, align=align, class_fit=class_fit)
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
