@@ -507,14 +507,13 @@ def _layer_table(path, input_shapes=None):
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LayerWarning)
-            table = from_onnx(data, input_shapes=input_shapes, external_data_dir=os.path.dirname(os.path.abspath(path)))
+            table = from_onnx(data, input_shapes=input_shapes, external_data_dir=os.path.dirname(os.path.abspath(path)),
+                              name=path)
         for w in caught:  # the ops the table does not know are reported from its rows (_unpriced)
-            msg = str(w.message)
             if not issubclass(w.category, LayerWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            elif "is not known to the layer table" not in msg:  # named by the path, not "the model bytes"
-                msg = msg[len("the model bytes: "):] if msg.startswith("the model bytes: ") else msg
-                print(f"maple-edge-lite: warning: {path}: {msg}", file=sys.stderr)
+            elif "is not known to the layer table" not in str(w.message):
+                print(f"maple-edge-lite: warning: {w.message}", file=sys.stderr)  # it names the path
         try:
             tables.mkdir(parents=True, exist_ok=True)
             write_atomic(cached, (json.dumps(table.to_dict()) + "\n").encode())

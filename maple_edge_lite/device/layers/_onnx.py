@@ -46,18 +46,19 @@ def supported_opsets() -> Tuple[int, int]:
     return MIN_OPSET, int(onnx.defs.onnx_opset_version())
 
 
-def load(model) -> Tuple[Any, Dict[str, Any]]:
-    """``(ModelProto, source)`` from a path, the bytes of a model or a ``ModelProto``."""
+def load(model, name: Optional[str] = None) -> Tuple[Any, Dict[str, Any]]:
+    """``(ModelProto, source)`` from a path, the bytes of a model or a ``ModelProto``; ``name``:
+    what messages call it (default: the path, or "the model bytes")."""
     from ...format import read_bytes
 
     onnx = require_onnx()
     if isinstance(model, onnx.ModelProto):
-        return model, {"path": None, "sha256": None}
+        return model, {"path": None, "sha256": None, **({"_what": str(name)} if name is not None else {})}
     if isinstance(model, (bytes, bytearray, memoryview)):
-        data, what, path = bytes(model), "the model bytes", None
+        data, what, path = bytes(model), "the model bytes" if name is None else str(name), None
     elif isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        what = path
+        what = path if name is None else str(name)
         data = read_bytes(path, "ONNX model")
     else:
         raise InputError(f"model must be a path, the bytes of an ONNX model or an onnx.ModelProto, "

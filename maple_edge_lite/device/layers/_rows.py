@@ -470,7 +470,7 @@ def _pads(pads, auto: str, spatial, k, stride, dil, where: str) -> Tuple[int, ..
 
 
 def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequence[int]]] = None,
-              external_data_dir=None) -> LayerTable:
+              external_data_dir=None, name: Optional[str] = None) -> LayerTable:
     """The layer table of an ONNX network.
 
     ``model``: a path, the bytes of a model, or an ``onnx.ModelProto``. ``batch``: the value of
@@ -479,7 +479,8 @@ def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequenc
     ``external_data_dir``: the folder of the model's external data files (default: the folder of
     ``model`` when it is a path). Only small tensors are read from them (a Reshape's target shape,
     as an exporter that moves every initializer out leaves it); a network's weights never are, so
-    a table can be made without them.
+    a table can be made without them. ``name``: what warnings and errors call the model (default:
+    its path; "the model bytes" for bytes), e.g. the path bytes were read from.
 
     One row per layer the runtime executes after its fusions (docs/layers.md): Conv (+BN)
     (+residual Add) (+activation) is one row, constant subgraphs are folded away, view-only ops
@@ -496,7 +497,7 @@ def from_onnx(model, *, batch: int = 1, input_shapes: Optional[Dict[str, Sequenc
     batch = positive_int("batch", batch)
     if input_shapes is not None and not isinstance(input_shapes, dict):
         raise InputError(f"input_shapes must be a dict {{input name: shape}}, got {type(input_shapes).__name__}")
-    proto, source = load(model)
+    proto, source = load(model, name)
     what = source.pop("_what", "the model")
     base = external_data_dir if external_data_dir is not None else (
         os.path.dirname(os.path.abspath(source["path"])) if source["path"] else None)
