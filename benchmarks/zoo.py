@@ -4,7 +4,7 @@
     python benchmarks/zoo.py measure --runtime openvino --precision f32 --cpu 1 [--what suite|zoo]
     python benchmarks/zoo.py measure --runtime onnxruntime --cpu 1 --what unaligned   # the unaligned set, ~10 s
     python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2 | --no-spill]
-                                   [--no-align | --joint-align] [--class-sd S]
+                                   [--no-align | --joint-align] [--class-sd S] [--calibration-df D]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -309,10 +309,16 @@ def _score(args) -> int:
     if not paths:
         print("no runtime measured with this layer suite", file=sys.stderr)
         return 1
-    if args.class_sd is not None:
+    if args.calibration_df is not None and not args.calibration_df >= 0:
+        print(f"--calibration-df must be >= 0 (0: Gaussian), not {args.calibration_df}", file=sys.stderr)
+        return 2
+    if args.class_sd is not None or args.calibration_df is not None:
         from maple_edge_lite.learn import layer_cost
 
-        layer_cost.CLASS_SD = args.class_sd
+        if args.class_sd is not None:
+            layer_cost.CLASS_SD = args.class_sd
+        if args.calibration_df is not None:
+            layer_cost.NOISE_DF = args.calibration_df or None
     from maple_edge_lite.learn.layer_cost import ALIGN
 
     align = None if args.no_align else ALIGN
@@ -415,6 +421,9 @@ def main(argv=None) -> int:
                     "of after them (layer_suite.class_fit_mask)")
     s.add_argument("--class-sd", type=float, default=None,
                    help="the calibration prior's per-class deviation (default learn.layer_cost.CLASS_SD, 0: one scale)")
+    s.add_argument("--calibration-df", type=float, default=None,
+                   help="degrees of freedom of the calibration's Student-t noise (default "
+                   "learn.layer_cost.NOISE_DF, 0: Gaussian)")
     s.set_defaults(func=_score)
     args = ap.parse_args(argv)
     return args.func(args)

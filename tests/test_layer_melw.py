@@ -210,29 +210,34 @@ def test_core_equals_numpy_model_on_hand_built_tables(tmp_path, cache):
 
 def test_hand_worked_network(tmp_path):
     """c0 0.5 ms; conv class [0.01 ms, 0.002 ms/MMAC, 0.1 ms/MB read, 0.2 ms/MB written],
-    activation class [0.003, 0, 0.05, 0.07], eltwise [0.004, 0, 0.02, 0.03]; uncalibrated, so the
-    multipliers are 1 and share one scale of sd 0.3 (the posterior is the prior)."""
+    fused_exp class [0.003, 0, 0.05, 0.07], activation class [0.001, 0, 0.01, 0.02], eltwise
+    [0.004, 0, 0.02, 0.03]; uncalibrated, so the multipliers are 1 and share one scale of sd 0.3
+    (the posterior is the prior)."""
     w = np.zeros((len(LC.CLASSES), 4))
     names = [c for c, _ in LC.CLASSES]
     w[names.index("conv")] = [0.01, 0.002, 0.1, 0.2]
-    w[names.index("activation")] = [0.003, 0.0, 0.05, 0.07]
+    w[names.index("fused_exp")] = [0.003, 0.0, 0.05, 0.07]
+    w[names.index("activation")] = [0.001, 0.0, 0.01, 0.02]
     w[names.index("eltwise")] = [0.004, 0.0, 0.02, 0.03]
     m = LC.LayerCostModel(0.5, w.ravel())
     m.noise = 0.05
     core = _packed(tmp_path, m)
     # conv 10 MMACs, 2 MB in, 1 MB out, fused SiLU: 0.01 + 0.02 + 0.2 + 0.2 = 0.43 ms, and its
-    # activation pass over the 1 MB output: 0.003 + 0.05 + 0.07 = 0.123 ms; an add reading 2 MB and
-    # writing 1 MB: 0.004 + 0.04 + 0.03 = 0.074 ms; a conv with a fused ReLU: no pass.
+    # fused_exp pass over the 1 MB output: 0.003 + 0.05 + 0.07 = 0.123 ms; an add reading 2 MB and
+    # writing 1 MB: 0.004 + 0.04 + 0.03 = 0.074 ms; a depthwise (a class at 0 here) with a fused
+    # hardswish writing 0.5 MB: its activation pass, 0.001 + 0.005 + 0.01 = 0.016 ms; a conv with a
+    # fused ReLU: no pass.
     silu = _layer("conv", 10_000_000, 2_000_000, 1_000_000, "swish")
     add = _layer("add", 0, 2_000_000, 1_000_000)
-    ms = 0.5 + 0.43 + 0.123 + 0.074
+    hsw = _layer("depthwise", 0, 1_000_000, 500_000, "hardswish")
+    ms = 0.5 + 0.43 + 0.123 + 0.074 + 0.016
     # one shared scale (sd 0.3) over every part: relative sd sqrt(0.3^2 + 0.05^2)
     z = NormalDist().inv_cdf(0.95)
     w90 = z * np.sqrt(0.3**2 + 0.05**2)
-    got = core.predict_layers(_table([silu, add]).array())
+    got = core.predict_layers(_table([silu, add, hsw]).array())
     np.testing.assert_allclose(got, [ms, ms * np.exp(-w90), ms * np.exp(w90)], rtol=1e-6)
     relu = dict(silu, activation="relu")
-    assert core.predict_layers(_table([relu, add]).array())[0] == pytest.approx(ms - 0.123, rel=1e-6)
+    assert core.predict_layers(_table([relu, add, hsw]).array())[0] == pytest.approx(ms - 0.123, rel=1e-6)
     # no layers: the per-inference cost alone
     assert core.predict_layers(np.zeros((0, len(L.ARRAY_COLUMNS))))[0] == pytest.approx(0.5, rel=1e-7)
 
