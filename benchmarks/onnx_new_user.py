@@ -1,0 +1,169 @@
+"""A new user's `predict --onnx` on networks no part of the layer cost model was tuned on.
+
+    python benchmarks/onnx_new_user.py OUT [--runtime onnxruntime] [--precision f32] [--cpu 1] [--keep-cache]
+    python benchmarks/onnx_new_user.py OUT --refit     # score a run again with the installed model code
+
+Writes :data:`NETWORKS` (the zoo's families at widths and resolutions the zoo does not hold,
+random He-scaled weights) as ONNX files to ``OUT``, then runs the CLI as a user would, pinned to
+``--cpu`` with ``taskset`` when given: ``maple-edge-lite predict --onnx ... --json`` with an empty
+cache (``OUT/cache`` as ``$MAPLE_EDGE_LITE_CACHE``, removed first unless ``--keep-cache``: the first
+call profiles the layer suite and measures the five calibration networks), the same call again
+(cached), then ``maple-edge-lite measure --onnx ...`` of the same files. Prints each network's
+prediction, its 90% interval and the measurement, then ±10% accuracy, MAPE, the interval's
+coverage and both calls' wall times; ``OUT/report.json`` keeps it all.
+
+``--refit`` measures nothing: it fits the layer cost model again, with the installed
+maple_edge_lite's code, to the suite and calibration latencies the run's cache entry recorded
+(copied to ``OUT/layer_manifest.json``) and scores it against ``OUT/measured.csv``, so two versions
+of the model are compared on the same measurements (install the other version, run ``--refit``;
+it fits as the device cache does, with what every version has: ``from_suite``, ``calibrate``).
+``benchmarks/data/new-user/<runtime>/`` holds committed runs (no ONNX files: ``--refit`` builds
+them again, same bytes).
+
+Needs onnx and the runtime; about 2.5 minutes at one thread here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: name -> (family function of ``builders.zoo``, its arguments after the graph, resolution); none of
+#: these width/resolution pairs is a zoo network (``zoo_names()``), the calibration networks included.
+NETWORKS = {
+    "mobilenet_v2_1.3_176": ("mobilenet_v2", (1.3,), 176),
+    "mobilenet_v1_0.45_160": ("mobilenet_v1", (0.45,), 160),
+    "mobilenet_v1_0.6_192": ("mobilenet_v1", (0.6,), 192),
+    "mobilenet_v1_0.85_224": ("mobilenet_v1", (0.85,), 224),
+    "resnet34_160": ("resnet", (34,), 160),
+    "resnet50_192": ("resnet", (50,), 192),
+    "mnasnet0.75_224": ("mnasnet", (0.75,), 224),
+    "efficientnet_b0_192": ("efficientnet", ("b0",), 192),
+    "regnet_x_400mf_160": ("regnet_x", ("400mf",), 160),
+    "shufflenet_v2_x1.0_176": ("shufflenet_v2", ("1.0",), 176),
+    "mobilenet_v3_large_192": ("mobilenet_v3", ("large",), 192),
+}
+
+
+def network_onnx(name: str) -> bytes:
+    """The ONNX model of a :data:`NETWORKS` entry (seed 0, 1000 classes, batch 1)."""
+    from maple_edge_lite.device.builders import zoo
+    from maple_edge_lite.device.builders._graph import Graph
+
+    fam, args, r = NETWORKS[name]
+    g = Graph(0)
+    fn = getattr(zoo, fam)
+    out = fn(g, *args, 1000, r) if fam == "shufflenet_v2" else fn(g, *args, 1000)
+    g.rename_output(out)
+    return g.serialize(name, [1, 3, r, r], [1, 1000], f"{name} (benchmarks/onnx_new_user.py)", {})
+
+
+def refit(out: Path):
+    """``{network: predicted ms}``: the layer cost model refitted to the measurements of the run in
+    ``out`` (its cache entry's suite and calibration latencies) as the device cache fits it."""
+    import numpy as np
+
+    from maple_edge_lite.device import layers
+    from maple_edge_lite.device.builders import layer_suite, zoo
+    from maple_edge_lite.learn.layer_cost import ALIGN, LayerCostModel, network_features
+
+    man = json.loads((out / "layer_manifest.json").read_text())
+    suite = {s.name: s for s in layer_suite.default_suite()}
+    names = list(man["suite"])
+    specs = [suite[n] for n in names]
+    cb = man["key"]["cache_bytes"]
+    F = np.array([network_features(layers.from_onnx(layer_suite.layer_onnx(s)), cb, ALIGN) for s in specs])
+    m = LayerCostModel.from_suite(F, [man["suite"][n] for n in names], layer_suite.fit_weights(specs),
+                                  cache_bytes=cb, align=ALIGN, class_fit=layer_suite.class_fit_mask(specs))
+    cal = list(man["calibration"])
+    m.calibrate(np.array([m.features(layers.from_onnx(zoo.zoo_onnx(n))) for n in cal]),
+                [man["calibration"][n] for n in cal])
+    ms, lo, hi = {}, {}, {}
+    for name in NETWORKS:
+        f = m.features(layers.from_onnx(network_onnx(name)))[None]
+        ms[name] = float(m.predict(f)[0])
+        a, b = m.interval(f)
+        lo[name], hi[name] = float(a[0]), float(b[0])
+    return {n: {"latency_ms": ms[n], "lo_ms": lo[n], "hi_ms": hi[n]} for n in NETWORKS}
+
+
+def _cli(args, cmd, env):
+    pin = ["taskset", "-c", args.cpu] if args.cpu else []
+    t = time.perf_counter()
+    p = subprocess.run(pin + ["maple-edge-lite"] + cmd, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        raise SystemExit(f"maple-edge-lite {' '.join(cmd[:2])} failed (exit {p.returncode})")
+    return p.stdout, dt
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", help="folder for the ONNX files, the cache and report.json")
+    ap.add_argument("--runtime", default="onnxruntime")
+    ap.add_argument("--precision", help="the runtime's precision option (openvino: f32, bf16, f16)")
+    ap.add_argument("--cpu", help="pin every call to these CPUs (taskset -c), e.g. 1")
+    ap.add_argument("--keep-cache", action="store_true", help="keep OUT/cache (default: start from an empty one)")
+    ap.add_argument("--refit", action="store_true", help="measure nothing: refit the model to OUT's recorded "
+                    "measurements with the installed code and score it against OUT/measured.csv")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.refit:
+        return _report(out, refit(out), None, None, args, "report-refit.json")
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in NETWORKS:
+        f = out / f"{name}.onnx"
+        f.write_bytes(network_onnx(name))
+        files.append(str(f))
+    cache = out / "cache"
+    if cache.exists() and not args.keep_cache:
+        shutil.rmtree(cache)
+    env = dict(os.environ, MAPLE_EDGE_LITE_CACHE=str(cache))
+    opts = ["--runtime", args.runtime] + (["--precision", args.precision] if args.precision else [])
+    first, t_first = _cli(args, ["predict", "--onnx", *files, "--json", *opts], env)
+    _, t_cached = _cli(args, ["predict", "--onnx", *files, "--json", *opts], env)
+    csv_path = out / "measured.csv"
+    _cli(args, ["measure", "--onnx", *files, "-o", str(csv_path), "-q", *opts], env)
+    # The run's layer-model cache entry (a link to a hidden folder beside it: the link's name):
+    # its manifest, with the suite's and the calibration's latencies, is what --refit fits to.
+    entry = [f for f in sorted((cache / "layers").glob("*/manifest.json")) if not f.parent.name.startswith(".")]
+    shutil.copyfile(entry[0], out / "layer_manifest.json")
+    pred = {Path(r["path"]).stem: r for r in json.loads(first)["predictions"]}
+    return _report(out, pred, t_first, t_cached, args, "report.json")
+
+
+def _report(out: Path, pred, t_first, t_cached, args, report_name: str) -> int:
+    import csv
+
+    with open(out / "measured.csv", newline="") as f:
+        meas = {Path(r["path"]).stem: float(r["latency_ms"]) for r in csv.DictReader(f)}
+    rows = []
+    print(f"{'network':26s} {'predicted':>10s} {'90% interval':>19s} {'measured':>9s} {'error':>7s}")
+    for name in NETWORKS:
+        p, y = pred[name], meas[name]
+        e = p["latency_ms"] / y - 1
+        rows.append({"network": name, "predicted_ms": p["latency_ms"], "lo_ms": p["lo_ms"], "hi_ms": p["hi_ms"],
+                     "measured_ms": y, "error": e})
+        print(f"{name:26s} {p['latency_ms']:10.3f} {p['lo_ms']:9.3f}-{p['hi_ms']:<9.3f} {y:9.3f} {100 * e:+6.1f}%")
+    err = [abs(r["error"]) for r in rows]
+    summary = {"within_10": sum(e <= 0.10 for e in err) / len(err), "mape": 100 * sum(err) / len(err),
+               "coverage": sum(r["lo_ms"] <= r["measured_ms"] <= r["hi_ms"] for r in rows) / len(rows),
+               "first_call_s": t_first and round(t_first, 1), "cached_call_s": t_cached and round(t_cached, 2)}
+    print(f"±10% {summary['within_10']:.2f} ({sum(e <= 0.10 for e in err)} of {len(err)}), MAPE {summary['mape']:.1f}%, "
+          f"90% interval coverage {summary['coverage']:.2f}"
+          + (f"; first call {t_first:.0f} s, cached {t_cached:.2f} s" if t_first is not None else " (refitted)"))
+    (out / report_name).write_text(json.dumps({"runtime": args.runtime, "precision": args.precision,
+                                                 "cpu": args.cpu, "networks": rows, "summary": summary},
+                                                indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
