@@ -605,7 +605,7 @@ def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
 
 __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
            "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION",
-           "recheck", "recheck_archs", "speed_sd", "RECHECK_REFS", "RECHECK_MIN"]
+           "recheck", "recheck_archs", "speed_sd", "RECHECK_REFS", "RECHECK_MIN", "layer_recheck"]
 
 
 # --- the layer cost model (any ONNX CNN): `predict --onnx` -------------------------------------
@@ -764,3 +764,63 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
                                                                                          model.w_align.tolist()))},
                     "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
         write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def layer_recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *,
+                  runtime_options: Optional[Dict[str, Any]] = None, cache_dir: Union[str, os.PathLike, None] = None,
+                  progress: Optional[Progress] = None,
+                  measure_options: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """:func:`recheck` for this device's layer cost model (``predict --onnx --recheck``): times
+    the entry's calibration networks again (:data:`LAYER_CALIBRATION`, about 20 s here) and, when
+    their median ratio now / then is off 1 by :data:`RECHECK_MIN` or more, rescales the model by it
+    (``LayerCostModel.rescaled``: what fitting suite and calibration again on every measurement
+    times the ratio gives). Either way the interval is widened by how far the speed has moved at
+    the rechecks so far (:func:`speed_sd`, the model's ``speed_sd``). The manifest keeps every
+    recheck and the speed ratio since the build; the entry is installed again atomically under
+    the build lock (Ctrl-C leaves the old one). Returns the recheck's record ({"time",
+    "networks", "ratio", "applied", "measure_s"}), or None when there is no cached layer model
+    to recheck (:func:`layer_model` builds one)."""
+    key = layer_key(runtime, threads, runtime_options)
+    d = entry_dir(key, Path(cache_dir) if cache_dir is not None else None, folder="layers")
+    if _load_layer_entry(d, key) is None:
+        return None
+    with _build_lock(d):
+        model = _load_layer_entry(d, key)
+        if model is None:  # pragma: no cover - removed by another process meanwhile
+            return None
+        return _layer_recheck(d, key, model, runtime, threads, runtime_options, progress or (lambda *a: None),
+                              measure_options or {})
+
+
+def _layer_recheck(d: Path, key, model, runtime, threads, runtime_options, note, measure_options) -> Dict[str, Any]:
+    """:func:`layer_recheck`'s work, under the build lock: time, record, rescale if applied, install."""
+    import numpy as np
+
+    from .device import measure
+    from .device.builders import zoo
+    from .format import write_atomic
+
+    manifest = read_manifest(d)
+    speed = float(manifest.get("speed_ratio", 1.0))
+    then = {n: float(v) * speed for n, v in manifest["calibration"].items()}  # at the model's speed now
+    t0 = time.perf_counter()
+    zw, _, _, _ = measure.time_models(list(then), zoo.zoo_onnx, runtime, threads, runtime_options=runtime_options,
+                                      progress=lambda i, n, name, ts: ts is None and note("recheck_layers", i, n, name),
+                                      **measure_options)
+    note("recheck_layers", 1, 1, "")
+    if not zw:
+        raise CacheError(f"the runtime ran none of the calibration networks again ({', '.join(then)}): the cached "
+                         "layer cost model is left as it was")
+    ratio = float(np.median([min(t.median_ms for t in ts) / then[n] for n, ts in zw.items()]))
+    record = {"time": measure._now(), "networks": len(zw), "ratio": round(ratio, 5),
+              "applied": bool(abs(ratio - 1) >= RECHECK_MIN), "measure_s": round(time.perf_counter() - t0, 3)}
+    manifest = dict(manifest, rechecks=(manifest.get("rechecks") or []) + [record], updated=record["time"])
+    if record["applied"]:
+        model = model.rescaled(ratio)
+        manifest["speed_ratio"] = round(speed * ratio, 5)
+    model.speed_sd = speed_sd(manifest)
+    with _staged(d) as tmp:
+        write_atomic(tmp / LAYER_FILES["model"], (json.dumps(model.to_dict(), indent=1) + "\n").encode())
+        _pack_layer_core(tmp / LAYER_FILES["core"], model, key)
+        write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+    return record

@@ -282,6 +282,42 @@ def test_calibration_student_t():
             m.calibrate(F_shot, y_shot)
 
 
+def test_rescaled_is_refitting_on_slower_measurements():
+    """``rescaled(r)``: the model fitted and calibrated again on every measurement times r
+    (suite and calibration networks), to rounding: every cost times r, the multipliers as they
+    were; predictions exactly r times, the interval's relative width the same; a bad ratio is
+    refused; speed_sd round-trips and widens the interval."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=120, seed=5)
+    rng = np.random.default_rng(2)
+    e = rng.uniform(0, 30, len(y)) * (np.arange(len(y)) % 3 == 0)
+    U = np.zeros((len(y), 4))
+    U[::7, 2] = F[::7, 2 * q + 1]
+    y = y * rng.uniform(0.9, 1.1, len(y)) + 0.05 * e + 0.02 * U[:, 2]
+    Fs = np.column_stack([F, U, e])
+    Fc = np.column_stack([_nets(rng, 5, q), np.zeros((5, 4)), rng.uniform(0, 30, 5)])
+    yc = rng.uniform(0.8, 1.3, 5) * LC.LayerCostModel.from_suite(Fs, y, cache_bytes=2e6, align=8).predict(Fc)
+    a = LC.LayerCostModel.from_suite(Fs, y, cache_bytes=2e6, align=8).calibrate(Fc, yc)
+    b = LC.LayerCostModel.from_suite(Fs, 1.3 * y, cache_bytes=2e6, align=8).calibrate(Fc, 1.3 * yc)
+    r = a.rescaled(1.3)
+    np.testing.assert_allclose(r.predict(Fs), b.predict(Fs), rtol=1e-6)
+    np.testing.assert_allclose(r.predict(Fs), 1.3 * a.predict(Fs), rtol=1e-12)
+    np.testing.assert_allclose(r.mult, b.mult, rtol=1e-6)
+    np.testing.assert_allclose(r.weights, a.weights)
+    lo, hi = r.interval(Fs)
+    lo0, hi0 = a.interval(Fs)
+    np.testing.assert_allclose(hi / lo, hi0 / lo0, rtol=1e-12)
+    r.speed_sd = 0.1
+    lo1, hi1 = r.interval(Fs)
+    assert np.all(hi1 / lo1 > hi / lo) and r.interval_noise == pytest.approx(np.hypot(r.noise, 0.1))
+    assert LC.LayerCostModel.from_dict(r.to_dict()).speed_sd == 0.1
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(mel.InputError, match="ratio must be a finite number > 0"):
+            a.rescaled(bad)
+
+
 def test_calibration_by_class_when_allowed(monkeypatch):
     """With per-class deviations in the prior (CLASS_SD > 0), a device whose convolutions alone
     cost 1.5x moves the conv multiplier most and is predicted within 3%."""

@@ -18,6 +18,8 @@ onnx = pytest.importorskip("onnx")
 from maple_edge_lite.device.builders import zoo  # noqa: E402
 
 FAST = dict(warmup=1, warmup_s=0.0, min_runs=3, min_time_s=0.0, budget_s=0.01)
+#: How much slower the fake runtime runs than its nominal 1 GB/s (a device that throttles).
+SLOWDOWN = {"factor": 1.0}
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def fake_rt(tmp_path, monkeypatch):
 
     def load(model, threads):
         loads.append(len(model))
-        dt = len(model) / 1e9
+        dt = len(model) / 1e9 * SLOWDOWN["factor"]
 
         def run():
             t = time.perf_counter() + dt
@@ -44,6 +46,7 @@ def fake_rt(tmp_path, monkeypatch):
     monkeypatch.setattr(M, "MEASURE_PASSES", 1)
     monkeypatch.setattr(P, "LAYER_SUITE_TIMING", dict(FAST, passes=1))
     monkeypatch.setenv("MAPLE_EDGE_LITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(SLOWDOWN, "factor", 1.0)
     yield loads
     runtimes.unregister("fake-layers")
 
@@ -306,3 +309,64 @@ def test_predict_onnx_precision_is_its_own_cached_model(fake_rt, tmp_path, capsy
     finally:
         runtimes.unregister("fake-plain")
     assert len(precision_runtime) == n
+
+
+def test_predict_onnx_recheck_rescales_to_the_speed_now(fake_rt, tmp_path, capsys):
+    """``predict --onnx --recheck``: without a cached model nothing is rechecked (the build
+    measures); after the device slows to 1.5x, the five calibration networks are timed again, the
+    model is rescaled (predictions 1.5x, as refitting on slower measurements would give) and its
+    interval widened by the drift; the manifest keeps each recheck; the .melw the core loads is
+    the rescaled one; --recheck with --refresh rebuilds instead."""
+    net = tmp_path / "m.onnx"
+    net.write_bytes(zoo.zoo_onnx("mobilenet_v1_0.25_128"))
+    args = ["predict", "--onnx", str(net), "--runtime", "fake-layers", "--json"]
+    assert main(args + ["--recheck"]) == 0
+    out = capsys.readouterr()
+    first = json.loads(out.out)
+    assert first["built"] and first["recheck"] is None and "calibration networks run" not in out.err
+    p0 = first["predictions"][0]
+    n_loads = len(fake_rt)
+    SLOWDOWN["factor"] = 1.5
+    assert main(args + ["--recheck"]) == 0
+    out = capsys.readouterr()
+    rep = json.loads(out.out)
+    rc = rep["recheck"]
+    assert not rep["built"] and rc["networks"] == len(_cache.LAYER_CALIBRATION) and rc["applied"]
+    assert rc["ratio"] == pytest.approx(1.5, rel=0.1)
+    assert "calibration networks run +" in out.err and "model rescaled to the speed now" in out.err
+    assert len(fake_rt) - n_loads >= len(_cache.LAYER_CALIBRATION)  # only they were timed again
+    assert len(fake_rt) - n_loads < 60  # not the suite
+    p1 = rep["predictions"][0]
+    assert p1["latency_ms"] == pytest.approx(rc["ratio"] * p0["latency_ms"], rel=1e-5)
+    assert p1["hi_ms"] / p1["lo_ms"] > p0["hi_ms"] / p0["lo_ms"]  # the drift widens the interval
+    d = next((tmp_path / "cache" / "layers").glob("fake-layers-1t-*"))
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert len(manifest["rechecks"]) == 1 and manifest["speed_ratio"] == pytest.approx(rc["ratio"], rel=1e-4)
+    m = mel.learn.layer_cost.LayerCostModel.from_dict(json.loads((d / "layer_model.json").read_text()))
+    assert m.speed_sd == pytest.approx(abs(np.log(rc["ratio"])), rel=1e-3)
+    # the next recheck compares with the rescaled speed: about 1 now
+    assert main(args + ["--recheck"]) == 0
+    rc2 = json.loads(capsys.readouterr().out)["recheck"]
+    assert rc2["ratio"] == pytest.approx(1.0, abs=0.1)
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert [r["ratio"] for r in manifest["rechecks"]] == [rc["ratio"], rc2["ratio"]]
+    # --refresh: rebuilt at the speed now, no recheck
+    assert main(args + ["--recheck", "--refresh"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["built"] and rep["recheck"] is None
+
+
+def test_layer_recheck_without_a_model_measures_nothing_and_ctrl_c_keeps_the_entry(fake_rt, tmp_path, monkeypatch):
+    assert _cache.layer_recheck("fake-layers") is None
+    assert fake_rt == []
+    _, d, _ = _cache.layer_model("fake-layers")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(M, "time_models", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _cache.layer_recheck("fake-layers")
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert not [p for p in d.parent.iterdir() if p.name.endswith(".tmp")]  # no staged folder left

@@ -97,7 +97,8 @@ def add_parser(subparsers) -> None:
                    help="first time 5 of the cached predictor's measured architectures again (about 15 s) and, if the "
                    "device's speed moved by 2%% or more since they were measured (thermal throttling, a governor, a "
                    "busy neighbour), rescale the predictor to the speed now; `validate` reports that drift. "
-                   "Without --arch/--archs: only that")
+                   "Without --arch/--archs: only that. With --onnx: the layer cost model's 5 calibration networks "
+                   "(about 20 s)")
     p.add_argument("--shots", type=_shots_arg, default=None, metavar="N|auto",
                    help="measurements behind this device's predictor: N >= 10 (a cached predictor with fewer is "
                    "extended with random further architectures, without profiling again), or auto: "
@@ -263,7 +264,8 @@ def _progress_printer():
     what = {"profile": "profiling the operator suite", "measure": "measuring reference architectures",
             "adapt": "adapting the base predictor", "validate": "measuring the sample",
             "extend": "measuring more architectures", "recheck": "timing reference architectures again",
-            "layers": "measuring the layer suite", "calibrate": "measuring calibration networks"}
+            "layers": "measuring the layer suite", "calibrate": "measuring calibration networks",
+            "recheck_layers": "timing calibration networks again"}
 
     def show(stage, i, n, item):
         el = time.perf_counter() - t0
@@ -292,8 +294,8 @@ def _predict(args) -> int:
 
     if args.onnx:
         if (args.arch or args.archs or args.model or args.shots is not None or args.budget_s is not None
-                or args.space is not None or args.recheck):
-            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space/--recheck: it "
+                or args.space is not None):
+            raise InputError("--onnx goes without --arch/--archs/--model/--shots/--budget-s/--space: it "
                              "predicts ONNX files with this device's layer cost model")
         return _predict_onnx(args)
     if args.input_shape or args.precision:
@@ -392,12 +394,13 @@ def _predict_onnx(args) -> int:
     shapes = dict(args.input_shape) or None
     tables = [_layer_table(f, shapes) for f in args.onnx]  # every file read before a first use spends a minute
     unpriced = [_unpriced(f, t) for f, t in zip(args.onnx, tables)]
+    rc = _layer_recheck(args) if args.recheck and not args.refresh else None
     core, entry, built, runtime, threads = _layer_core(args, t0, refresh=args.refresh)
     ms, lo, hi = (np.array(v) for v in zip(*(core.predict_layers(t.array()) for t in tables)))
     if args.json:
         print(json.dumps({"model": str(entry / LAYER_FILES["model"]), "core_model": str(entry / LAYER_FILES["core"]),
                           "runtime": runtime, "threads": threads,
-                          "built": built, "interval_level": 0.9,
+                          "built": built, "recheck": rc, "interval_level": 0.9,
                           "predictions": [{"path": f, "latency_ms": round(float(v), 6), "lo_ms": round(float(a), 6),
                                            "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"]),
                                            **({"unpriced_layers": u} if u else {})}
@@ -407,6 +410,22 @@ def _predict_onnx(args) -> int:
         sys.stdout.write("".join(f"{float(v):.4f} ms [{float(a):.4f}, {float(b):.4f}]\t{f}\n"
                                  for f, v, a, b in zip(args.onnx, ms, lo, hi)))
     return 0
+
+
+def _layer_recheck(args):
+    """``predict --onnx --recheck``: time the cached layer cost model's calibration networks
+    again and rescale it if the device's speed moved (``_cache.layer_recheck``); says so on
+    stderr. None (nothing said) when there is no cached model yet: the build measures now."""
+    from .._cache import DEFAULT_RUNTIME, RECHECK_MIN, layer_recheck
+
+    rc = layer_recheck(args.runtime or DEFAULT_RUNTIME, 1 if args.threads is None else args.threads,
+                       runtime_options=_runtime_options(args), progress=_progress_printer())
+    if rc is not None:
+        print(f"maple-edge-lite: {rc['networks']} calibration networks run {100 * (rc['ratio'] - 1):+.1f}% (median) "
+              f"against the layer cost model's measurements ({rc['measure_s']:.1f} s): "
+              + ("model rescaled to the speed now" if rc["applied"] else
+                 f"within {RECHECK_MIN:.0%}, model left as it was"), file=sys.stderr)
+    return rc
 
 
 def _layer_core(args, t0: float, refresh: bool = False):

@@ -386,6 +386,7 @@ class LayerCostModel:
         self.noise = NOISE
         self.noise_df = NOISE_DF
         self.weights = np.zeros(0)  # each calibration network's Student-t weight (1: Gaussian)
+        self.speed_sd = 0.0  # how far the device's speed has moved between rechecks (_cache.layer_recheck)
 
     @property
     def has_spill(self) -> bool:
@@ -512,6 +513,21 @@ class LayerCostModel:
         self.weights = u if df is not None else np.ones(len(y))
         return self
 
+    def rescaled(self, ratio: float) -> "LayerCostModel":
+        """The model of the same device ``ratio`` times slower: every cost (the per-inference one,
+        the classes', the spill and alignment terms) times ``ratio``, the calibration as it was.
+        Exactly what fitting and calibrating again on every measurement times ``ratio`` gives: the
+        fit and the calibration are in relative error, so their solutions scale and their
+        multipliers stay (``_cache.layer_recheck``)."""
+        r = float(ratio)
+        if not (np.isfinite(r) and r > 0):
+            raise InputError(f"rescaled: ratio must be a finite number > 0, not {ratio!r}")
+        m = LayerCostModel(self.c0 * r, self.w * r, cache_bytes=self.cache_bytes, w_spill=self.w_spill * r,
+                           align=self.align, w_align=self.w_align * r if self.has_align else None)
+        m.mult, m.post, m.noise, m.shots = self.mult.copy(), self.post.copy(), self.noise, self.shots
+        m.noise_df, m.weights, m.speed_sd = self.noise_df, self.weights.copy(), self.speed_sd
+        return m
+
     def coefficients(self) -> Tuple[float, np.ndarray]:
         """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES` (then, with the
         alignment term, its calibrated ms per unaligned MMAC per class of :data:`ALIGN_CLASSES`;
@@ -541,7 +557,13 @@ class LayerCostModel:
                 "cache_bytes": self.cache_bytes, "w_spill": self.w_spill,
                 "align": self.align, "w_align": self.w_align.tolist(),
                 "mult": self.mult.tolist(), "post": self.post.tolist(), "noise": self.noise, "shots": self.shots,
-                "noise_df": self.noise_df, "weights": self.weights.tolist()}
+                "noise_df": self.noise_df, "weights": self.weights.tolist(), "speed_sd": self.speed_sd}
+
+    @property
+    def interval_noise(self) -> float:
+        """The relative noise of a new network's prediction: the model's noise and the device's
+        speed drift (``speed_sd``) together, what the ``.melw`` carries as its noise."""
+        return float(np.hypot(self.noise, self.speed_sd))
 
     @classmethod
     def from_dict(cls, d) -> "LayerCostModel":
@@ -565,28 +587,31 @@ class LayerCostModel:
             m.shots = int(d["shots"])
             m.noise_df = None if d["noise_df"] is None else float(d["noise_df"])
             m.weights = np.asarray(d["weights"], dtype=np.float64).reshape(-1)
+            m.speed_sd = float(d["speed_sd"])
         except (KeyError, TypeError, ValueError, InputError) as e:
             raise FormatError(f"corrupt layer cost model: {e}") from None
         p = len(CLASSES) + 1 + m.has_spill
         ok = (m.mult.shape == (p,) and m.post.ndim == 2 and m.post.shape[0] == p and np.isfinite(m.mult).all()
-              and np.isfinite(m.post).all() and np.isfinite(m.w).all() and m.c0 >= 0 and m.noise > 0)
+              and np.isfinite(m.post).all() and np.isfinite(m.w).all() and m.c0 >= 0 and m.noise > 0
+              and np.isfinite(m.speed_sd) and m.speed_sd >= 0)
         if not ok:
             raise FormatError("corrupt layer cost model: multipliers, posterior or noise out of shape or range")
         return m
 
     def interval(self, F, level: float = 0.9) -> Tuple[np.ndarray, np.ndarray]:
-        """Central ``level`` interval (ms): the multipliers' posterior plus the relative noise."""
+        """Central ``level`` interval (ms): the multipliers' posterior plus the relative noise
+        (:meth:`interval_noise`: with the device's speed drift)."""
         from statistics import NormalDist
 
         P = self.parts(F)
         ms = P @ self.mult
-        sd = np.sqrt(np.sum((P @ self.post) ** 2, axis=1) / ms**2 + self.noise**2)
+        sd = np.sqrt(np.sum((P @ self.post) ** 2, axis=1) / ms**2 + self.interval_noise**2)
         w = np.minimum(NormalDist().inv_cdf((1 + level) / 2) * sd, 40.0)
         return ms * np.exp(-w), ms * np.exp(w)
 
 
 #: Schema of a saved layer cost model (``LayerCostModel.to_dict``).
-#: 2: cache_bytes and w_spill; 3: align and w_align; 4: noise_df and the calibration's weights.
+#: 2: cache_bytes and w_spill; 3: align and w_align; 4: noise_df, the calibration's weights and speed_sd.
 MODEL_SCHEMA = "maple_edge_lite.layer_model/4"
 
 
@@ -648,7 +673,7 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     meta.update(user)
     data = encode_layer_cost(table_schema=int(SCHEMA.rsplit("/", 1)[1]), columns=ARRAY_COLUMNS, kinds=KINDS,
                              activations=ACTIVATIONS, kind_part=kind_part, kind_w=kind_w, act_part=act_part,
-                             act_w=act_w, c0_ms=model.c0, mult=model.mult, post=model.post, noise=model.noise,
+                             act_w=act_w, c0_ms=model.c0, mult=model.mult, post=model.post, noise=model.interval_noise,
                              level=level, metadata=meta,
                              spill=(len(CLASSES) + 1, model.cache_bytes, model.w_spill) if model.has_spill else None,
                              align=align)
