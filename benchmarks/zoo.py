@@ -5,6 +5,7 @@
     python benchmarks/zoo.py measure --runtime onnxruntime --cpu 1 --what unaligned   # the unaligned set, ~10 s
     python benchmarks/zoo.py score [--shots 5] [--json] [--block-weight W] [--spill-cache-mb 2 | --no-spill]
                                    [--no-align | --joint-align] [--class-sd S] [--calibration-df D]
+    python benchmarks/zoo.py calibration --data DIR [DIR ...] [--runtimes R,R] [--sets A,B,C,D,E ...]
 
 ``measure`` times every network of ``builders.zoo`` (``measure``'s timing: three windows, the
 fastest median) and the layer suite (``builders.layer_suite``, ``profile.LAYER_SUITE_TIMING``) under
@@ -35,6 +36,9 @@ counts are off a multiple of 8) is fitted after the per-class costs, as the devi
 zoo and unaligned set were measured in one sitting (``measure --what all --out ...``, then ``--what
 unaligned``; score them with ``--data``): the committed files' zoo rows are from a day the VM ran
 30-40% slower than when their version-3 suite and the unaligned set were measured.
+
+``calibration`` compares fixed sets of calibration networks, as the device cache calibrates
+(``_cache.LAYER_CALIBRATION``), on the zoo networks in none of them.
 
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
 then each held-out network's error by family. A data file whose suite is not this
@@ -385,6 +389,43 @@ def _score(args) -> int:
     return 0
 
 
+def _calibration_sets(args) -> int:
+    """``calibration``: the device cache's way (``_cache.LAYER_CALIBRATION``: the suite's fit
+    calibrated on a fixed set of zoo networks) scored per data file on the zoo networks in none of
+    the compared sets, one row per set."""
+    from maple_edge_lite._cache import LAYER_CALIBRATION
+    from maple_edge_lite.learn.layer_cost import ALIGN
+
+    sets = [tuple(x.split(",")) for x in args.sets] if args.sets else (
+        [LAYER_CALIBRATION] + [LAYER_CALIBRATION[:4] + (n,) for n in ("squeezenet1_1", "mobilenet_v1_1.0_224",
+                                                                        "mnasnet1.0", "regnet_x_400mf")])
+    paths = [p for d in args.data for p in sorted(Path(d).glob("vm-*.csv"))
+             if (args.runtimes is None or p.stem[3:-3] in args.runtimes.split(","))]
+    union = set().union(*sets)
+    scores = np.zeros((len(sets), len(paths)))
+    for j, p in enumerate(paths):
+        suite, nets, _ = load(p)
+        unknown = union - set(nets)
+        if unknown:
+            print(f"{p}: no measurement of {sorted(unknown)}", file=sys.stderr)
+            return 1
+        cache, _ = cache_of(p, None, False)
+        test = [n for n in nets if n not in union]
+        Ft = np.array([features("zoo", n, cache, ALIGN)[0] for n in test])
+        yt = np.array([nets[n][1] for n in test])
+        for i, cal in enumerate(sets):
+            m = fit_suite_model(suite, cache, ALIGN)
+            m.calibrate(np.array([features("zoo", n, cache, ALIGN)[0] for n in cal]), [nets[n][1] for n in cal])
+            scores[i, j] = np.mean(np.abs(m.predict(Ft) / yt - 1) <= 0.10)
+    print(f"±10% accuracy on the {len(test)} zoo networks in no set, calibrated as the device cache does")
+    for j, p in enumerate(paths):
+        print(f"  file {j}: {p}")
+    print("       " + "".join(f"{'file ' + str(j):>8s}" for j in range(len(paths))) + f"{'mean':>8s}")
+    for i, cal in enumerate(sets):
+        print(f"set {i}: " + "".join(f"{v:8.2f}" for v in scores[i]) + f"{scores[i].mean():8.3f}   {', '.join(cal)}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -425,6 +466,13 @@ def main(argv=None) -> int:
                    help="degrees of freedom of the calibration's Student-t noise (default "
                    "learn.layer_cost.NOISE_DF, 0: Gaussian)")
     s.set_defaults(func=_score)
+    c = sub.add_parser("calibration", help="compare sets of calibration networks for the device cache")
+    c.add_argument("--data", nargs="+", default=[str(DATA)], help="data folders (each vm-*.csv scored)")
+    c.add_argument("--runtimes", help="comma-separated runtimes of the files to score, e.g. onnxruntime,openvino-f32")
+    c.add_argument("--sets", nargs="+", help="comma-separated zoo names, one argument per set (default: the "
+                   "shipped LAYER_CALIBRATION, then its first four with each of SqueezeNet 1.1, MobileNetV1 1.0, "
+                   "MnasNet 1.0 and RegNetX-400MF)")
+    c.set_defaults(func=_calibration_sets)
     args = ap.parse_args(argv)
     return args.func(args)
 
