@@ -744,6 +744,10 @@ def test_cli_layers_per_layer_milliseconds(tmp_path, zoo_tables, capsys, pack_ra
     assert (p["lo_ms"], p["hi_ms"]) == (pytest.approx(lo, abs=1e-6), pytest.approx(hi, abs=1e-6))
     assert p["per_inference_ms"] + sum(p["layer_ms"]) == pytest.approx(ms, rel=1e-5)
     np.testing.assert_allclose(p["layer_ms"], per, rtol=1e-4, atol=1e-6)
+    assert p["interval_level"] == core.interval_level == 0.9
+    LC.pack(m, tmp_path / "dev80.melw", level=0.8)  # the level is the model's
+    assert main(["layers", str(tmp_path / "t.json"), "--model", str(tmp_path / "dev80.melw"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prediction"]["interval_level"] == pytest.approx(0.8)
     pack_random((4, 8, 1), name="mlp.melw")
     assert main(["layers", str(onnx_file), "--model", str(tmp_path / "mlp.melw")]) == 1
     err = capsys.readouterr().err

@@ -61,6 +61,7 @@ def test_predict_onnx_builds_once_then_answers_from_the_cache(fake_rt, tmp_path,
     out = capsys.readouterr()
     rep = json.loads(out.out)
     assert rep["built"] and "cached this device's layer cost model" in out.err
+    assert rep["interval_level"] == 0.9  # the level the core model carries
     preds = rep["predictions"]
     assert [p["path"] for p in preds] == nets
     for p in preds:

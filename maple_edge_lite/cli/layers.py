@@ -123,7 +123,8 @@ def _layers(args) -> int:
         core, where = _device_model(args)
         c0, per, (ms, lo, hi) = _layer_ms(core, table)
         pred = {"model": where, "latency_ms": round(ms, 6), "lo_ms": round(lo, 6), "hi_ms": round(hi, 6),
-                "interval_level": 0.9, "per_inference_ms": round(c0, 6), "layer_ms": [round(v, 6) for v in per]}
+                "interval_level": core.interval_level, "per_inference_ms": round(c0, 6),
+                "layer_ms": [round(v, 6) for v in per]}
     if args.json:
         doc = table.to_dict()
         if pred is not None:

@@ -400,7 +400,7 @@ def _predict_onnx(args) -> int:
     if args.json:
         print(json.dumps({"model": str(entry / LAYER_FILES["model"]), "core_model": str(entry / LAYER_FILES["core"]),
                           "runtime": runtime, "threads": threads,
-                          "built": built, "recheck": rc, "interval_level": 0.9,
+                          "built": built, "recheck": rc, "interval_level": core.interval_level,
                           "predictions": [{"path": f, "latency_ms": round(float(v), 6), "lo_ms": round(float(a), 6),
                                            "hi_ms": round(float(b), 6), "macs": int(t.totals()["macs"]),
                                            **({"unpriced_layers": u} if u else {})}
