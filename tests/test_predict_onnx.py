@@ -371,3 +371,45 @@ def test_layer_recheck_without_a_model_measures_nothing_and_ctrl_c_keeps_the_ent
         _cache.layer_recheck("fake-layers")
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
     assert not [p for p in d.parent.iterdir() if p.name.endswith(".tmp")]  # no staged folder left
+
+
+def test_validate_onnx_scores_the_layer_model_on_the_files(fake_rt, tmp_path, capsys):
+    """``validate --onnx``: the files predicted as ``predict --onnx`` predicts them, measured, scored
+    (±10%, MAPE, coverage; Spearman from three networks), the calibration networks timed again for
+    the drift (1.5x once the device slows, with the advice to --recheck), the cache left as it was;
+    --csv writes measure --onnx's table; bad combinations are one-line errors."""
+    nets = []
+    for name in ("mobilenet_v1_0.25_128", "mnasnet0.5"):
+        p = tmp_path / f"{name}.onnx"
+        p.write_bytes(zoo.zoo_onnx(name))
+        nets.append(str(p))
+    assert main(["predict", "--onnx", *nets, "--runtime", "fake-layers", "--json"]) == 0
+    preds = {p["path"]: p for p in json.loads(capsys.readouterr().out)["predictions"]}
+    d = next((tmp_path / "cache" / "layers").glob("fake-layers-1t-*"))
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    csv_path = tmp_path / "v.csv"
+    assert main(["validate", "--onnx", *nets, "--runtime", "fake-layers", "--json", "--csv", str(csv_path)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert not rep["built"] and [r["path"] for r in rep["networks"]] == nets
+    for r in rep["networks"]:
+        assert r["latency_ms"] == pytest.approx(preds[r["path"]]["latency_ms"], rel=1e-6) and r["measured_ms"] > 0
+    y = np.array([r["measured_ms"] for r in rep["networks"]])
+    p = np.array([r["latency_ms"] for r in rep["networks"]])
+    assert rep["acc10"] == pytest.approx(np.mean(np.abs(p / y - 1) <= 0.1))
+    assert rep["spearman"] is None and rep["interval_level"] == 0.9 and 0 <= rep["coverage"] <= 1
+    assert rep["calibration_drift"] == pytest.approx(1.0, abs=0.15) and rep["drift_networks"] == 5
+    assert csv_path.read_text().splitlines()[0] == "path,sha256,device,latency_ms"
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # the cache only read
+    SLOWDOWN["factor"] = 1.5
+    assert main(["validate", "--onnx", *nets, "--runtime", "fake-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "calibration networks run +" in out and "predict --onnx FILE --recheck --runtime fake-layers" in out
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    for bad, what in ((["--onnx", nets[0], "--sample", "5"], "--onnx goes without"),
+                      (["--onnx", str(tmp_path / "t.json")], "layer table"),
+                      (["--precision", "f32"], "--precision go with --onnx")):
+        if what == "layer table":
+            (tmp_path / "t.json").write_text("{}")
+        assert main(["validate", "--runtime", "fake-layers", *bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err

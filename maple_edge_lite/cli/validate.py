@@ -1,12 +1,15 @@
 """``maple-edge-lite validate``: how good this device's predictor is, measured on this device.
 
     maple-edge-lite validate --sample 100 --seed 1 --plot validate.png
+    maple-edge-lite validate --onnx a.onnx b.onnx       # the layer cost model on your networks
 
 Measures ``--sample`` random connected NAS-Bench-201 cells under the runtime (the same timing as
 ``measure``), predicts them with this device's cached predictor (built first if there is none),
 and reports ±5/10/15% accuracy, Spearman, MAPE and how many measurements fall inside the
 predictor's interval; ``--plot`` draws predicted against measured (log-log, the ±10% band, the
-intervals). The cache is only read (or built once, as ``predict`` would): an interrupted run
+intervals). ``--onnx FILE ...`` does the same for the layer cost model on the user's own networks
+(``predict --onnx``'s model), with the device's speed drift since it was calibrated. The cache is
+only read (or built once, as ``predict`` would): an interrupted run
 leaves it as it was."""
 
 from __future__ import annotations
@@ -20,22 +23,33 @@ EXIT_NO_PLOT = 3  # --plot asked for but matplotlib is not installed (nothing wa
 
 
 def add_parser(subparsers) -> None:
+    from .predict import PRECISION_HELP, _input_shape
+
     v = subparsers.add_parser(
         "validate",
         help="measure random architectures on this device and score this device's predictor on them",
-        description="Measure --sample random connected NAS-Bench-201 cells (--space fbnet: FBNet networks) under --runtime at --threads (the "
+        description="Measure --sample random connected NAS-Bench-201 cells (--space fbnet: FBNet networks; --onnx: "
+        "the ONNX files given, against this device's layer cost model) under --runtime at --threads (the "
         "timing of `measure`), predict them with this device's cached predictor (built first if needed, as "
         "`predict` does), and print +-5/10/15%% accuracy, Spearman, MAPE and the share of measurements inside "
         "the predicted interval. Exit status: 0 done; 1 error; %d --plot without matplotlib "
         "(pip install 'maple-edge-lite[plot]'); 130 interrupted (the cache is left as it was)." % EXIT_NO_PLOT,
     )
-    v.add_argument("--sample", type=int, default=50, metavar="N", help="random connected cells to measure (default 50)")
+    v.add_argument("--onnx", nargs="+", metavar="FILE", help="ONNX CNNs instead of random cells: predicted with this "
+                   "device's layer cost model (as `predict --onnx`), measured (as `measure --onnx`), and the model's "
+                   "calibration networks timed again for the device's speed drift")
+    v.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
+                   help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic")
+    v.add_argument("--precision", choices=("f32", "bf16", "f16"), default=None,
+                   help="with --onnx: " + PRECISION_HELP)
+    v.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="random connected cells to measure (default 50)")
     v.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the sample (default 0)")
     v.add_argument("--runtime", default=None, metavar="NAME", help="runtime (default onnxruntime)")
     v.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads (default 1)")
     v.add_argument("--plot", metavar="FILE.png", help="draw predicted against measured into this PNG")
     v.add_argument("--csv", metavar="FILE", help="also write the measurements (the shared CSV format + sidecar)")
-    v.add_argument("--space", choices=("nb201", "fbnet"), default="nb201",
+    v.add_argument("--space", choices=("nb201", "fbnet"), default=None,
                    help="nb201: random connected NAS-Bench-201 cells and this device's nb201 predictor (default); "
                    "fbnet: random FBNet networks (224x224) and its fbnet predictor")
     v.add_argument("--json", action="store_true", help="print a JSON report")
@@ -139,6 +153,13 @@ def _validate(args) -> int:
     from ..learn.evaluate import metrics
     from .predict import _progress_printer
 
+    if args.onnx:
+        return _validate_onnx(args)
+    if args.input_shape or args.precision:
+        raise InputError("--input-shape and --precision go with --onnx (an ONNX network's input shape; the layer "
+                         "cost model's runtime precision)")
+    args.sample = 50 if args.sample is None else args.sample
+    args.space = args.space or "nb201"
     if isinstance(args.sample, bool) or args.sample < 1:
         raise InputError(f"--sample must be at least 1, got {args.sample}")
     if args.plot and no_plot(args.plot):
@@ -218,4 +239,99 @@ def _validate(args) -> int:
                      "to the speed now"))
         if args.plot:
             print(f"  plot: {args.plot}")
+    return 0
+
+
+def _validate_onnx(args) -> int:
+    """``validate --onnx FILE ...``: the files predicted with this device's cached layer cost model
+    (built first if there is none, as ``predict --onnx`` does), measured with ``measure --onnx``'s
+    timing, then the model's calibration networks timed again (what ``predict --onnx --recheck``
+    would apply, without changing the cache): ±5/10/15% accuracy, Spearman (three networks or
+    more), MAPE, the interval's coverage and the device's speed drift."""
+    import numpy as np
+
+    from .._cache import LAYER_FILES, RECHECK_MIN, read_manifest
+    from .._errors import InputError
+    from ..device import measure as M
+    from ..device.builders import zoo
+    from ..learn.evaluate import metrics
+    from .predict import _layer_core, _layer_table, _progress_printer, _runtime_options, _unpriced
+
+    if args.sample is not None or args.space is not None:
+        raise InputError("--onnx goes without --sample/--seed/--space: it measures the ONNX files given")
+    tables = [f for f in args.onnx if str(f).lower().endswith(".json")]
+    if tables:
+        raise InputError(f"{tables[0]} is a layer table: validate --onnx measures the networks, give their ONNX files")
+    if args.plot and no_plot(args.plot):
+        return EXIT_NO_PLOT
+    if args.csv:
+        M.check_writable(args.csv)
+    t0 = time.perf_counter()
+    shapes = dict(args.input_shape) or None
+    files = list(dict.fromkeys(os.fspath(f) for f in args.onnx))
+    layer_tables = [_layer_table(f, shapes) for f in files]  # every file read before a first use spends a minute
+    for f, t in zip(files, layer_tables):
+        _unpriced(f, t)
+    core, entry, built, runtime, threads = _layer_core(args, t0)
+    opts = _runtime_options(args)
+    show = _progress_printer()
+    rows = M.measure_onnx(files, runtime, threads, runtime_options=opts, input_shapes=shapes,
+                          progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
+    # The calibration networks, timed again right after the files: has the device's speed moved
+    # since the model was calibrated (the ratio `predict --onnx --recheck` would apply)?
+    manifest = read_manifest(entry)
+    then = {n: float(v) * float(manifest.get("speed_ratio", 1.0)) for n, v in manifest["calibration"].items()}
+    zw, _, _, _ = M.time_models(list(then), zoo.zoo_onnx, runtime, threads, runtime_options=opts,
+                                progress=lambda i, n, name, ts: ts is None and show("recheck_layers", i, n, name))
+    show("recheck_layers", 1, 1, "")
+    drift = float(np.median([min(t.median_ms for t in ts) / then[n] for n, ts in zw.items()])) if zw else None
+    by_path = {r.arch_str: r.latency_ms for r in rows}
+    kept = [i for i, f in enumerate(files) if f in by_path]  # less any the runtime rejected (the sidecar lists them)
+    if not kept:
+        raise InputError("the runtime ran none of the files: nothing to validate (`maple-edge-lite measure --onnx` "
+                         "says why)")
+    measured = np.array([by_path[files[i]] for i in kept])
+    pred, lo, hi = (np.array(v) for v in zip(*(core.predict_layers(layer_tables[i].array()) for i in kept)))
+    m = metrics(pred, measured)
+    level = core.interval_level
+    cover = float(np.mean((measured >= lo) & (measured <= hi)))
+    report = {
+        "model": str(entry / LAYER_FILES["model"]), "built": built, "runtime": runtime, "threads": threads,
+        "runtime_options": opts or None, "seconds": round(time.perf_counter() - t0, 1), "loadavg": list(os.getloadavg()),
+        "acc5": m["acc5"], "acc10": m["acc10"], "acc15": m["acc15"],
+        "spearman": m["spearman"] if len(kept) >= 3 else None, "mape": m["mape"],
+        "interval_level": level, "coverage": cover,
+        "calibration_drift": None if drift is None else round(drift, 4), "drift_networks": len(zw),
+        "acc10_drift_corrected": None if drift is None else float(np.mean(np.abs(pred * drift / measured - 1)
+                                                                          <= 0.10 + 1e-9)),
+        "networks": [{"path": files[i], "measured_ms": round(float(y), 6), "latency_ms": round(float(p), 6),
+                      "lo_ms": round(float(a), 6), "hi_ms": round(float(b), 6)}
+                     for i, y, p, a, b in zip(kept, measured, pred, lo, hi)],
+    }
+    if args.csv:
+        M.write_csv(rows, args.csv)
+    if args.plot:
+        plot(args.plot, measured, pred, lo, hi,
+             title=f"{runtime}, {threads} thread(s), {len(kept)} ONNX networks\n±10% {m['acc10']:.2f}, "
+                   f"MAPE {m['mape']:.1f}%, {level:.0%} interval covers {cover:.2f}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{len(kept)} ONNX networks, {runtime} at {threads} thread(s), this device's layer cost model "
+          f"({'built now' if built else 'cached'}):")
+    for r in report["networks"]:
+        print(f"  {r['latency_ms']:10.4f} ms predicted [{r['lo_ms']:.4f}, {r['hi_ms']:.4f}]  {r['measured_ms']:10.4f} ms "
+              f"measured  {100 * (r['latency_ms'] / r['measured_ms'] - 1):+6.1f}%  {r['path']}")
+    print(f"  within ±5% {m['acc5']:.2f}   ±10% {m['acc10']:.2f}   ±15% {m['acc15']:.2f}   "
+          + (f"Spearman {m['spearman']:.3f}   " if report["spearman"] is not None else "") + f"MAPE {m['mape']:.1f}%")
+    print(f"  {level:.0%} interval covers {cover:.2f} of the measurements")
+    if drift is not None:
+        again = " ".join(["maple-edge-lite predict --onnx FILE --recheck"]
+                         + ([f"--runtime {runtime}"] if args.runtime else []) + ([f"--threads {threads}"] if threads != 1 else [])
+                         + ([f"--precision {args.precision}"] if args.precision else []))
+        print(f"  the model's {len(zw)} calibration networks run {100 * (drift - 1):+.1f}% (median) against when it was "
+              f"calibrated; with that factor ±10% would be {report['acc10_drift_corrected']:.2f}"
+              + ("" if abs(drift - 1) < RECHECK_MIN else f" - the device's speed moved: `{again}` rescales the model"))
+    if args.plot:
+        print(f"  plot: {args.plot}")
     return 0
