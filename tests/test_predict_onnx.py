@@ -51,12 +51,18 @@ def fake_rt(tmp_path, monkeypatch):
     runtimes.unregister("fake-layers")
 
 
-def test_predict_onnx_builds_once_then_answers_from_the_cache(fake_rt, tmp_path, capsys):
-    nets = []
-    for name in ("mobilenet_v1_0.25_128", "mnasnet0.5"):
-        p = tmp_path / f"{name}.onnx"
+def _zoo_files(folder, *names):
+    """The zoo networks ``names`` written as ONNX files into ``folder``: their paths."""
+    out = []
+    for name in names:
+        p = folder / f"{name}.onnx"
         p.write_bytes(zoo.zoo_onnx(name))
-        nets.append(str(p))
+        out.append(str(p))
+    return out
+
+
+def test_predict_onnx_builds_once_then_answers_from_the_cache(fake_rt, tmp_path, capsys):
+    nets = _zoo_files(tmp_path, "mobilenet_v1_0.25_128", "mnasnet0.5")
     assert main(["predict", "--onnx", *nets, "--runtime", "fake-layers", "--json"]) == 0
     out = capsys.readouterr()
     rep = json.loads(out.out)
@@ -378,11 +384,7 @@ def test_validate_onnx_scores_the_layer_model_on_the_files(fake_rt, tmp_path, ca
     (±10%, MAPE, coverage; Spearman from three networks), the calibration networks timed again for
     the drift (1.5x once the device slows, with the advice to --recheck), the cache left as it was;
     --csv writes measure --onnx's table; bad combinations are one-line errors."""
-    nets = []
-    for name in ("mobilenet_v1_0.25_128", "mnasnet0.5"):
-        p = tmp_path / f"{name}.onnx"
-        p.write_bytes(zoo.zoo_onnx(name))
-        nets.append(str(p))
+    nets = _zoo_files(tmp_path, "mobilenet_v1_0.25_128", "mnasnet0.5")
     assert main(["predict", "--onnx", *nets, "--runtime", "fake-layers", "--json"]) == 0
     preds = {p["path"]: p for p in json.loads(capsys.readouterr().out)["predictions"]}
     d = next((tmp_path / "cache" / "layers").glob("fake-layers-1t-*"))
