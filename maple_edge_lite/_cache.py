@@ -605,7 +605,8 @@ def read_manifest(d: Union[str, os.PathLike]) -> Dict[str, Any]:
 
 __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_identity", "entry_dir", "digest",
            "read_manifest", "CacheError", "MANIFEST_SCHEMA", "FILES", "layer_model", "layer_key", "LAYER_CALIBRATION",
-           "recheck", "recheck_archs", "speed_sd", "RECHECK_REFS", "RECHECK_MIN", "layer_recheck"]
+           "recheck", "recheck_archs", "speed_sd", "RECHECK_REFS", "RECHECK_MIN", "layer_recheck",
+           "layer_speed_ratio"]
 
 
 # --- the layer cost model (any ONNX CNN): `predict --onnx` -------------------------------------
@@ -797,27 +798,42 @@ def layer_recheck(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *,
                               measure_options or {})
 
 
-def _layer_recheck(d: Path, key, model, runtime, threads, runtime_options, note, measure_options) -> Dict[str, Any]:
-    """:func:`layer_recheck`'s work, under the build lock: time, record, rescale if applied, install."""
+def layer_speed_ratio(manifest: Dict[str, Any], runtime: str, threads: int, runtime_options=None,
+                      progress: Optional[Progress] = None,
+                      measure_options: Optional[Dict[str, Any]] = None) -> Tuple[Optional[float], int]:
+    """``(ratio, networks)``: the calibration networks of a layer model's cache entry (its
+    ``manifest``) timed again, the median of now / then (then at the model's speed: the
+    calibration times the rechecks' ``speed_ratio``) over the ``networks`` the runtime ran (None
+    when it ran none). Changes nothing (``layer_recheck`` applies it; ``validate --onnx`` reports it)."""
     import numpy as np
 
     from .device import measure
     from .device.builders import zoo
+
+    note = progress or (lambda *a: None)
+    then = {n: float(v) * float(manifest.get("speed_ratio", 1.0)) for n, v in manifest["calibration"].items()}
+    zw, _, _, _ = measure.time_models(list(then), zoo.zoo_onnx, runtime, threads, runtime_options=runtime_options,
+                                      progress=lambda i, n, name, ts: ts is None and note("recheck_layers", i, n, name),
+                                      **(measure_options or {}))
+    note("recheck_layers", 1, 1, "")
+    if not zw:
+        return None, 0
+    return float(np.median([min(t.median_ms for t in ts) / then[n] for n, ts in zw.items()])), len(zw)
+
+
+def _layer_recheck(d: Path, key, model, runtime, threads, runtime_options, note, measure_options) -> Dict[str, Any]:
+    """:func:`layer_recheck`'s work, under the build lock: time, record, rescale if applied, install."""
+    from .device import measure
     from .format import write_atomic
 
     manifest = read_manifest(d)
     speed = float(manifest.get("speed_ratio", 1.0))
-    then = {n: float(v) * speed for n, v in manifest["calibration"].items()}  # at the model's speed now
     t0 = time.perf_counter()
-    zw, _, _, _ = measure.time_models(list(then), zoo.zoo_onnx, runtime, threads, runtime_options=runtime_options,
-                                      progress=lambda i, n, name, ts: ts is None and note("recheck_layers", i, n, name),
-                                      **measure_options)
-    note("recheck_layers", 1, 1, "")
-    if not zw:
-        raise CacheError(f"the runtime ran none of the calibration networks again ({', '.join(then)}): the cached "
-                         "layer cost model is left as it was")
-    ratio = float(np.median([min(t.median_ms for t in ts) / then[n] for n, ts in zw.items()]))
-    record = {"time": measure._now(), "networks": len(zw), "ratio": round(ratio, 5),
+    ratio, timed = layer_speed_ratio(manifest, runtime, threads, runtime_options, note, measure_options)
+    if ratio is None:
+        raise CacheError(f"the runtime ran none of the calibration networks again ({', '.join(manifest['calibration'])}):"
+                         " the cached layer cost model is left as it was")
+    record = {"time": measure._now(), "networks": timed, "ratio": round(ratio, 5),
               "applied": bool(abs(ratio - 1) >= RECHECK_MIN), "measure_s": round(time.perf_counter() - t0, 3)}
     manifest = dict(manifest, rechecks=(manifest.get("rechecks") or []) + [record], updated=record["time"])
     if record["applied"]:

@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
                    help="with --onnx: " + PRECISION_HELP)
     v.add_argument("--sample", type=int, default=None, metavar="N",
                    help="random connected cells to measure (default 50)")
-    v.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the sample (default 0)")
+    v.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the sample (default 0)")
     v.add_argument("--runtime", default=None, metavar="NAME", help="runtime (default onnxruntime)")
     v.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads (default 1)")
     v.add_argument("--plot", metavar="FILE.png", help="draw predicted against measured into this PNG")
@@ -159,6 +159,7 @@ def _validate(args) -> int:
         raise InputError("--input-shape and --precision go with --onnx (an ONNX network's input shape; the layer "
                          "cost model's runtime precision)")
     args.sample = 50 if args.sample is None else args.sample
+    args.seed = 0 if args.seed is None else args.seed
     args.space = args.space or "nb201"
     if isinstance(args.sample, bool) or args.sample < 1:
         raise InputError(f"--sample must be at least 1, got {args.sample}")
@@ -250,14 +251,13 @@ def _validate_onnx(args) -> int:
     more), MAPE, the interval's coverage and the device's speed drift."""
     import numpy as np
 
-    from .._cache import LAYER_FILES, RECHECK_MIN, read_manifest
+    from .._cache import LAYER_FILES, RECHECK_MIN, layer_speed_ratio, read_manifest
     from .._errors import InputError
     from ..device import measure as M
-    from ..device.builders import zoo
     from ..learn.evaluate import metrics
     from .predict import _layer_core, _layer_table, _progress_printer, _runtime_options, _unpriced
 
-    if args.sample is not None or args.space is not None:
+    if args.sample is not None or args.seed is not None or args.space is not None:
         raise InputError("--onnx goes without --sample/--seed/--space: it measures the ONNX files given")
     tables = [f for f in args.onnx if str(f).lower().endswith(".json")]
     if tables:
@@ -279,12 +279,7 @@ def _validate_onnx(args) -> int:
                           progress=lambda i, n, a, r: (r is None or i == n) and show("validate", i, n, a))
     # The calibration networks, timed again right after the files: has the device's speed moved
     # since the model was calibrated (the ratio `predict --onnx --recheck` would apply)?
-    manifest = read_manifest(entry)
-    then = {n: float(v) * float(manifest.get("speed_ratio", 1.0)) for n, v in manifest["calibration"].items()}
-    zw, _, _, _ = M.time_models(list(then), zoo.zoo_onnx, runtime, threads, runtime_options=opts,
-                                progress=lambda i, n, name, ts: ts is None and show("recheck_layers", i, n, name))
-    show("recheck_layers", 1, 1, "")
-    drift = float(np.median([min(t.median_ms for t in ts) / then[n] for n, ts in zw.items()])) if zw else None
+    drift, timed = layer_speed_ratio(read_manifest(entry), runtime, threads, opts, show)
     by_path = {r.arch_str: r.latency_ms for r in rows}
     kept = [i for i, f in enumerate(files) if f in by_path]  # less any the runtime rejected (the sidecar lists them)
     if not kept:
@@ -301,7 +296,7 @@ def _validate_onnx(args) -> int:
         "acc5": m["acc5"], "acc10": m["acc10"], "acc15": m["acc15"],
         "spearman": m["spearman"] if len(kept) >= 3 else None, "mape": m["mape"],
         "interval_level": level, "coverage": cover,
-        "calibration_drift": None if drift is None else round(drift, 4), "drift_networks": len(zw),
+        "calibration_drift": None if drift is None else round(drift, 4), "drift_networks": timed,
         "acc10_drift_corrected": None if drift is None else float(np.mean(np.abs(pred * drift / measured - 1)
                                                                           <= 0.10 + 1e-9)),
         "networks": [{"path": files[i], "measured_ms": round(float(y), 6), "latency_ms": round(float(p), 6),
@@ -329,7 +324,7 @@ def _validate_onnx(args) -> int:
         again = " ".join(["maple-edge-lite predict --onnx FILE --recheck"]
                          + ([f"--runtime {runtime}"] if args.runtime else []) + ([f"--threads {threads}"] if threads != 1 else [])
                          + ([f"--precision {args.precision}"] if args.precision else []))
-        print(f"  the model's {len(zw)} calibration networks run {100 * (drift - 1):+.1f}% (median) against when it was "
+        print(f"  the model's {timed} calibration networks run {100 * (drift - 1):+.1f}% (median) against when it was "
               f"calibrated; with that factor ±10% would be {report['acc10_drift_corrected']:.2f}"
               + ("" if abs(drift - 1) < RECHECK_MIN else f" - the device's speed moved: `{again}` rescales the model"))
     if args.plot:
