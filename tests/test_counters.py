@@ -24,6 +24,12 @@ def spin(seconds):
 
 
 def open_fds():
+    """The process's open file descriptors, after a garbage collection: a file object an earlier
+    test dropped is closed when the collector gets to it, which otherwise could happen in the
+    middle of a test and change the count by what no code under test did."""
+    import gc
+
+    gc.collect()
     return len(os.listdir("/proc/self/fd"))
 
 
