@@ -311,7 +311,7 @@ def _build(d: Path, key, runtime, threads, base, progress, profile_options, meas
 def _prior_costs(model, runtime, threads, d: Path, progress):
     """``(layer_costs or None, what centres the prior)`` for building a device model from the base
     ``model``: an fbnet base is centred on this device's layer cost model (built first if the
-    cache has none: the layer suite and five zoo networks measured, about 80 s here; see
+    cache has none: the layer suite and five zoo networks measured, about 65 s here; see
     ``learn.layer_prior``); a NAS-Bench-201 base on its descriptor's operator sum (``adapt_base``)."""
     if model.metadata.get("search_space") != "fbnet":
         return None, "operator sum of the descriptor's latencies"
@@ -663,7 +663,7 @@ def layer_model(runtime: str = DEFAULT_RUNTIME, threads: int = 1, *, refresh: bo
                 measure_options: Optional[Dict[str, Any]] = None, runtime_options: Optional[Dict[str, Any]] = None):
     """``(LayerCostModel, entry folder, built)``: this device's layer cost model for ``runtime``
     at ``threads`` threads (``runtime_options``: the adapter's settings, e.g. OpenVINO's
-    ``{"precision": "f32"}``; part of the key), from the cache, else built now (about 80 s here): the layer suite is
+    ``{"precision": "f32"}``; part of the key), from the cache, else built now (about 65 s here): the layer suite is
     measured and fitted, the :data:`LAYER_CALIBRATION` networks are measured and calibrate it, and
     the result is cached beside the cell predictors (``<cache>/layers/``), installed atomically
     under the same lock discipline. ``suite_timing`` / ``measure_options`` override the timing

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     pm = p.add_mutually_exclusive_group()
     pm.add_argument("--predict", action="store_true",
                     help="add the milliseconds each layer costs on this device, from its cached layer cost model "
-                    "(the one `predict --onnx` uses, built on first use: about 80 s), and the network's prediction")
+                    "(the one `predict --onnx` uses, built on first use: about 65 s), and the network's prediction")
     pm.add_argument("--model", metavar="FILE.melw", dest="model_file",
                     help="as --predict, from this layer cost model (e.g. a cache's layer_model.melw)")
     p.add_argument("--runtime", default=None, metavar="NAME", help="with --predict: the runtime (default onnxruntime)")

@@ -79,7 +79,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--onnx", nargs="+", default=[], metavar="FILE",
                    help="ONNX CNNs (or their .json layer tables from `maple-edge-lite layers -o`, which need no onnx "
                    "package here) to predict with this device's layer cost model (built on first use: the layer "
-                   "suite and five zoo networks measured, about 80 s)")
+                   "suite and five zoo networks measured, about 65 s)")
     p.add_argument("--input-shape", action="append", default=[], type=_input_shape, metavar="NAME=D0,D1,...",
                    help="with --onnx: the full shape of an input whose dimensions besides the batch are dynamic "
                    "(e.g. input=1,3,640,640; repeatable; for every file given)")
