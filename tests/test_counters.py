@@ -4,7 +4,6 @@ error path through the scripted fake syscall layer (with proof that no fd leaks)
 from __future__ import annotations
 
 import mmap
-import os
 import threading
 import time
 
@@ -14,6 +13,8 @@ import maple_edge_lite as mel
 from maple_edge_lite import _core
 from maple_edge_lite.device import counters as C
 
+from _util import counter_fds
+
 pytestmark = pytest.mark.skipif(not hasattr(_core, "_Counters"), reason="counters need Linux perf_event")
 
 
@@ -21,25 +22,6 @@ def spin(seconds):
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
-
-
-def open_fds():
-    """The open file descriptors the counters code could leak, by target: perf_event fds and files
-    under /proc and /sys (perf_event_paranoid, the PMUs' sysfs), after a garbage collection. Not
-    every fd of the process: on CI the total moved by 4 in either direction during a CLI case (pipes
-    or files of earlier tests, opened or closed meanwhile by no code under test)."""
-    import gc
-
-    gc.collect()
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # the listing's own fd, closed by now
-            continue
-        if target.startswith(("/proc", "/sys")) or "perf_event" in target:
-            out.append(target)
-    return sorted(out)
 
 
 def software_events_work():
@@ -161,13 +143,13 @@ def test_probe_reports_every_known_event_with_a_reason():
 
 
 def test_real_counters_leak_no_fd():
-    before = open_fds()
+    before = counter_fds()
     for _ in range(50):
         c = C.Counters(C.MAPLE_EDGE_EVENTS + ("task-clock", "page-faults"))
         with c:
             pass
         c.close()
-    assert open_fds() == before
+    assert counter_fds() == before
 
 
 def test_unknown_event_and_bad_arguments():
@@ -236,11 +218,11 @@ MATRIX = [
 
 @pytest.fixture
 def fake():
-    base_fds = open_fds()
+    base_fds = counter_fds()
     yield C._fake_syscalls
     assert _core._counters_fake_open_fds() == 0, "a counter fd was leaked"
     assert _core._counters_fake_bad_closes() == 0, "an fd was closed twice or never opened"
-    assert open_fds() == base_fds
+    assert counter_fds() == base_fds
 
 
 @pytest.mark.parametrize("spec, event, state, fragment", MATRIX, ids=[f"{m[0] or 'ok'}|{m[1]}" for m in MATRIX])

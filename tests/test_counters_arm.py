@@ -7,7 +7,6 @@ core type with its own CPUs) and what the library does about it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 import maple_edge_lite as mel
 from maple_edge_lite import _core
 from maple_edge_lite.device import counters as C
+
+from _util import counter_fds
 
 pytestmark = pytest.mark.skipif(not hasattr(_core, "_Counters"), reason="counters need Linux perf_event")
 
@@ -26,30 +27,13 @@ def board(name):
     return str(SYSFS / name)
 
 
-def _open_fds():
-    """The open fds the counters code could leak, by target (as test_counters.open_fds): perf_event
-    fds and files under /proc and /sys, after a garbage collection."""
-    import gc
-
-    gc.collect()
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(("/proc", "/sys")) or "perf_event" in target:
-            out.append(target)
-    return sorted(out)
-
-
 @pytest.fixture
 def fake():
-    base_fds = _open_fds()
+    base_fds = counter_fds()
     yield C._fake_syscalls
     assert _core._counters_fake_open_fds() == 0, "a counter fd was leaked"
     assert _core._counters_fake_bad_closes() == 0, "an fd was closed twice or never opened"
-    assert _open_fds() == base_fds
+    assert counter_fds() == base_fds
 
 
 def window(names, spec, **kw):
