@@ -715,7 +715,6 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     from .device import layers, measure, profile
     from .device.builders import layer_suite, zoo
     from .device.host import core_cache
-    from .format import write_atomic
     from .learn.layer_cost import ALIGN, ALIGN_CLASSES, LayerCostModel, network_features
 
     suite = {s.name: s for s in layer_suite.default_suite()}
@@ -755,20 +754,28 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
     Fz = np.array([model.features(layers.from_onnx(build(n))) for n in zn])
     yz = np.array([min(x.median_ms for x in zw[n]) for n in zn])
     model.calibrate(Fz, yz)
+    manifest = {"schema": MANIFEST_SCHEMA, "key": key, "digest": digest(key), "created": measure._now(),
+                "runtime": info, "suite": {n: round(float(v), 6) for n, v in zip(sn, y)},
+                "suite_rejected": s_rej, "suite_noise": noise, "suite_timing": s_settings,
+                "calibration": {n: round(float(v), 6) for n, v in zip(zn, yz)},
+                "calibration_weights": {n: round(float(u), 4) for n, u in zip(zn, model.weights)},
+                "calibration_rejected": z_rej,
+                "calibration_timing": z_settings, "files": dict(LAYER_FILES),
+                "core_cache": dict(cache, bytes=cb, spill_ms_per_mb=model.w_spill if model.has_spill else None),
+                "align": {"channels": model.align, "ms_per_unaligned_mmac": dict(zip(ALIGN_CLASSES,
+                                                                                     model.w_align.tolist()))},
+                "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
+    _install_layer_entry(d, key, model, manifest)
+
+
+def _install_layer_entry(d: Path, key, model, manifest: Dict[str, Any]) -> None:
+    """Write a layer model's entry (its JSON model, the ``.melw`` the core loads, the manifest) in a
+    staged folder and install it at ``d`` (:func:`_staged`): the build's and a recheck's."""
+    from .format import write_atomic
+
     with _staged(d) as tmp:
         write_atomic(tmp / LAYER_FILES["model"], (json.dumps(model.to_dict(), indent=1) + "\n").encode())
         _pack_layer_core(tmp / LAYER_FILES["core"], model, key)
-        manifest = {"schema": MANIFEST_SCHEMA, "key": key, "digest": digest(key), "created": measure._now(),
-                    "runtime": info, "suite": {n: round(float(v), 6) for n, v in zip(sn, y)},
-                    "suite_rejected": s_rej, "suite_noise": noise, "suite_timing": s_settings,
-                    "calibration": {n: round(float(v), 6) for n, v in zip(zn, yz)},
-                    "calibration_weights": {n: round(float(u), 4) for n, u in zip(zn, model.weights)},
-                    "calibration_rejected": z_rej,
-                    "calibration_timing": z_settings, "files": dict(LAYER_FILES),
-                    "core_cache": dict(cache, bytes=cb, spill_ms_per_mb=model.w_spill if model.has_spill else None),
-                    "align": {"channels": model.align, "ms_per_unaligned_mmac": dict(zip(ALIGN_CLASSES,
-                                                                                         model.w_align.tolist()))},
-                    "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
         write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
 
 
@@ -824,7 +831,6 @@ def layer_speed_ratio(manifest: Dict[str, Any], runtime: str, threads: int, runt
 def _layer_recheck(d: Path, key, model, runtime, threads, runtime_options, note, measure_options) -> Dict[str, Any]:
     """:func:`layer_recheck`'s work, under the build lock: time, record, rescale if applied, install."""
     from .device import measure
-    from .format import write_atomic
 
     manifest = read_manifest(d)
     speed = float(manifest.get("speed_ratio", 1.0))
@@ -840,8 +846,5 @@ def _layer_recheck(d: Path, key, model, runtime, threads, runtime_options, note,
         model = model.rescaled(ratio)
         manifest["speed_ratio"] = round(speed * ratio, 5)
     model.speed_sd = speed_sd(manifest)
-    with _staged(d) as tmp:
-        write_atomic(tmp / LAYER_FILES["model"], (json.dumps(model.to_dict(), indent=1) + "\n").encode())
-        _pack_layer_core(tmp / LAYER_FILES["core"], model, key)
-        write_atomic(tmp / LAYER_FILES["manifest"], (json.dumps(manifest, indent=2) + "\n").encode())
+    _install_layer_entry(d, key, model, manifest)
     return record
