@@ -242,7 +242,7 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     y = np.array([nets[n][1] for n in names])
     F, macs = (np.array(v) for v in zip(*(features("zoo", n, cache_bytes, align) for n in names)))
     un = list(unal)
-    Fu = np.array([features("unaligned", n, cache_bytes, align)[0] for n in un]).reshape(len(un), -1)
+    Fu = np.array([features("unaligned", n, cache_bytes, align)[0] for n in un]).reshape(len(un), F.shape[1])
     preds = {m: np.zeros((draws, len(y))) for m in ("layer_cost", "suite_sum", "macs_linear", "scaled_macs")}
     los, his = np.zeros((draws, len(y))), np.zeros((draws, len(y)))
     for f in sorted(set(fam)):
