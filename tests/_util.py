@@ -77,3 +77,17 @@ def counter_fds():
         if target.startswith(("/proc", "/sys")) or "perf_event" in target:
             out.append(target)
     return sorted(out)
+
+
+def count_params(onnx_mod, model, convention):
+    """Parameters of a loaded ONNX model: float tensors feeding Conv, Gemm and (scale, shift only)
+    BatchNormalization nodes; ``no_batchnorm`` leaves the batch norms out (test_zoo, test_yolov8)."""
+    inits = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer
+             if t.data_type == onnx_mod.TensorProto.FLOAT}
+    total = 0
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "Gemm"):
+            total += sum(inits[i] for i in n.input[1:] if i)
+        elif n.op_type == "BatchNormalization" and convention == "trainable":
+            total += inits[n.input[1]] + inits[n.input[2]]
+    return total

@@ -28,6 +28,8 @@ import pytest
 import maple_edge_lite as mel
 from maple_edge_lite.device import builders
 
+from _util import count_params
+
 NAMES = builders.zoo_names()
 TINY = np.float32(1.1754944e-38)  # smallest normal float32
 
@@ -49,20 +51,6 @@ def session(ort, model_bytes, optimize=True):
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-
-
-def count_params(onnx_mod, model, convention):
-    """Parameters of a loaded model: float tensors feeding Conv, Gemm and (scale, shift only)
-    BatchNormalization nodes; ``no_batchnorm`` leaves the batch norms out."""
-    inits = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer
-             if t.data_type == onnx_mod.TensorProto.FLOAT}
-    total = 0
-    for n in model.graph.node:
-        if n.op_type in ("Conv", "Gemm"):
-            total += sum(inits[i] for i in n.input[1:] if i)
-        elif n.op_type == "BatchNormalization" and convention == "trainable":
-            total += inits[n.input[1]] + inits[n.input[2]]
-    return total
 
 
 # --- the registry -----------------------------------------------------------------------------

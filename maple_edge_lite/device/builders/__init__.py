@@ -6,7 +6,8 @@ PyTorch), for runtimes to measure.
 - :func:`fbnet_onnx` (``fbnet``): an FBNet network from its 22 layer ops.
 - :func:`zoo_onnx`, :func:`zoo_names`, :func:`zoo_family`, :func:`zoo_info` (``zoo``): ResNet,
   MobileNetV1/V2/V3, EfficientNet, SqueezeNet, ShuffleNetV2, MnasNet and RegNetX variants as
-  torchvision (or TF-slim) defines them, with their published MACs and parameters.
+  torchvision (or TF-slim) defines them, with their published MACs and parameters;
+  :func:`yolov8_onnx`: the Ultralytics YOLOv8 detector (n/s/m), beside the zoo.
 - :class:`OpSpec`, :func:`default_suite`, :func:`op_onnx` (``ops``): the single-op models a
   device is profiled with.
 - :func:`save`: write a built model atomically; :func:`count_ops`, :func:`count_macs`: inspect one.
@@ -25,6 +26,7 @@ _LAZY = {
     "zoo_names": "zoo",
     "zoo_family": "zoo",
     "zoo_info": "zoo",
+    "yolov8_onnx": "zoo",
     "OpSpec": "ops",
     "default_suite": "ops",
     "op_onnx": "ops",

@@ -18,7 +18,11 @@ metadata, the TF-slim tables) and their source; ``tests/test_zoo.py`` counts bot
 graphs. Weights: identity batch norms and activation-matched conv gains (``_zoo_common``).
 
 Write the models to files with ``python -m maple_edge_lite.device.builders.zoo --out DIR
-[--names resnet18,mobilenet_v3_small]``."""
+[--names resnet18,mobilenet_v3_small]``.
+
+Beside the zoo, not one of its variants (the zoo holds classifiers, scored family by family by
+``benchmarks/zoo.py``): :func:`yolov8_onnx`, the Ultralytics YOLOv8 detector (scales n/s/m,
+``_zoo_detect``), whose parameters ``tests/test_zoo.py`` checks against Ultralytics' own counts."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 
 from ..._errors import InputError
 from ._graph import Graph, positive_int, seed_int
+from ._zoo_detect import YOLOV8_REG_MAX, YOLOV8_SCALES, yolov8, yolov8_anchors
 from ._zoo_misc import shufflenet_v2, squeezenet1_1
 from ._zoo_mobile import efficientnet, mnasnet, mobilenet_v1, mobilenet_v2, mobilenet_v3
 from ._zoo_resnet import regnet_x, resnet
@@ -193,6 +198,31 @@ def zoo_onnx(name: str, *, batch: int = 1, num_classes: int = 1000, seed: int = 
             "maple_edge_lite.zoo.family": e.family, "maple_edge_lite.seed": str(seed),
             "maple_edge_lite.config": f"resolution={r},num_classes={num_classes},batch={batch}"}
     return g.serialize(name, [batch, 3, r, r], [batch, num_classes], doc, meta)
+
+
+def yolov8_onnx(scale: str = "n", *, resolution: int = 640, num_classes: int = 80, batch: int = 1,
+                seed: int = 0) -> bytes:
+    """The serialized ONNX model (opset 17) of Ultralytics YOLOv8 at ``scale`` ("n", "s" or "m";
+    ``yolov8{scale}.yaml``), not a zoo variant: input ``"input"`` float32 ``[batch, 3, R, R]``
+    (R = ``resolution``, a multiple of 32), output ``"output"`` float32 ``[batch, 64 +
+    num_classes, anchors]``, the three heads' raw outputs before the box decoding (``_zoo_detect``).
+    Same arguments, same bytes. ``InputError`` for an unknown scale or a bad argument."""
+    if scale not in YOLOV8_SCALES:
+        raise InputError(f"unknown YOLOv8 scale {scale!r}; known: {', '.join(YOLOV8_SCALES)}")
+    r = positive_int("resolution", resolution)
+    if r % 32:
+        raise InputError(f"resolution must be a multiple of 32 (YOLOv8's largest stride), not {r}")
+    batch = positive_int("batch", batch)
+    num_classes = positive_int("num_classes", num_classes)
+    seed = seed_int(seed)
+    g = Graph(seed)
+    g.rename_output(yolov8(g, scale, num_classes))
+    name = f"yolov8{scale}_{r}"
+    doc = (f"{name} (ultralytics yolov8{scale}.yaml, raw head outputs; {r}x{r}, {num_classes} classes, seed {seed}), "
+           "built by maple_edge_lite.device.builders.yolov8_onnx")
+    meta = {"maple_edge_lite.builder": "yolov8_onnx", "maple_edge_lite.seed": str(seed),
+            "maple_edge_lite.config": f"scale={scale},resolution={r},num_classes={num_classes},batch={batch}"}
+    return g.serialize(name, [batch, 3, r, r], [batch, 4 * YOLOV8_REG_MAX + num_classes, yolov8_anchors(r)], doc, meta)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
