@@ -3,8 +3,9 @@
     python benchmarks/onnx_new_user.py OUT [--runtime onnxruntime] [--precision f32] [--cpu 1] [--keep-cache]
     python benchmarks/onnx_new_user.py OUT --refit     # score a run again with the installed model code
 
-Writes :data:`NETWORKS` (the zoo's families at widths and resolutions the zoo does not hold,
-random He-scaled weights) as ONNX files to ``OUT``, then runs the CLI as a user would, pinned to
+Writes :data:`NETWORKS` (the zoo's families at widths and resolutions the zoo does not hold, the
+YOLOv8 detector of ``builders.yolov8_onnx`` and a U-Net, :func:`unet`; random He-scaled weights) as
+ONNX files to ``OUT``, then runs the CLI as a user would, pinned to
 ``--cpu`` with ``taskset`` when given: ``maple-edge-lite predict --onnx ... --json`` with an empty
 cache (``OUT/cache`` as ``$MAPLE_EDGE_LITE_CACHE``, removed first unless ``--keep-cache``: the first
 call profiles the layer suite and measures the five calibration networks), the same call again
@@ -20,7 +21,7 @@ it fits as the device cache does, with what every version has: ``from_suite``, `
 ``benchmarks/data/new-user/<runtime>/`` holds committed runs (no ONNX files: ``--refit`` builds
 them again, same bytes).
 
-Needs onnx and the runtime; about 2.5 minutes at one thread here."""
+Needs onnx and the runtime; about 4 minutes at one thread here (15 networks)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,41 @@ NETWORKS = {
     "regnet_x_400mf_160": ("regnet_x", ("400mf",), 160),
     "shufflenet_v2_x1.0_176": ("shufflenet_v2", ("1.0",), 176),
     "mobilenet_v3_large_192": ("mobilenet_v3", ("large",), 192),
+    # Beyond classification: a detector (C2f blocks, SPPF's max pools, nearest Resize and the
+    # concatenations of an FPN/PAN neck, three heads) and a segmenter (full-resolution convolutions,
+    # max-pool downsampling, Resize and skip concatenations). Runs before these were added (the
+    # committed ones of 2026-12-04) hold the eleven above; --refit scores what a run measured.
+    "yolov8n_320": ("yolov8", ("n",), 320),
+    "yolov8n_640": ("yolov8", ("n",), 640),
+    "yolov8s_416": ("yolov8", ("s",), 416),
+    "unet16_256": ("unet", (16,), 256),
 }
+
+
+def unet(g, base: int, classes: int = 2) -> str:
+    """A U-Net (Ronneberger et al. 2015) as edge ports write it: four levels of two 3x3 Conv + BN +
+    ReLU (``base`` channels, doubling per level) with MaxPool 2x2 between them, a bottom pair, then
+    up each level: nearest 2x Resize, a 1x1 Conv + BN + ReLU halving the channels, concatenation with
+    the level's skip, two 3x3 Conv + BN + ReLU; a 1x1 Conv (bias) to ``classes`` at full size."""
+    import numpy as np
+
+    from maple_edge_lite.device.builders._zoo_common import conv_bn
+
+    x, cin, c, skips = "input", 3, base, []
+    for i in range(4):
+        x = conv_bn(g, conv_bn(g, x, cin, c, 3, f"down{i}.a", act="relu"), c, c, 3, f"down{i}.b", act="relu")
+        skips.append((x, c))
+        x, cin, c = g.max_pool(x, 2, 2, 0, f"down{i}.pool"), c, 2 * c
+    x = conv_bn(g, conv_bn(g, x, cin, c, 3, "mid.a", act="relu"), c, c, 3, "mid.b", act="relu")
+    for i in reversed(range(4)):
+        skip, cs = skips[i]
+        scales = g.const(f"up{i}.scales", np.array([1.0, 1.0, 2.0, 2.0], np.float32))
+        x = conv_bn(g, g.node("Resize", [x, "", scales], f"up{i}.resize", mode="nearest"), c, cs, 1, f"up{i}.reduce",
+                    act="relu")
+        x = g.concat([x, skip], f"up{i}.cat")
+        x = conv_bn(g, conv_bn(g, x, 2 * cs, cs, 3, f"up{i}.a", act="relu"), cs, cs, 3, f"up{i}.b", act="relu")
+        c = cs
+    return g.conv(x, c, classes, 1, "head", bias=True, gain=1.0)
 
 
 def network_onnx(name: str) -> bytes:
@@ -56,7 +91,12 @@ def network_onnx(name: str) -> bytes:
     from maple_edge_lite.device.builders._graph import Graph
 
     fam, args, r = NETWORKS[name]
+    if fam == "yolov8":
+        return zoo.yolov8_onnx(*args, resolution=r)
     g = Graph(0)
+    if fam == "unet":
+        g.rename_output(unet(g, *args))
+        return g.serialize(name, [1, 3, r, r], [1, 2, r, r], f"{name} (benchmarks/onnx_new_user.py)", {})
     fn = getattr(zoo, fam)
     out = fn(g, *args, 1000, r) if fam == "shufflenet_v2" else fn(g, *args, 1000)
     g.rename_output(out)
@@ -84,12 +124,22 @@ def refit(out: Path):
     m.calibrate(np.array([m.features(layers.from_onnx(zoo.zoo_onnx(n))) for n in cal]),
                 [man["calibration"][n] for n in cal])
     ms, lo, hi = {}, {}, {}
-    for name in NETWORKS:
+    for name in _measured(out):
         f = m.features(layers.from_onnx(network_onnx(name)))[None]
         ms[name] = float(m.predict(f)[0])
         a, b = m.interval(f)
         lo[name], hi[name] = float(a[0]), float(b[0])
-    return {n: {"latency_ms": ms[n], "lo_ms": lo[n], "hi_ms": hi[n]} for n in NETWORKS}
+    return {n: {"latency_ms": ms[n], "lo_ms": lo[n], "hi_ms": hi[n]} for n in ms}
+
+
+def _measured(out: Path) -> dict:
+    """``{network: measured ms}`` of the run in ``out`` (``OUT/measured.csv``), in :data:`NETWORKS`'
+    order: a run made before networks were added holds fewer."""
+    import csv
+
+    with open(out / "measured.csv", newline="") as f:
+        meas = {Path(r["path"]).stem: float(r["latency_ms"]) for r in csv.DictReader(f)}
+    return {n: meas[n] for n in NETWORKS if n in meas}
 
 
 def _cli(args, cmd, env):
@@ -140,14 +190,11 @@ def main(argv=None) -> int:
 
 
 def _report(out: Path, pred, t_first, t_cached, args, report_name: str) -> int:
-    import csv
-
-    with open(out / "measured.csv", newline="") as f:
-        meas = {Path(r["path"]).stem: float(r["latency_ms"]) for r in csv.DictReader(f)}
+    meas = _measured(out)
     rows = []
     print(f"{'network':26s} {'predicted':>10s} {'90% interval':>19s} {'measured':>9s} {'error':>7s}")
-    for name in NETWORKS:
-        p, y = pred[name], meas[name]
+    for name, y in meas.items():
+        p = pred[name]
         e = p["latency_ms"] / y - 1
         rows.append({"network": name, "predicted_ms": p["latency_ms"], "lo_ms": p["lo_ms"], "hi_ms": p["hi_ms"],
                      "measured_ms": y, "error": e})
