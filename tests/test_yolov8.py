@@ -94,7 +94,7 @@ def test_same_arguments_same_bytes_and_the_config_in_metadata(onnx):
 
 @pytest.mark.parametrize("kw, match", [({"scale": "x"}, "unknown YOLOv8 scale 'x'; known: n, s, m"),
                                        ({"resolution": 330}, "multiple of 32"),
-                                       ({"resolution": 0}, "resolution must be >= 1"),
+                                       ({"resolution": 0}, "resolution must be >= 32"),
                                        ({"num_classes": 2.5}, "integer"), ({"seed": -1}, "non-negative")])
 def test_bad_arguments_are_input_errors(kw, match):
     with pytest.raises(mel.InputError, match=match):

@@ -62,6 +62,15 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     return v
 
 
+def resolution_int(value, stride: int, why: str) -> int:
+    """A square input's side ``value`` as an int, a multiple of ``stride`` (at least one: the
+    network's largest stride, ``why`` says where it comes from), else ``InputError``."""
+    r = positive_int("resolution", value, stride)
+    if r % stride:
+        raise InputError(f"resolution must be a multiple of {stride} ({why}), got {r}")
+    return r
+
+
 def seed_int(value) -> int:
     if isinstance(value, bool):
         raise InputError(f"seed must be a non-negative integer, got {value!r}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from ..._errors import InputError
-from ._graph import Graph, positive_int, seed_int
+from ._graph import Graph, positive_int, resolution_int, seed_int
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 STAGE_LAYERS = (1, 4, 4, 4, 4, 4, 1)
@@ -92,9 +92,7 @@ def fbnet_onnx(arch: str, *, resolution: int = 224, num_classes: int = 1000, bat
     owned by the caller; ``InputError`` for an invalid string or argument, ``UnsupportedError``
     without the ``onnx`` package."""
     ops = parse(arch)
-    resolution = positive_int("resolution", resolution, 32)
-    if resolution % 32:
-        raise InputError(f"resolution must be a multiple of 32 (five stride-2 steps), got {resolution}")
+    resolution = resolution_int(resolution, 32, "five stride-2 steps")
     num_classes = positive_int("num_classes", num_classes)
     batch = positive_int("batch", batch)
     seed = seed_int(seed)

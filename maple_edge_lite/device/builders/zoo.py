@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from ..._errors import InputError
-from ._graph import Graph, positive_int, seed_int
+from ._graph import Graph, positive_int, resolution_int, seed_int
 from ._zoo_detect import YOLOV8_REG_MAX, YOLOV8_SCALES, yolov8, yolov8_anchors
 from ._zoo_misc import shufflenet_v2, squeezenet1_1
 from ._zoo_mobile import efficientnet, mnasnet, mobilenet_v1, mobilenet_v2, mobilenet_v3
@@ -209,9 +209,7 @@ def yolov8_onnx(scale: str = "n", *, resolution: int = 640, num_classes: int = 8
     Same arguments, same bytes. ``InputError`` for an unknown scale or a bad argument."""
     if scale not in YOLOV8_SCALES:
         raise InputError(f"unknown YOLOv8 scale {scale!r}; known: {', '.join(YOLOV8_SCALES)}")
-    r = positive_int("resolution", resolution)
-    if r % 32:
-        raise InputError(f"resolution must be a multiple of 32 (YOLOv8's largest stride), not {r}")
+    r = resolution_int(resolution, 32, "YOLOv8's largest stride")
     batch = positive_int("batch", batch)
     num_classes = positive_int("num_classes", num_classes)
     seed = seed_int(seed)
