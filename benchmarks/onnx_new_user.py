@@ -50,8 +50,9 @@ NETWORKS = {
     "mobilenet_v3_large_192": ("mobilenet_v3", ("large",), 192),
     # Beyond classification: a detector (C2f blocks, SPPF's max pools, nearest Resize and the
     # concatenations of an FPN/PAN neck, three heads) and a segmenter (full-resolution convolutions,
-    # max-pool downsampling, Resize and skip concatenations). Runs before these were added (the
-    # committed ones of 2026-12-04) hold the eleven above; --refit scores what a run measured.
+    # max-pool downsampling, Resize and skip concatenations). Runs made before these were added
+    # (benchmarks/data/new-user/squeezenet-calibration) hold the eleven above; --refit scores what a
+    # run measured.
     "yolov8n_320": ("yolov8", ("n",), 320),
     "yolov8n_640": ("yolov8", ("n",), 640),
     "yolov8s_416": ("yolov8", ("s",), 416),
@@ -76,9 +77,10 @@ def unet(g, base: int, classes: int = 2) -> str:
     x = conv_bn(g, conv_bn(g, x, cin, c, 3, "mid.a", act="relu"), c, c, 3, "mid.b", act="relu")
     for i in reversed(range(4)):
         skip, cs = skips[i]
+        # Graph.upsample's Resize, its scales named as in the committed runs' files (their sha256)
         scales = g.const(f"up{i}.scales", np.array([1.0, 1.0, 2.0, 2.0], np.float32))
-        x = conv_bn(g, g.node("Resize", [x, "", scales], f"up{i}.resize", mode="nearest"), c, cs, 1, f"up{i}.reduce",
-                    act="relu")
+        up = g.node("Resize", [x, "", scales], f"up{i}.resize", mode="nearest")
+        x = conv_bn(g, up, c, cs, 1, f"up{i}.reduce", act="relu")
         x = g.concat([x, skip], f"up{i}.cat")
         x = conv_bn(g, conv_bn(g, x, 2 * cs, cs, 3, f"up{i}.a", act="relu"), cs, cs, 3, f"up{i}.b", act="relu")
         c = cs

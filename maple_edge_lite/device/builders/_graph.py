@@ -256,6 +256,12 @@ class Graph:
         return self.node("MaxPool", [x], name, kernel_shape=[k, k], strides=[stride, stride],
                          pads=[pad, pad, pad, pad], ceil_mode=int(ceil_mode))
 
+    def upsample(self, x: str, name: str, scale: int = 2) -> str:
+        """``nn.Upsample(scale_factor=scale, mode="nearest")``: Resize with scales [1, 1, s, s]
+        (no ROI, opset 11+)."""
+        scales = self.const(f"{name}.scales", np.array([1.0, 1.0, float(scale), float(scale)], np.float32))
+        return self.node("Resize", [x, "", scales], name, mode="nearest")
+
     def concat(self, xs: Sequence[str], name: str, axis: int = 1) -> str:
         return self.node("Concat", list(xs), name, axis=axis)
 

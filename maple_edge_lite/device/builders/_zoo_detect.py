@@ -59,12 +59,6 @@ def _sppf(g: Graph, x: str, cin: int, cout: int, name: str) -> str:
     return _conv(g, g.concat(y, f"{name}.cat"), 4 * c, cout, 1, f"{name}.cv2")
 
 
-def _upsample(g: Graph, x: str, name: str) -> str:
-    """``nn.Upsample(None, 2, "nearest")``: Resize with scales [1, 1, 2, 2] (opset 11+)."""
-    scales = g.const(f"{name}.scales", np.array([1.0, 1.0, 2.0, 2.0], np.float32))
-    return g.node("Resize", [x, "", scales], name, mode="nearest")
-
-
 def yolov8(g: Graph, scale: str, num_classes: int = 80) -> str:
     """``ultralytics YOLO("yolov8{scale}.yaml")`` at ``num_classes``: the raw head outputs
     ``[1, 64 + num_classes, anchors]`` (:func:`yolov8_anchors`; the input's side a multiple of
@@ -88,9 +82,9 @@ def yolov8(g: Graph, scale: str, num_classes: int = 80) -> str:
     x = _conv(g, p4, ch(512), ch(1024), 3, "model.7", 2)
     x = _c2f(g, x, ch(1024), ch(1024), rep(3), True, "model.8", L)
     p5 = _sppf(g, x, ch(1024), ch(1024), "model.9")
-    x = g.concat([_upsample(g, p5, "model.10"), p4], "model.11")
+    x = g.concat([g.upsample(p5, "model.10"), p4], "model.11")
     h12 = _c2f(g, x, ch(1024) + ch(512), ch(512), rep(3), False, "model.12")
-    x = g.concat([_upsample(g, h12, "model.13"), p3], "model.14")
+    x = g.concat([g.upsample(h12, "model.13"), p3], "model.14")
     h15 = _c2f(g, x, ch(512) + ch(256), ch(256), rep(3), False, "model.15")
     x = g.concat([_conv(g, h15, ch(256), ch(256), 3, "model.16", 2), h12], "model.17")
     h18 = _c2f(g, x, ch(256) + ch(512), ch(512), rep(3), False, "model.18")
