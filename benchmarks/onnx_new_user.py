@@ -11,7 +11,8 @@ cache (``OUT/cache`` as ``$MAPLE_EDGE_LITE_CACHE``, removed first unless ``--kee
 call profiles the layer suite and measures the five calibration networks), the same call again
 (cached), then ``maple-edge-lite measure --onnx ...`` of the same files. Prints each network's
 prediction, its 90% interval and the measurement, then ±10% accuracy, MAPE, the interval's
-coverage and both calls' wall times; ``OUT/report.json`` keeps it all.
+coverage and both calls' wall times, beside the baseline a user would fit (latency linear in MACs
+through the five calibration networks the first call measured); ``OUT/report.json`` keeps it all.
 
 ``--refit`` measures nothing: it fits the layer cost model again, with the installed
 maple_edge_lite's code, to the suite and calibration latencies the run's cache entry recorded
@@ -191,23 +192,43 @@ def main(argv=None) -> int:
     return _report(out, pred, t_first, t_cached, args, "report.json")
 
 
+def macs_linear_ms(out: Path) -> dict:
+    """``{network: ms}`` of the baseline a user would fit: latency linear in MACs
+    (``learn.layer_cost.macs_linear``) through the run's five calibration networks, as measured by
+    its first call (``OUT/layer_manifest.json``), for each network the run measured."""
+    from maple_edge_lite.device import layers
+    from maple_edge_lite.device.builders import zoo
+    from maple_edge_lite.learn.layer_cost import macs_linear
+
+    cal = json.loads((out / "layer_manifest.json").read_text())["calibration"]
+    a, b = macs_linear([layers.from_onnx(zoo.zoo_onnx(n)).totals()["macs"] for n in cal], list(cal.values()))
+    return {n: a + b * layers.from_onnx(network_onnx(n)).totals()["macs"] for n in _measured(out)}
+
+
 def _report(out: Path, pred, t_first, t_cached, args, report_name: str) -> int:
     meas = _measured(out)
+    base = macs_linear_ms(out)
     rows = []
-    print(f"{'network':26s} {'predicted':>10s} {'90% interval':>19s} {'measured':>9s} {'error':>7s}")
+    print(f"{'network':26s} {'predicted':>10s} {'90% interval':>19s} {'measured':>9s} {'error':>7s} {'MACs-linear':>11s}")
     for name, y in meas.items():
         p = pred[name]
-        e = p["latency_ms"] / y - 1
+        e, eb = p["latency_ms"] / y - 1, base[name] / y - 1
         rows.append({"network": name, "predicted_ms": p["latency_ms"], "lo_ms": p["lo_ms"], "hi_ms": p["hi_ms"],
-                     "measured_ms": y, "error": e})
-        print(f"{name:26s} {p['latency_ms']:10.3f} {p['lo_ms']:9.3f}-{p['hi_ms']:<9.3f} {y:9.3f} {100 * e:+6.1f}%")
+                     "measured_ms": y, "error": e, "macs_linear_ms": base[name], "macs_linear_error": eb})
+        print(f"{name:26s} {p['latency_ms']:10.3f} {p['lo_ms']:9.3f}-{p['hi_ms']:<9.3f} {y:9.3f} {100 * e:+6.1f}% "
+              f"{100 * eb:+10.1f}%")
     err = [abs(r["error"]) for r in rows]
+    err_b = [abs(r["macs_linear_error"]) for r in rows]
     summary = {"within_10": sum(e <= 0.10 for e in err) / len(err), "mape": 100 * sum(err) / len(err),
                "coverage": sum(r["lo_ms"] <= r["measured_ms"] <= r["hi_ms"] for r in rows) / len(rows),
-               "first_call_s": t_first and round(t_first, 1), "cached_call_s": t_cached and round(t_cached, 2)}
+               "first_call_s": t_first and round(t_first, 1), "cached_call_s": t_cached and round(t_cached, 2),
+               "macs_linear": {"within_10": sum(e <= 0.10 for e in err_b) / len(err_b),
+                               "mape": 100 * sum(err_b) / len(err_b)}}
     print(f"±10% {summary['within_10']:.2f} ({sum(e <= 0.10 for e in err)} of {len(err)}), MAPE {summary['mape']:.1f}%, "
           f"90% interval coverage {summary['coverage']:.2f}"
-          + (f"; first call {t_first:.0f} s, cached {t_cached:.2f} s" if t_first is not None else " (refitted)"))
+          + (f"; first call {t_first:.0f} s, cached {t_cached:.2f} s" if t_first is not None else " (refitted)")
+          + f"; MACs-linear through the five calibration networks: ±10% {summary['macs_linear']['within_10']:.2f}, "
+            f"MAPE {summary['macs_linear']['mape']:.1f}%")
     (out / report_name).write_text(json.dumps({"runtime": args.runtime, "precision": args.precision,
                                                  "cpu": args.cpu, "networks": rows, "summary": summary},
                                                 indent=1) + "\n")
