@@ -276,7 +276,8 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     res, per_net = summary(preds, y, los, his, names, fam)
     res_u, per_net_u = summary(preds_u, yu, los_u, his_u, un, [unal[n][0] for n in un]) if un else ({}, {})
     fit = {"spill": None if cache_bytes is None else {"cache_bytes": cache_bytes, "ms_per_mb": base.w_spill},
-           "align": None if align is None else {"channels": align, "ms_per_unaligned_mmac": base.w_align.tolist()}}
+           "align": None if align is None else {"channels": align, "ms_per_unaligned_mmac": base.w_align.tolist(),
+                                                "ms_per_unaligned_kchannel": base.w_chan}}
     return res, per_net, len(names), len(set(fam)), fit, res_u, per_net_u
 
 
@@ -286,7 +287,7 @@ def _predict(base, F, y, macs, shot, test, d, Ft, macs_t, preds, los, his):
     from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
 
     m = LayerCostModel(base.c0, base.w, cache_bytes=base.cache_bytes, w_spill=base.w_spill, align=base.align,
-                       w_align=base.w_align if base.has_align else None)
+                       w_align=base.w_align if base.has_align else None, w_chan=base.w_chan)
     m.noise = base.noise
     m.calibrate(F[shot], y[shot])
     preds["layer_cost"][d, test] = m.predict(Ft)
@@ -355,7 +356,8 @@ def _score(args) -> int:
                                        f"at {al['channels']} channels, fitted " + ", ".join(
                                            f"{c} {1000 * w:.2f}" for c, w in zip(("conv", "pw", "dw", "grouped"),
                                                                                   al["ms_per_unaligned_mmac"]))
-                                       + " us per unaligned MMAC"))
+                                       + " us per unaligned MMAC, depthwise off 4 channels "
+                                       + f"{al['ms_per_unaligned_kchannel']:.3f} us per channel"))
 
     def table(title, blocks, mean):
         print(f"\n{title}")

@@ -763,7 +763,8 @@ def _build_layers(d: Path, key, runtime, threads, note, suite_timing, measure_op
                 "calibration_timing": z_settings, "files": dict(LAYER_FILES),
                 "core_cache": dict(cache, bytes=cb, spill_ms_per_mb=model.w_spill if model.has_spill else None),
                 "align": {"channels": model.align, "ms_per_unaligned_mmac": dict(zip(ALIGN_CLASSES,
-                                                                                     model.w_align.tolist()))},
+                                                                                     model.w_align.tolist())),
+                          "ms_per_unaligned_kchannel": {"depthwise": model.w_chan}},
                 "build": {"suite_s": round(suite_s, 1), "calibration_s": round(calib_s, 1)}}
     _install_layer_entry(d, key, model, manifest)
 

@@ -18,8 +18,8 @@ from ._errors import InputError, MapleEdgeError, MapleEdgeIOError, MapleEdgePerm
 from .quantize import QUANT_SCHEME_VERSION, TRANSFORMS, QuantizedMLP, quantize
 
 MAGIC = b"\x89MELW\r\n\x1a"
-FORMAT_VERSION = 5  # the newest this package writes: 3 holds a layer cost model, 4 one with the spill term,
-#                    5 one with the alignment term;
+FORMAT_VERSION = 6  # the newest this package writes: 3 holds a layer cost model, 4 one with the spill term,
+#                    5 one with the alignment term, 6 one with the channel term too;
 #                    an MLP is written as 1 or 2
 BYTE_ORDER_MARK = 0x01020304
 HEADER_SIZE = 64
@@ -34,6 +34,8 @@ LAYER_COST_SPILL_FORMAT_VERSION = 4  # a layer cost model with the spill term: L
 LAYER_COST_SPILL_SCHEME = 2
 LAYER_COST_ALIGN_FORMAT_VERSION = 5  # a layer cost model with the alignment term: LAYER_COST scheme 3
 LAYER_COST_ALIGN_SCHEME = 3
+LAYER_COST_CHANNEL_FORMAT_VERSION = 6  # ... and the channel term: LAYER_COST scheme 4
+LAYER_COST_CHANNEL_SCHEME = 4
 SECTION_OPTIONAL = 1
 METADATA_SCHEMA = "maple_edge_lite.metadata/1"
 
@@ -213,7 +215,10 @@ def encode_layer_cost(
     whose ``cin`` when above ``min_cin``, is not a multiple of ``alignment`` adds
     ``per_kind[kind] * MMACs`` to its kind's part); the file is then format 5 (LAYER_COST scheme 3,
     which carries the spill term too when ``spill`` is given); ``columns`` must then name ``cin``
-    and ``cout``.
+    and ``cout``. ``align`` may carry a fourth item, ``(channel_alignment, per_kind_chan)``, the
+    channel term: a layer whose ``cout`` is not a multiple of ``channel_alignment`` adds
+    ``per_kind_chan[kind] * cout / 1000`` to its kind's part; the file is then format 6 (LAYER_COST
+    scheme 4).
     ``columns``: the row layout (``ARRAY_COLUMNS``), which must name ``kind``, ``macs``,
     ``bytes_read``, ``bytes_written`` and ``activation``. ``InputError`` for anything out of shape
     or range."""
@@ -259,8 +264,10 @@ def encode_layer_cost(
             raise InputError(f"layer cost model: spill must be (part in 1..{p - 1}, threshold bytes >= 0, ms per MB "
                              f">= 0), finite; not {spill!r}")
     floats = [kind_w, act_w]
+    chan = None
     if align is not None:
-        al, min_cin, per_kind = align
+        al, min_cin, per_kind = align[:3]
+        chan = align[3] if len(align) > 3 else None
         per_kind = np.asarray(per_kind, dtype=np.float64)
         if any(c not in cols for c in ("cin", "cout")):
             raise InputError("layer cost model: the alignment term needs the row columns 'cin' and 'cout'")
@@ -270,9 +277,18 @@ def encode_layer_cost(
             raise InputError(f"layer cost model: align must be (alignment in 2..1024, min_cin >= 0, {nk} finite "
                              f"ms per unaligned MMAC >= 0, one per kind); not {align!r}")
         floats.append(per_kind)
+    if chan is not None:
+        cal, per_chan = chan
+        per_chan = np.asarray(per_chan, dtype=np.float64)
+        if not (isinstance(cal, (int, np.integer)) and 2 <= cal <= 1024 and per_chan.shape == (nk,)
+                and np.all(np.isfinite(np.float32(per_chan))) and np.all(per_chan >= 0)):
+            raise InputError(f"layer cost model: the channel term must be (alignment in 2..1024, {nk} finite ms per "
+                             f"1000 channels >= 0, one per kind); not {chan!r}")
+        floats.append(per_chan)
     z = NormalDist().inv_cdf((1 + level) / 2)
     # The oldest scheme, and its container version, that holds the model's terms.
-    scheme, version = ((LAYER_COST_ALIGN_SCHEME, LAYER_COST_ALIGN_FORMAT_VERSION) if align is not None else
+    scheme, version = ((LAYER_COST_CHANNEL_SCHEME, LAYER_COST_CHANNEL_FORMAT_VERSION) if chan is not None else
+                       (LAYER_COST_ALIGN_SCHEME, LAYER_COST_ALIGN_FORMAT_VERSION) if align is not None else
                        (LAYER_COST_SPILL_SCHEME, LAYER_COST_SPILL_FORMAT_VERSION) if spill is not None else
                        (LAYER_COST_SCHEME, LAYER_COST_FORMAT_VERSION))
     body = struct.pack("<8I", scheme, int(table_schema), len(cols), nk, na, p, post.shape[1], 0)
@@ -284,6 +300,8 @@ def encode_layer_cost(
         body += struct.pack("<2I2d", 0, 0, 0.0, 0.0)
     if align is not None:
         body += struct.pack("<4I", int(al), int(min_cin), cols.index("cin"), cols.index("cout"))
+    if chan is not None:
+        body += struct.pack("<2I", int(cal), 0)
     idx = np.concatenate([kind_part, act_part]).astype("<u4").tobytes()
     body += idx + b"\0" * (-len(idx) % 8)
     flt = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (*floats, mult, post))

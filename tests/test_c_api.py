@@ -134,13 +134,13 @@ def test_scheduler_corrupt_model(scheduler, model_bytes, candidates, tmp_path):
 
 def test_scheduler_future_version(scheduler, model_bytes, candidates, tmp_path):
     data = bytearray(model_bytes[0])
-    struct.pack_into("<H", data, 12, 6)
+    struct.pack_into("<H", data, 12, 7)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     p = tmp_path / "future.melw"
     p.write_bytes(bytes(data))
     r = run(scheduler, p, candidates[0])
     assert r.returncode == 1
-    assert "error: MEL_ERR_VERSION: " in r.stderr and "format version 6 is not supported" in r.stderr
+    assert "error: MEL_ERR_VERSION: " in r.stderr and "format version 7 is not supported" in r.stderr
 
 
 def test_scheduler_missing_model(scheduler, candidates, tmp_path):

@@ -352,9 +352,9 @@ CORRUPT = [
     case("text_file", lambda d: b"not a model at all\n" * 8, F, "bad magic"),
     case("big_endian_byte_order_mark", lambda d: put(d, 8, ">I", 0x01020304), F, "big-endian"),
     case("corrupt_byte_order_mark", lambda d: put(d, 8, "<I", 0), F, "corrupt byte-order mark 0x00000000"),
-    case("future_format_version", lambda d: put(d, 12, "<H", 6), V, "format version 6 is not supported"),
+    case("future_format_version", lambda d: put(d, 12, "<H", 7), V, "format version 7 is not supported"),
     # the version is read before the header CRC: a v2 header may be laid out differently
-    case("future_format_version_stale_crc", lambda d: put(d, 12, "<H", 6, crc=False), V, "format version 6"),
+    case("future_format_version_stale_crc", lambda d: put(d, 12, "<H", 7, crc=False), V, "format version 7"),
     case("format_version_0", lambda d: put(d, 12, "<H", 0), V, "format version 0"),
     case("format_version_u16_max", lambda d: put(d, 12, "<H", 0xFFFF), V, "format version 65535"),
     case("future_quant_scheme", lambda d: put(d, 14, "<H", 2), V, "quantization scheme 2 is not supported"),

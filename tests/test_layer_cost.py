@@ -293,11 +293,11 @@ def test_rescaled_is_refitting_on_slower_measurements():
     F, y = _synthetic_suite(0.004, w, n=120, seed=5)
     rng = np.random.default_rng(2)
     e = rng.uniform(0, 30, len(y)) * (np.arange(len(y)) % 3 == 0)
-    U = np.zeros((len(y), 4))
+    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
     U[::7, 2] = F[::7, 2 * q + 1]
     y = y * rng.uniform(0.9, 1.1, len(y)) + 0.05 * e + 0.02 * U[:, 2]
     Fs = np.column_stack([F, U, e])
-    Fc = np.column_stack([_nets(rng, 5, q), np.zeros((5, 4)), rng.uniform(0, 30, 5)])
+    Fc = np.column_stack([_nets(rng, 5, q), np.zeros((5, len(LC.ALIGN_FEATURES))), rng.uniform(0, 30, 5)])
     yc = rng.uniform(0.8, 1.3, 5) * LC.LayerCostModel.from_suite(Fs, y, cache_bytes=2e6, align=8).predict(Fc)
     a = LC.LayerCostModel.from_suite(Fs, y, cache_bytes=2e6, align=8).calibrate(Fc, yc)
     b = LC.LayerCostModel.from_suite(Fs, 1.3 * y, cache_bytes=2e6, align=8).calibrate(Fc, 1.3 * yc)
@@ -402,7 +402,8 @@ def test_unaligned_mmacs_by_hand():
     not counted), a 12 -> 16 conv (input above 4 and off 8), a 38 -> 64 pointwise, a 38-channel
     depthwise, a 40-channel depthwise, a 76 -> 76 grouped conv of 4 groups, an aligned 64 -> 128
     pointwise and a gemm 19 -> 1000 (not conv-like): conv 2 + 1.5, pointwise 0.5, depthwise 0.25,
-    grouped 4 MMACs. At 2: only the 19-channel stem."""
+    grouped 4 MMACs. At 2: only the 19-channel stem. The channel term: the 38-channel depthwise (off
+    4; the 40-channel one is not), 0.038 thousand channels."""
     t = _table([_conv("conv", 3, 19, 2_000_000), _conv("conv", 3, 16, 9_000_000), _conv("conv", 12, 16, 1_500_000),
                 _conv("pointwise", 38, 64, 500_000), _conv("depthwise", 38, 38, 250_000, 38),
                 _conv("depthwise", 40, 40, 330_000, 40), _conv("grouped", 76, 76, 4_000_000, 4),
@@ -413,9 +414,10 @@ def test_unaligned_mmacs_by_hand():
     np.testing.assert_allclose(LC.unaligned_mmacs(t, 2), [2.0, 0, 0, 0])
     assert not LC.unaligned_mmacs(_table([])).any()
     f = LC.network_features(t, 2_000_000, 8)
-    assert len(f) == len(LC.FEATURE_NAMES) + 4 + 1 and f[-1] == LC.spill_mbytes(t, 2_000_000)
+    assert len(f) == len(LC.FEATURE_NAMES) + 5 + 1 and f[-1] == LC.spill_mbytes(t, 2_000_000)
+    assert LC.ALIGN_FEATURES[-1] == LC.CHANNEL_FEATURE and LC.DW_CHANNEL_ALIGN == 4
     np.testing.assert_array_equal(f[:len(LC.FEATURE_NAMES)], LC.network_features(t))
-    np.testing.assert_allclose(f[len(LC.FEATURE_NAMES):-1], [3.5, 0.5, 0.25, 4.0])
+    np.testing.assert_allclose(f[len(LC.FEATURE_NAMES):-1], [3.5, 0.5, 0.25, 4.0, 0.038])
     np.testing.assert_array_equal(LC.network_features(t, align=8), f[:-1])
     for bad in (0, 1, 8.0, True, None, 2000):
         with pytest.raises(mel.InputError, match="align must be a whole number"):
@@ -432,7 +434,7 @@ def test_alignment_model_fits_calibrates_and_round_trips():
     w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
     F, y = _synthetic_suite(0.004, w, n=120, seed=5)
     rng = np.random.default_rng(7)
-    U = np.zeros((len(y), 4))
+    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
     names = [c for c, _ in LC.CLASSES]
     for i in range(len(y)):  # a third of the conv-like entries unaligned: all of their MMACs
         c = i % len(LC.CLASSES)
@@ -440,12 +442,12 @@ def test_alignment_model_fits_calibrates_and_round_trips():
             U[i, LC.ALIGN_CLASSES.index(names[c])] = F[i, c * q + 1]
     e = rng.uniform(0, 30, len(y)) * (np.arange(len(y)) % 4 == 0)
     wa = np.array([0.004, 0.0, 0.02, 0.0])
-    y = y + U @ wa + 0.05 * e
+    y = y + U[:, :4] @ wa + 0.05 * e
     m = LC.LayerCostModel.from_suite(np.column_stack([F, U, e]), y, cache_bytes=2e6, align=8)
-    assert m.has_align and m.align == 8 and m.n_features == len(LC.FEATURE_NAMES) + 5
+    assert m.has_align and m.align == 8 and m.n_features == len(LC.FEATURE_NAMES) + 6 and m.w_chan == 0
     np.testing.assert_allclose(m.w_align, wa, atol=1e-9)
     assert m.w_spill == pytest.approx(0.05, rel=1e-6) and np.allclose(m.w, w, rtol=1e-6, atol=1e-9)
-    with pytest.raises(mel.InputError, match="4 unaligned MMACs"):
+    with pytest.raises(mel.InputError, match="5 of the alignment and channel terms"):
         LC.LayerCostModel.from_suite(np.column_stack([F, e]), y, cache_bytes=2e6, align=8)
     with pytest.raises(mel.InputError, match="needs the alignment"):
         LC.LayerCostModel(0.0, w, w_align=[0.1, 0, 0, 0])
@@ -461,11 +463,11 @@ def test_alignment_model_fits_calibrates_and_round_trips():
     c = LC.LayerCostModel(m.c0, m.w, cache_bytes=2e6, w_spill=m.w_spill, align=8, w_align=m.w_align)
     c.calibrate(Fn[:5], 1.3 * m.predict(Fn[:5]))
     c0, wc = c.coefficients()
-    assert len(wc) == len(LC.FEATURE_NAMES) + 5
+    assert len(wc) == len(LC.FEATURE_NAMES) + 6
     np.testing.assert_allclose(c0 + Fn @ wc, c.predict(Fn), rtol=1e-12)
     # aligned rows: the plain model's prediction, bit for bit
     plain = LC.LayerCostModel(m.c0, m.w, cache_bytes=2e6, w_spill=m.w_spill)
-    A = np.column_stack([F, np.zeros((len(y), 4)), e])
+    A = np.column_stack([F, np.zeros((len(y), len(LC.ALIGN_FEATURES))), e])
     np.testing.assert_array_equal(m.predict(A), plain.predict(np.column_stack([F, e])))
     back = LC.LayerCostModel.from_dict(c.to_dict())
     assert back.align == 8 and back.to_dict() == c.to_dict()
@@ -488,7 +490,7 @@ def test_alignment_term_fitted_after_the_classes():
     names = [c for c, _ in LC.CLASSES]
     k = names.index("depthwise")
     probe = np.zeros(len(y), bool)
-    U = np.zeros((len(y), 4))
+    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
     rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
     probe[rows[:4]] = True
     U[rows[:4], 2] = F[rows[:4], k * q + 1]
@@ -506,6 +508,41 @@ def test_alignment_term_fitted_after_the_classes():
     suite = LS.default_suite()
     mask = dict(zip((s.name for s in suite), LS.class_fit_mask(suite)))
     assert {n for n, v in mask.items() if not v} == set(LS.UNALIGNED_PROBES) and len(LS.UNALIGNED_PROBES) == 5
+
+
+def test_channel_term_fitted_beside_the_alignment_term():
+    """Probes whose depthwise layers cost 0.006 ms per unaligned MMAC and 0.3 ms per 1000 channels
+    off 4 more (as ONNX Runtime's depthwise kernel does): the second stage recovers both, the
+    channel term lands in the depthwise part, ``rescaled`` and the JSON round trip carry it, and a
+    negative one or one without an alignment is refused."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=110, seed=4)
+    names = [c for c, _ in LC.CLASSES]
+    k = names.index("depthwise")
+    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
+    probe = np.zeros(len(y), bool)
+    probe[rows[:5]] = True
+    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
+    U[rows[:5], 2] = F[rows[:5], k * q + 1]
+    U[rows[:5], -1] = np.array([0.019, 0.077, 0.307, 0.614, 0.153])  # thousands of channels off 4
+    y = y + 0.006 * U[:, 2] + 0.3 * U[:, -1]
+    Fs = np.column_stack([F, U])
+    m = LC.LayerCostModel.from_suite(Fs, y, align=8, class_fit=~probe)
+    np.testing.assert_allclose(m.w_align, [0, 0, 0.006, 0], atol=1e-9)
+    assert m.w_chan == pytest.approx(0.3, rel=1e-7)
+    np.testing.assert_allclose(m.predict(Fs), y, rtol=1e-7)
+    P0 = LC.LayerCostModel.from_dict(dict(m.to_dict(), w_chan=0.0)).parts(Fs)
+    diff = m.parts(Fs) - P0
+    np.testing.assert_allclose(diff[:, 1 + k], 0.3 * U[:, -1], atol=1e-12)
+    assert not np.delete(diff, 1 + k, axis=1).any()
+    assert m.rescaled(1.5).w_chan == pytest.approx(0.45)
+    back = LC.LayerCostModel.from_dict(m.to_dict())
+    assert back.w_chan == m.w_chan and back.to_dict() == m.to_dict()
+    for bad, kw in ((-0.1, {"align": 8}), (float("nan"), {"align": 8}), (0.1, {})):
+        with pytest.raises(mel.InputError, match="w_chan"):
+            LC.LayerCostModel(0.0, w, w_chan=bad, **kw)
 
 
 def test_macs_linear():

@@ -32,14 +32,17 @@ HERE = Path(__file__).resolve().parent
 HEADER = HERE.parent / "csrc" / "include" / "maple_edge_lite" / "maple_edge_lite.h"
 
 
-def _random_model(seed: int, calibrated: bool = True, cache_bytes=None, align=None) -> LC.LayerCostModel:
+def _random_model(seed: int, calibrated: bool = True, cache_bytes=None, align=None, chan=False) -> LC.LayerCostModel:
     """A random model; with ``cache_bytes``, with a spill term of 0.01-0.1 ms per MB beyond it;
-    with ``align``, with an alignment term of 0.001-0.02 ms per unaligned MMAC per class."""
+    with ``align``, with an alignment term of 0.001-0.02 ms per unaligned MMAC per class; with
+    ``chan`` (and ``align``), with a channel term of 0.1-1 ms per 1000 depthwise channels off 4."""
     rng = np.random.default_rng(seed)
     w = rng.uniform(0.0, 0.2, len(LC.FEATURE_NAMES)) * (rng.random(len(LC.FEATURE_NAMES)) < 0.8)
     spill = {} if cache_bytes is None else {"cache_bytes": cache_bytes, "w_spill": rng.uniform(0.01, 0.1)}
     if align is not None:
         spill.update(align=align, w_align=rng.uniform(0.001, 0.02, len(LC.ALIGN_CLASSES)))
+        if chan:
+            spill.update(w_chan=rng.uniform(0.1, 1.0))
     m = LC.LayerCostModel(rng.uniform(0.05, 1.0), w, **spill)
     m.noise = 0.07
     if calibrated:  # multipliers away from 1 and a posterior of full rank
@@ -143,6 +146,37 @@ def test_core_equals_numpy_model_with_the_alignment_term(tmp_path, zoo_tables, s
         assert not LC.unaligned_mmacs(zoo_tables[name]).any()
         assert core.predict_layers(zoo_tables[name].array()) == core0.predict_layers(zoo_tables[name].array())
     assert zoo.zoo_family("shufflenet_v2_x1.0") == "shufflenet_v2"
+
+
+def test_core_equals_numpy_model_with_the_channel_term(tmp_path, zoo_tables):
+    """Format 6 (scheme 4): the channel term in the depthwise kind's part, 0 for every other kind;
+    the zoo and MobileNetV1s at widths whose depthwise channels are off 4 (0.6: 19, 38, 153, 307,
+    614; 0.35: 11, 22, 89, 179, 358) predict as the numpy model does; a model whose channel term is
+    0 is written as format 5."""
+    from maple_edge_lite.device.builders._graph import Graph
+    from maple_edge_lite.device.builders._zoo_mobile import mobilenet_v1
+
+    m = _random_model(11, True, 2 * 2**20, align=8, chan=True)
+    core = _packed(tmp_path, m)
+    data = (tmp_path / "lc.melw").read_bytes()
+    off = _section(data, 8)[0]
+    assert struct.unpack_from("<H", data, 12)[0] == 6 and struct.unpack_from("<I", data, off)[0] == 4
+    assert struct.unpack_from("<2I", data, off + 128) == (LC.DW_CHANNEL_ALIGN, 0)
+    tables = dict(zoo_tables)
+    for w in (0.6, 0.35):
+        g = Graph(0)
+        g.rename_output(mobilenet_v1(g, w, 1000))
+        tables[f"v1_{w}"] = L.from_onnx(g.serialize("n", [1, 3, 160, 160], [1, 1000], "", {}))
+    off4 = 0
+    for name, t in tables.items():
+        f = m.features(t)[None]
+        off4 += f[0, len(LC.FEATURE_NAMES) + len(LC.ALIGN_CLASSES)] > 0
+        want = np.array([m.predict(f)[0], *(v[0] for v in m.interval(f))])
+        np.testing.assert_allclose(core.predict_layers(t.array()), want, rtol=2e-6, err_msg=name)
+    assert off4 >= 3  # the two MobileNetV1s and ShuffleNetV2 x1.0 (58 channels)
+    m0 = LC.LayerCostModel.from_dict(dict(m.to_dict(), w_chan=0.0))
+    LC.pack(m0, tmp_path / "zero.melw")
+    assert struct.unpack_from("<H", (tmp_path / "zero.melw").read_bytes(), 12)[0] == 5
 
 
 def test_hand_worked_alignment_network(tmp_path):
@@ -405,6 +439,12 @@ def align_bytes(tmp_path_factory):
     return LC.pack(_random_model(3, align=8), p)
 
 
+@pytest.fixture(scope="module")
+def chan_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("lc") / "c.melw"
+    return LC.pack(_random_model(3, align=8, chan=True), p)
+
+
 def _edit(data, at, fmt, value):
     b = bytearray(data)
     struct.pack_into(fmt, b, at, value)
@@ -421,7 +461,7 @@ IDX = 88 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in the sec
 
 CORRUPT = [  # (name, edit of (data, LAYER_COST offset), exception, message)
     ("format_2", lambda d, o: _edit(d, 12, "<H", 2), mel.FormatError, "section count 3 is out of range"),
-    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown to this reader"),
+    ("scheme_5", lambda d, o: _edit(d, o, "<I", 5), mel.VersionError, "arithmetic scheme 5, unknown to this reader"),
     ("scheme_3_in_format_3", lambda d, o: _edit(d, o, "<I", 3), mel.FormatError,
      "arithmetic scheme 3 (the alignment term) in a format-3 file"),
     ("scheme_2_in_format_3", lambda d, o: _edit(d, o, "<I", 2), mel.FormatError,
@@ -465,11 +505,11 @@ def test_corrupt_layer_cost_sections(lc_bytes, name, edit, exc, msg):
 SIDX = 112 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-2 section
 CORRUPT_SPILL = [  # the format-4 (scheme 2) file's own fields
     ("format_3", lambda d, o: _edit(d, 12, "<H", 3), mel.FormatError, "arithmetic scheme 2 (the spill term) in a format-3"),
-    ("format_6", lambda d, o: _edit(d, 12, "<H", 6), mel.VersionError, "format version 6 is not supported"),
+    ("format_7", lambda d, o: _edit(d, 12, "<H", 7), mel.VersionError, "format version 7 is not supported"),
     # read in scheme 1's layout, the spill part is kind 0's and the reserved 0 kind 1's part
     ("scheme_1", lambda d, o: _edit(d, o, "<I", 1), mel.FormatError, "kind 1 names part 0"),
     ("scheme_3", lambda d, o: _edit(d, o, "<I", 3), mel.FormatError, "arithmetic scheme 3 (the alignment term) in a format-4"),
-    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown"),
+    ("scheme_5", lambda d, o: _edit(d, o, "<I", 5), mel.VersionError, "arithmetic scheme 5, unknown"),
     ("spill_part_0", lambda d, o: _edit(d, o + 88, "<I", 0), mel.FormatError, "spill term names part 0"),
     ("spill_part_P+1", lambda d, o: _edit(d, o + 88, "<I", P + 1), mel.FormatError, f"spill term names part {P + 1}"),
     ("spill_reserved", lambda d, o: _edit(d, o + 92, "<I", 7), mel.FormatError, "reserved field is not zero"),
@@ -505,8 +545,8 @@ def test_corrupt_spill_sections(spill_bytes, name, edit, exc, msg):
 AIDX = 128 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-3 section
 CORRUPT_ALIGN = [  # the format-5 (scheme 3) file's own fields; this one has no spill term (part 0)
     ("format_4", lambda d, o: _edit(d, 12, "<H", 4), mel.FormatError, "scheme 3 (the alignment term) in a format-4"),
-    ("format_6", lambda d, o: _edit(d, 12, "<H", 6), mel.VersionError, "format version 6 is not supported"),
-    ("scheme_4", lambda d, o: _edit(d, o, "<I", 4), mel.VersionError, "arithmetic scheme 4, unknown"),
+    ("format_7", lambda d, o: _edit(d, 12, "<H", 7), mel.VersionError, "format version 7 is not supported"),
+    ("scheme_5", lambda d, o: _edit(d, o, "<I", 5), mel.VersionError, "arithmetic scheme 5, unknown"),
     ("spill_part_P", lambda d, o: _edit(d, o + 88, "<I", P), mel.FormatError, f"spill term names part {P} (must be 0"),
     ("spill_w_without_part", lambda d, o: _edit(d, o + 104, "<d", 0.5), mel.FormatError,
      "no spill term (part 0) but a nonzero spill threshold or coefficient"),
@@ -533,6 +573,31 @@ def test_corrupt_align_sections(align_bytes, name, edit, exc, msg):
                                                                  L.ARRAY_COLUMNS.index("cout"))
     with pytest.raises(exc, match=re.escape(msg)):
         mel.Model.from_bytes(edit(align_bytes, off))
+
+
+CIDX = 136 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-4 section
+CORRUPT_CHAN = [  # the format-6 (scheme 4) file's own fields
+    ("format_5", lambda d, o: _edit(d, 12, "<H", 5), mel.FormatError, "scheme 4 (the channel term) in a format-5"),
+    ("format_7", lambda d, o: _edit(d, 12, "<H", 7), mel.VersionError, "format version 7 is not supported"),
+    ("chan_align_0", lambda d, o: _edit(d, o + 128, "<I", 0), mel.FormatError,
+     "channel term's alignment is 0 (must be 2..1024)"),
+    ("chan_align_huge", lambda d, o: _edit(d, o + 128, "<I", 4096), mel.FormatError, "channel term's alignment is 4096"),
+    ("chan_reserved", lambda d, o: _edit(d, o + 132, "<I", 1), mel.FormatError, "reserved field is not zero"),
+    ("chan_w_nan", lambda d, o: _edit(d, o + CIDX + 4 * (5 * NK + 4 * NA), "<f", float("nan")), mel.FormatError,
+     "channel coefficient value 0 is not finite"),
+    ("chan_w_negative", lambda d, o: _edit(d, o + CIDX + 4 * (5 * NK + 4 * NA + 2), "<f", -0.5), mel.FormatError,
+     "channel coefficient 2 is negative"),
+    ("mult_nan", lambda d, o: _edit(d, o + CIDX + 4 * (6 * NK + 4 * NA), "<f", float("nan")), mel.FormatError,
+     "multiplier value 0 is not finite"),
+]
+
+
+@pytest.mark.parametrize("name, edit, exc, msg", CORRUPT_CHAN, ids=[c[0] for c in CORRUPT_CHAN])
+def test_corrupt_channel_sections(chan_bytes, name, edit, exc, msg):
+    off, _ = _section(chan_bytes, 8)
+    assert struct.unpack_from("<H", chan_bytes, 12)[0] == 6 and struct.unpack_from("<I", chan_bytes, off)[0] == 4
+    with pytest.raises(exc, match=re.escape(msg)):
+        mel.Model.from_bytes(edit(chan_bytes, off))
 
 
 def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
@@ -568,12 +633,13 @@ def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
         mel.Model.from_bytes(_container([secs[0], (4, feat), secs[2]], 3))
 
 
-@pytest.mark.parametrize("which", ["format_3", "format_4_spill", "format_5_align"])
-def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes, spill_bytes, align_bytes, which):
+@pytest.mark.parametrize("which", ["format_3", "format_4_spill", "format_5_align", "format_6_chan"])
+def test_every_truncation_and_bit_flip_is_a_clear_error(lc_bytes, spill_bytes, align_bytes, chan_bytes, which):
     """Every truncation; a flipped bit in every byte of the LAYER_COST section, with the checksums
     left stale (ChecksumError) and fixed (then the field checks: a FormatError, or a model that
     still loads and predicts a finite positive number or refuses with a MapleEdgeError)."""
-    lc_bytes = {"format_3": lc_bytes, "format_4_spill": spill_bytes, "format_5_align": align_bytes}[which]
+    lc_bytes = {"format_3": lc_bytes, "format_4_spill": spill_bytes, "format_5_align": align_bytes,
+                "format_6_chan": chan_bytes}[which]
     for n in range(len(lc_bytes)):
         with pytest.raises(mel.FormatError):
             mel.Model.from_bytes(lc_bytes[:n])

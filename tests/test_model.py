@@ -299,7 +299,7 @@ def test_versions():
 
     assert mel.__version__ == version("maple-edge-lite")
     assert mel._core.abi_version() == mel._core.ABI_VERSION == 1
-    assert mel._core.FORMAT_VERSION == 5 and mel._core.QUANT_SCHEME_VERSION == 1
+    assert mel._core.FORMAT_VERSION == 6 and mel._core.QUANT_SCHEME_VERSION == 1
     assert mel._core.kernel_name() in {"scalar", "avx2", "avx512vnni", "neon"}
 
 

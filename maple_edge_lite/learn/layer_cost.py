@@ -90,8 +90,9 @@ _PASS_CLASS: Dict[str, int] = {a: [c for c, _ in CLASSES].index(c) for a, c in F
 #: computed; 1, never released, lacked the pass of a fused SiLU/hardswish; 3 adds
 #: :data:`SPILL_FEATURE` after them for a model fitted with a cache size; 4 adds
 #: :data:`ALIGN_FEATURES` before it for a model fitted with a channel alignment; 5 prices the pass
-#: of a fused SiLU/sigmoid in a class of its own, ``fused_exp`` (:data:`FUSED_PASS`)).
-FEATURE_SCHEMA = 5
+#: of a fused SiLU/sigmoid in a class of its own, ``fused_exp`` (:data:`FUSED_PASS`); 6 adds
+#: :data:`CHANNEL_FEATURE` as the last of :data:`ALIGN_FEATURES`).
+FEATURE_SCHEMA = 6
 FEATURE_NAMES: Tuple[str, ...] = tuple(f"{c}:{q}" for c, _ in CLASSES for q in QUANTITIES)
 #: The feature after :data:`FEATURE_NAMES` (and :data:`ALIGN_FEATURES`) of a model with a spill term:
 #: :func:`spill_mbytes`.
@@ -100,9 +101,19 @@ SPILL_FEATURE = "spill:mbytes"
 #: (:func:`unaligned_mmacs`), and the features of a model with the alignment term: per class, the
 #: MMACs of its unaligned layers, after :data:`FEATURE_NAMES`.
 ALIGN_CLASSES: Tuple[str, ...] = ("conv", "pointwise", "depthwise", "grouped")
-ALIGN_FEATURES: Tuple[str, ...] = tuple(f"{c}:unaligned_mmacs" for c in ALIGN_CLASSES)
+#: The channel term, beside the alignment term (a model with one has the other): the thousands of
+#: output channels of depthwise layers whose channel count is not a multiple of
+#: :data:`DW_CHANNEL_ALIGN`, priced per channel in the depthwise part. ONNX Runtime's depthwise
+#: kernel off its blocked layout takes channels four at a time: probed alone at 24x24, 0.41 us per
+#: channel at 64-72 and 76 channels, 1.37 at 74 and 78, which a cost per MMAC cannot follow (a
+#: 614-channel layer at 6x6 ran 3.7x the per-MMAC term's price, a 19-channel one at 96x96 0.9x).
+CHANNEL_FEATURE = "depthwise:unaligned_kchannels"
+DW_CHANNEL_ALIGN = 4
+ALIGN_FEATURES: Tuple[str, ...] = tuple(f"{c}:unaligned_mmacs" for c in ALIGN_CLASSES) + (CHANNEL_FEATURE,)
 #: The index in :data:`CLASSES` of each class of :data:`ALIGN_CLASSES`.
 _ALIGN_CLASS_INDEX: Tuple[int, ...] = tuple([c for c, _ in CLASSES].index(c) for c in ALIGN_CLASSES)
+#: The index in :data:`CLASSES` of the class the channel term prices in.
+_DW_CLASS = [c for c, _ in CLASSES].index("depthwise")
 #: The channel alignment a model is fitted with by default (ONNX Runtime's NCHWc block on AVX2 and
 #: AVX-512 machines is 8 or 16 floats; every count that is a multiple of 16 is one of 8) and the
 #: input channels at or below which a layer's input is not counted (an image stem: 3 channels,
@@ -230,15 +241,17 @@ def unaligned_mmacs(table, align: int = ALIGN) -> np.ndarray:
     without such a layout fits about 0. A layer's ``cin`` is all its input channels (a grouped or
     depthwise layer's too), as the layer table counts them."""
     a = _check_align(align, "unaligned_mmacs")
-    return _unaligned_rows(np.asarray(table.array(), dtype=np.float64), a).sum(0)
+    return _unaligned_rows(np.asarray(table.array(), dtype=np.float64), a)[:, :len(ALIGN_CLASSES)].sum(0)
 
 
 def _unaligned_rows(A: np.ndarray, align: int) -> np.ndarray:
-    """[rows, ALIGN_CLASSES]: :func:`unaligned_mmacs` of each row of a layer table's ``array()`` A."""
+    """[rows, ALIGN_FEATURES]: :func:`unaligned_mmacs` of each row of a layer table's ``array()`` A,
+    then the row's thousands of output channels if it is a depthwise layer off
+    :data:`DW_CHANNEL_ALIGN` (:data:`CHANNEL_FEATURE`)."""
     from ..device.layers import ARRAY_COLUMNS, KINDS
 
     A = A.reshape(-1, len(ARRAY_COLUMNS))
-    out = np.zeros((len(A), len(ALIGN_CLASSES)))
+    out = np.zeros((len(A), len(ALIGN_FEATURES)))
     if not len(A):
         return out
     col = ARRAY_COLUMNS.index
@@ -249,6 +262,8 @@ def _unaligned_rows(A: np.ndarray, align: int) -> np.ndarray:
     off = (np.mod(cout, align) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, align) != 0))
     sel = np.flatnonzero(off & (cls >= 0))
     out[sel, cls[sel]] = A[sel, col("macs")] / 1e6
+    dw = np.flatnonzero((cls == pos[idx["depthwise"]]) & (np.mod(cout, DW_CHANNEL_ALIGN) != 0))
+    out[dw, -1] = cout[dw] / 1e3
     return out
 
 
@@ -350,10 +365,12 @@ class LayerCostModel:
     ``align`` (None: no alignment term) is the channel alignment the model was fitted with and
     ``w_align`` the ms per MMAC of unaligned layers (:func:`unaligned_mmacs`), one per class of
     :data:`ALIGN_CLASSES`, >= 0: in their class's part (the class's multiplier calibrates them).
-    Such a model takes :data:`ALIGN_FEATURES` after :data:`FEATURE_NAMES`."""
+    Such a model takes :data:`ALIGN_FEATURES` after :data:`FEATURE_NAMES`, their last the
+    channel term's (:data:`CHANNEL_FEATURE`), whose ms per 1000 channels is ``w_chan`` (>= 0, in
+    the depthwise part)."""
 
     def __init__(self, c0_ms: float, w: np.ndarray, *, cache_bytes: Optional[float] = None, w_spill: float = 0.0,
-                 align: Optional[int] = None, w_align=None):
+                 align: Optional[int] = None, w_align=None, w_chan: float = 0.0):
         self.c0 = float(c0_ms)
         self.w = np.asarray(w, dtype=np.float64)
         if self.w.shape != (len(FEATURE_NAMES),):
@@ -367,8 +384,13 @@ class LayerCostModel:
         elif w_align is not None and np.any(np.asarray(w_align, dtype=np.float64) != 0):
             raise InputError("LayerCostModel: an alignment cost (w_align) needs the alignment it was fitted with "
                              "(align)")
+        w_chan = float(w_chan)
+        if not (np.isfinite(w_chan) and w_chan >= 0) or (w_chan and align is None):
+            raise InputError(f"LayerCostModel: w_chan (ms per 1000 unaligned depthwise channels) must be a finite "
+                             f"number >= 0, and needs align; not {w_chan!r}")
         self.align = align
         self.w_align = wa if align is not None else np.zeros(len(ALIGN_CLASSES))
+        self.w_chan = w_chan
         if cache_bytes is not None:
             cache_bytes = float(cache_bytes)
             if not (np.isfinite(cache_bytes) and cache_bytes >= 0 and np.isfinite(w_spill) and w_spill >= 0):
@@ -429,7 +451,7 @@ class LayerCostModel:
         want = nf + na + (cache_bytes is not None)
         if F.shape[1] != want:
             raise InputError(f"from_suite: the features are {want} columns ({nf} per class"
-                             + (f", {na} unaligned MMACs" if na else "") + (", the spill MB" if cache_bytes is not None
+                             + (f", {na} of the alignment and channel terms" if na else "") + (", the spill MB" if cache_bytes is not None
                                                                             else "") + f"), not {F.shape[1]}")
         if class_fit is not None:
             return cls._from_suite_two_stage(F, latency_ms, weights, cache_bytes, align, class_fit)
@@ -438,7 +460,7 @@ class LayerCostModel:
         else:
             c0, w, we = fit_suite(F[:, :nf], latency_ms, weights, extra=F[:, nf:])
             m = cls(c0, w, cache_bytes=cache_bytes, w_spill=float(we[-1]) if cache_bytes is not None else 0.0,
-                    align=align, w_align=we[:na] if na else None)
+                    align=align, w_align=we[:na - 1] if na else None, w_chan=float(we[na - 1]) if na else 0.0)
         m.noise = _robust_noise(m, F, np.asarray(latency_ms, dtype=np.float64))
         return m
 
@@ -461,7 +483,8 @@ class LayerCostModel:
             sw = np.sqrt(wts[on])
             r = (y[on] - base.predict(rest[on])) / y[on] * sw
             wa = _nnls_unit(U[on] / y[on, None] * sw[:, None], r)
-        m = cls(base.c0, base.w, cache_bytes=cache_bytes, w_spill=base.w_spill, align=align, w_align=wa)
+        m = cls(base.c0, base.w, cache_bytes=cache_bytes, w_spill=base.w_spill, align=align, w_align=wa[:-1],
+                w_chan=float(wa[-1]))
         m.noise = _robust_noise(m, F, y)
         return m
 
@@ -476,9 +499,10 @@ class LayerCostModel:
         q = len(QUANTITIES)
         nf = len(FEATURE_NAMES)
         P = (F[:, :nf] * self.w).reshape(len(F), len(CLASSES), q).sum(2)
-        if self.has_align:  # each class's unaligned MMACs, in its part
+        if self.has_align:  # each class's unaligned MMACs, in its part; the channel term in depthwise's
             for j, ci in enumerate(_ALIGN_CLASS_INDEX):
                 P[:, ci] += self.w_align[j] * F[:, nf + j]
+            P[:, _DW_CLASS] += self.w_chan * F[:, nf + len(ALIGN_FEATURES) - 1]
         cols = [np.full(len(F), self.c0), P]
         if self.has_spill:
             cols.append(self.w_spill * F[:, -1])
@@ -523,19 +547,22 @@ class LayerCostModel:
         if not (np.isfinite(r) and r > 0):
             raise InputError(f"rescaled: ratio must be a finite number > 0, not {ratio!r}")
         m = LayerCostModel(self.c0 * r, self.w * r, cache_bytes=self.cache_bytes, w_spill=self.w_spill * r,
-                           align=self.align, w_align=self.w_align * r if self.has_align else None)
+                           align=self.align, w_align=self.w_align * r if self.has_align else None,
+                           w_chan=self.w_chan * r)
         m.mult, m.post, m.noise, m.shots = self.mult.copy(), self.post.copy(), self.noise, self.shots
         m.noise_df, m.weights, m.speed_sd = self.noise_df, self.weights.copy(), self.speed_sd
         return m
 
     def coefficients(self) -> Tuple[float, np.ndarray]:
         """The calibrated model as ``(c0_ms, w)`` over :data:`FEATURE_NAMES` (then, with the
-        alignment term, its calibrated ms per unaligned MMAC per class of :data:`ALIGN_CLASSES`;
-        then, with the spill term, its calibrated ms per MB as w's last value)."""
+        alignment term, its calibrated ms per unaligned MMAC per class of :data:`ALIGN_CLASSES` and
+        the channel term's ms per 1000 channels; then, with the spill term, its calibrated ms per MB
+        as w's last value)."""
         q = len(QUANTITIES)
         w = self.w * np.repeat(self.mult[1:1 + len(CLASSES)], q)
         if self.has_align:
             w = np.append(w, self.w_align * self.mult[[1 + ci for ci in _ALIGN_CLASS_INDEX]])
+            w = np.append(w, self.w_chan * self.mult[1 + _DW_CLASS])
         if self.has_spill:
             w = np.append(w, self.w_spill * self.mult[-1])
         return self.c0 * self.mult[0], w
@@ -555,7 +582,7 @@ class LayerCostModel:
         return {"schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "feature_names": list(FEATURE_NAMES),
                 "classes": [c for c, _ in CLASSES], "c0_ms": self.c0, "w": self.w.tolist(),
                 "cache_bytes": self.cache_bytes, "w_spill": self.w_spill,
-                "align": self.align, "w_align": self.w_align.tolist(),
+                "align": self.align, "w_align": self.w_align.tolist(), "w_chan": self.w_chan,
                 "mult": self.mult.tolist(), "post": self.post.tolist(), "noise": self.noise, "shots": self.shots,
                 "noise_df": self.noise_df, "weights": self.weights.tolist(), "speed_sd": self.speed_sd}
 
@@ -580,7 +607,7 @@ class LayerCostModel:
             cache = d["cache_bytes"]
             m = cls(float(d["c0_ms"]), np.asarray(d["w"], dtype=np.float64),
                     cache_bytes=None if cache is None else float(cache), w_spill=float(d["w_spill"]),
-                    align=d["align"], w_align=d["w_align"])
+                    align=d["align"], w_align=d["w_align"], w_chan=d["w_chan"])
             m.mult = np.asarray(d["mult"], dtype=np.float64)
             m.post = np.asarray(d["post"], dtype=np.float64)
             m.noise = float(d["noise"])
@@ -611,8 +638,9 @@ class LayerCostModel:
 
 
 #: Schema of a saved layer cost model (``LayerCostModel.to_dict``).
-#: 2: cache_bytes and w_spill; 3: align and w_align; 4: noise_df, the calibration's weights and speed_sd.
-MODEL_SCHEMA = "maple_edge_lite.layer_model/4"
+#: 2: cache_bytes and w_spill; 3: align and w_align; 4: noise_df, the calibration's weights and speed_sd;
+#: 5: w_chan.
+MODEL_SCHEMA = "maple_edge_lite.layer_model/5"
 
 
 
@@ -639,7 +667,8 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     Checks first that this per-layer form reproduces the model's per-class parts (so
     ``predict`` and ``interval``) over :func:`network_features` for every kind with every activation:
     ``InputError`` if the features stopped being a per-layer sum the format can carry.
-    ``metadata``: further JSON keys (e.g. ``provenance``)."""
+    ``metadata``: further JSON keys (e.g. ``provenance``). A model whose channel term is not 0 is
+    written as format 6 (LAYER_COST scheme 4)."""
     from .. import __version__
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS, SCHEMA
     from ..format import METADATA_SCHEMA, encode_layer_cost, write_atomic
@@ -656,10 +685,14 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     act_w = np.array([W[p - 1] if p else np.zeros(q) for p in act_part])
     # The alignment term per kind (ms per unaligned MMAC, 0 outside ALIGN_CLASSES); a model whose
     # term is all 0 predicts as one without it, and is written without it (the oldest format).
+    # The channel term (ms per 1000 channels of depthwise layers off DW_CHANNEL_ALIGN, 0 for the
+    # other kinds) goes with it when not 0 (format 6).
     align = None
-    if model.has_align and np.any(model.w_align > 0):
+    if model.has_align and (np.any(model.w_align > 0) or model.w_chan > 0):
         by_class = dict(zip(_ALIGN_CLASS_INDEX, model.w_align))
         align = (model.align, ALIGN_MIN_CIN, np.array([by_class.get(idx[k], 0.0) for k in KINDS]))
+        if model.w_chan > 0:
+            align += ((DW_CHANNEL_ALIGN, np.array([model.w_chan if idx[k] == _DW_CLASS else 0.0 for k in KINDS])),)
     _check_per_layer(model, kind_part, kind_w, act_part, act_w, align)
     user = dict(metadata or {})
     reserved = {"schema", "packed_by", "model_kind"} & set(user)
@@ -668,7 +701,7 @@ def pack(model: LayerCostModel, path, *, metadata=None, level: float = 0.9) -> b
     meta = {"schema": METADATA_SCHEMA, "packed_by": f"maple_edge_lite {__version__}", "model_kind": "layer_cost",
             "layer_model_schema": MODEL_SCHEMA, "feature_schema": FEATURE_SCHEMA, "layer_table_schema": SCHEMA,
             "classes": [c for c, _ in CLASSES], "shots": model.shots, "cache_bytes": model.cache_bytes,
-            "align": model.align,
+            "align": model.align, "channel_align": DW_CHANNEL_ALIGN if model.w_chan > 0 else None,
             "provenance": user.pop("provenance", {})}
     meta.update(user)
     data = encode_layer_cost(table_schema=int(SCHEMA.rsplit("/", 1)[1]), columns=ARRAY_COLUMNS, kinds=KINDS,
@@ -688,9 +721,11 @@ def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w, 
     from ..device.layers import ACTIVATIONS, ARRAY_COLUMNS, KINDS
 
     col = ARRAY_COLUMNS.index
-    # Channel counts: aligned, an unaligned output, an unaligned input, an unaligned stem input.
+    # Channel counts: aligned, an unaligned output, an unaligned input, an unaligned stem input, an
+    # output off the channel term's alignment, one on it but off the alignment term's.
     a0 = model.align or ALIGN
-    chans = [(2 * a0, 4 * a0), (2 * a0, 4 * a0 + 1), (2 * a0 + 3, 4 * a0), (3, 2 * a0)][:4 if model.has_align else 1]
+    chans = [(2 * a0, 4 * a0), (2 * a0, 4 * a0 + 1), (2 * a0 + 3, 4 * a0), (3, 2 * a0),
+             (2 * a0, 4 * a0 + 2), (2 * a0, 4 * a0 + DW_CHANNEL_ALIGN)][:6 if model.has_align else 1]
     combos = [(k, a, c) for k in range(len(KINDS)) for a in range(len(ACTIVATIONS)) for c in chans]
     A = np.zeros((len(combos), len(ARRAY_COLUMNS)))
     for i, (k, a, c) in enumerate(combos):
@@ -709,11 +744,13 @@ def _check_per_layer(model: LayerCostModel, kind_part, kind_w, act_part, act_w, 
             parts[act_part[a]] += act_w[a] @ np.array([1.0, 0.0, x[3], x[3]])
         if model.has_spill:  # the core's spill term, layer by layer
             parts[-1] += model.w_spill * max(0.0, r[col("bytes_read")] + r[col("bytes_written")] - model.cache_bytes) / 1e6
-        if align is not None:  # the core's alignment term, layer by layer
-            al, min_cin, per_kind = align
+        if align is not None:  # the core's alignment and channel terms, layer by layer
+            al, min_cin, per_kind = align[:3]
             cin, cout = r[col("cin")], r[col("cout")]
             if cout % al != 0 or (cin > min_cin and cin % al != 0):
                 parts[kind_part[k]] += per_kind[k] * x[1]
+            if len(align) > 3 and cout % align[3][0] != 0:
+                parts[kind_part[k]] += align[3][1][k] * cout / 1e3
         if not np.allclose(parts, want, rtol=1e-9, atol=1e-12):
             raise InputError(f"pack: layer kind {KINDS[k]!r} with activation {ACTIVATIONS[a]!r} costs {want} ms per "
                              f"part over network_features but {parts} per layer: the features are no longer a per-layer "
@@ -731,5 +768,5 @@ class _Rows:
 
 
 __all__ = ["CLASSES", "FEATURE_NAMES", "FEATURE_SCHEMA", "SPILL_FEATURE", "ALIGN_CLASSES", "ALIGN_FEATURES", "ALIGN",
-           "ALIGN_MIN_CIN", "MODEL_SCHEMA", "network_features", "spill_mbytes", "unaligned_mmacs", "fit_suite",
+           "ALIGN_MIN_CIN", "CHANNEL_FEATURE", "DW_CHANNEL_ALIGN", "MODEL_SCHEMA", "network_features", "spill_mbytes", "unaligned_mmacs", "fit_suite",
            "LayerCostModel", "macs_linear", "pack"]

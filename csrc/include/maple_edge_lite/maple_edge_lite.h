@@ -38,7 +38,7 @@ extern "C" {
 /* Compile-time version numbers. mel_abi_version() and mel_version() give the run-time ones:
  * a program may check that the library it loaded has the ABI it was compiled against. */
 #define MEL_ABI_VERSION 1            /* bumped on any incompatible change of this header */
-#define MEL_FORMAT_VERSION 5         /* newest .melw container version this library reads (it reads 1 to 4 too) */
+#define MEL_FORMAT_VERSION 6         /* newest .melw container version this library reads (it reads 1 to 5 too) */
 #define MEL_QUANT_SCHEME_VERSION 1   /* int8 quantization scheme inside the container */
 
 /* Reader limits (a file beyond them is rejected with MEL_ERR_LIMIT). */

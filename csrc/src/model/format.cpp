@@ -165,23 +165,27 @@ void parse_interval(Model& m, const unsigned char* p, uint64_t size, const std::
 }
 
 // LAYER_COST (docs/format.md): the fixed head (88 bytes in scheme 1; 112 in scheme 2, which adds
-// the spill term; 128 in scheme 3, which adds the alignment term), the part indices, the f32 coefficient tables, the multipliers and the
+// the spill term; 128 in scheme 3, which adds the alignment term; 136 in scheme 4, which adds the
+// channel term), the part indices, the f32 coefficient tables, the multipliers and the
 // posterior factor, then the kind and activation names.
 void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std::string& where) {
     LayerCost& lc = m.lc;
     if (size < 88) bad(where + " is too short (" + std::to_string(size) + " bytes)");
     const uint32_t scheme = rd_u32(p);
-    if (scheme < 1 || scheme > 3)
+    if (scheme < 1 || scheme > 4)
         fail(MEL_ERR_VERSION, where + " has arithmetic scheme " + std::to_string(scheme) +
-                                  ", unknown to this reader (it knows 1 to 3); upgrade maple_edge_lite");
+                                  ", unknown to this reader (it knows 1 to 4); upgrade maple_edge_lite");
     if (scheme == 2 && m.format_version < 4)
         bad(where + " has arithmetic scheme 2 (the spill term) in a format-" + std::to_string(m.format_version) +
             " file (scheme 2 is format 4)");
     if (scheme == 3 && m.format_version < 5)
         bad(where + " has arithmetic scheme 3 (the alignment term) in a format-" + std::to_string(m.format_version) +
             " file (scheme 3 is format 5)");
+    if (scheme == 4 && m.format_version < 6)
+        bad(where + " has arithmetic scheme 4 (the channel term) in a format-" + std::to_string(m.format_version) +
+            " file (scheme 4 is format 6)");
     lc.scheme = scheme;
-    const uint64_t head = scheme == 1 ? 88 : scheme == 2 ? 112 : 128;
+    const uint64_t head = scheme == 1 ? 88 : scheme == 2 ? 112 : scheme == 3 ? 128 : 136;
     if (size < head) bad(where + " is too short (" + std::to_string(size) + " bytes)");
     lc.table_schema = rd_u32(p + 4);
     lc.n_columns = rd_u32(p + 8);
@@ -222,20 +226,20 @@ void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std
         if (rd_u32(p + 92) != 0) bad(where + " reserved field is not zero");
         lc.spill_threshold = rd_f64(p + 96);
         lc.spill_w = rd_f64(p + 104);
-        if (scheme == 3 && lc.spill_part == 0) {  // scheme 3 without the spill term: its fields zero
+        if (scheme >= 3 && lc.spill_part == 0) {  // schemes 3, 4 without the spill term: its fields zero
             if (lc.spill_threshold != 0.0 || lc.spill_w != 0.0)
                 bad(where + " has no spill term (part 0) but a nonzero spill threshold or coefficient");
         } else {
             if (lc.spill_part < 1 || lc.spill_part >= lc.n_parts)
                 bad(where + " spill term names part " + std::to_string(lc.spill_part) + " (must be " +
-                    (scheme == 3 ? "0, none, or " : "") + "1.." + std::to_string(lc.n_parts - 1) + ")");
+                    (scheme >= 3 ? "0, none, or " : "") + "1.." + std::to_string(lc.n_parts - 1) + ")");
             if (!(std::isfinite(lc.spill_threshold) && lc.spill_threshold >= 0.0))
                 bad(where + " spill threshold is not a finite number of bytes >= 0");
             if (!(std::isfinite(lc.spill_w) && lc.spill_w >= 0.0))
                 bad(where + " spill coefficient is not a finite number of ms per MB >= 0");
         }
     }
-    if (scheme == 3) {  // the alignment term: u32 alignment, u32 min_cin, u32 column of cin, of cout
+    if (scheme >= 3) {  // the alignment term: u32 alignment, u32 min_cin, u32 column of cin, of cout
         lc.align = rd_u32(p + 112);
         lc.align_min_cin = rd_u32(p + 116);
         lc.col_cin = rd_u32(p + 120);
@@ -245,9 +249,16 @@ void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std
         if (lc.col_cin >= lc.n_columns || lc.col_cout >= lc.n_columns)
             bad(where + " column of cin or cout is beyond the " + std::to_string(lc.n_columns) + " columns");
     }
+    if (scheme == 4) {  // the channel term: u32 channel alignment, u32 reserved
+        lc.chan_align = rd_u32(p + 128);
+        if (rd_u32(p + 132) != 0) bad(where + " reserved field is not zero");
+        if (lc.chan_align < 2 || lc.chan_align > 1024)
+            bad(where + " channel term's alignment is " + std::to_string(lc.chan_align) + " (must be 2..1024)");
+    }
     // Fixed-size part; every count is bounded above, so no product overflows 64 bits.
     const uint64_t idx_bytes = 4ull * (n_kinds + n_acts), idx_pad = (idx_bytes + 7) / 8 * 8;
-    const uint64_t flt = 4ull * (4ull * n_kinds + 4ull * n_acts + (scheme == 3 ? n_kinds : 0) + lc.n_parts +
+    const uint64_t flt = 4ull * (4ull * n_kinds + 4ull * n_acts + (scheme >= 3 ? n_kinds : 0) +
+                                 (scheme == 4 ? n_kinds : 0) + lc.n_parts +
                                  uint64_t(lc.n_parts) * lc.rank);
     const uint64_t flt_pad = (flt + 7) / 8 * 8;
     const uint64_t names_at = head + idx_pad + flt_pad;
@@ -281,10 +292,15 @@ void parse_layer_cost(Model& m, const unsigned char* p, uint64_t size, const std
     };
     floats(lc.kind_w, 4ull * n_kinds, "kind coefficient");
     floats(lc.act_w, 4ull * n_acts, "activation pass coefficient");
-    if (scheme == 3) {
+    if (scheme >= 3) {
         floats(lc.align_w, n_kinds, "alignment coefficient");
         for (uint32_t k = 0; k < n_kinds; ++k)
             if (lc.align_w[k] < 0.0) bad(where + " alignment coefficient " + std::to_string(k) + " is negative");
+    }
+    if (scheme == 4) {
+        floats(lc.chan_w, n_kinds, "channel coefficient");
+        for (uint32_t k = 0; k < n_kinds; ++k)
+            if (lc.chan_w[k] < 0.0) bad(where + " channel coefficient " + std::to_string(k) + " is negative");
     }
     floats(lc.mult, lc.n_parts, "multiplier");
     floats(lc.post, size_t(lc.n_parts) * lc.rank, "posterior factor");

@@ -51,6 +51,10 @@ void predict(const Model& m, const float* rows, size_t n_layers, size_t n_column
                 (cin > double(lc.align_min_cin) && std::fmod(cin, double(lc.align)) != 0.0))
                 part[lc.kind_part[k]] += lc.align_w[k] * macs;
         }
+        if (lc.chan_align) {  // scheme 4: a per-channel cost off the runtime's kernel width (depthwise)
+            const double cout = r[lc.col_cout];
+            if (std::fmod(cout, double(lc.chan_align)) != 0.0) part[lc.kind_part[k]] += lc.chan_w[k] * (cout / 1000.0);
+        }
         if (lc.act_part[a]) {  // a fused activation the runtime runs as a pass over the output
             const double* v = lc.act_w.data() + 4 * size_t(a);
             part[lc.act_part[a]] += v[0] + v[2] * wr + v[3] * wr;

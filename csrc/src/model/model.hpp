@@ -40,7 +40,7 @@ struct Layer {
     const float* deq = nullptr;     // [out] output layer: accumulator -> float scale
 };
 
-// LAYER_COST section (format 3; scheme 2 in format 4, scheme 3 in format 5, docs/format.md): a network's latency
+// LAYER_COST section (format 3; scheme 2 in format 4, scheme 3 in format 5, scheme 4 in format 6, docs/format.md): a network's latency
 // from its layer table.
 // Part 0 is the per-inference cost, parts 1.. the cost classes; each kind and each activation
 // that runs as a pass of its own names its part, resolved when the model was packed.
@@ -61,6 +61,10 @@ struct LayerCost {
     // align_w[kind] * MMACs to its kind's part. align 0: no such term (schemes 1 and 2).
     uint32_t align = 0, align_min_cin = 0, col_cin = 0, col_cout = 0;
     std::vector<double> align_w;  // [kinds] ms per MMAC of an unaligned layer
+    // Scheme 4 (format 6): the channel term beside the alignment term: a layer whose cout is not a
+    // multiple of chan_align adds chan_w[kind] * cout / 1000 to its kind's part. chan_align 0: none.
+    uint32_t chan_align = 0;
+    std::vector<double> chan_w;  // [kinds] ms per 1000 output channels of a layer off chan_align
     std::vector<std::string> kinds, activations;  // names, in the rows' index order
     std::vector<uint32_t> kind_part;              // [kinds] part of each kind, 1..n_parts-1
     std::vector<uint32_t> act_part;               // [activations] part of its pass, 0 = no pass
