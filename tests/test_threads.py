@@ -81,7 +81,7 @@ def _corrupt_variants(data: bytes):
         return bytes(b)
 
     out = []
-    for v in (6, 7, 8):  # future format versions
+    for v in (7, 8, 9):  # future format versions
         b = bytearray(data)
         struct.pack_into("<H", b, 12, v)
         out.append((fixed(b), f"format version {v} is not supported", mel.VersionError))
