@@ -125,8 +125,9 @@ MEL_API int mel_model_predict_interval(const mel_model* model, const float* x, s
  * Layer cost models: any CNN's latency from its layer table (docs/layers.md, docs/format.md
  * LAYER_COST). A .melw file holds either an int8 MLP over a feature vector (the functions above)
  * or a layer cost model (format 3; format 4 adds the spill term, see mel_model_layer_spill; format 5
- * the alignment term, see mel_model_layer_align), which predicts one network from the rows of its
- * layer table.
+ * the alignment term, see mel_model_layer_align; format 6 the channel term, a cost per channel of
+ * depthwise layers off a multiple of 4, docs/format.md), which predicts one network from the rows
+ * of its layer table.
  * On a layer cost model, mel_model_predict, _predict_raw, _predict_interval and _predict_arch*
  * return MEL_ERR_UNSUPPORTED; mel_model_input_dim and mel_model_feature_name give the row width
  * and the column names, mel_model_num_layers 0, mel_model_interval_level the interval's level.
