@@ -477,23 +477,30 @@ def test_alignment_model_fits_calibrates_and_round_trips():
         LC.LayerCostModel.from_dict(dict(c.to_dict(), feature_schema=3))
 
 
+def _depthwise_probes(seed: int, n_probes: int):
+    """A synthetic suite (per class 0.002 ms, 0.01 per MMAC and per MB read, 0.02 per MB written)
+    whose first ``n_probes`` depthwise entries are probes: ``(w, F, y, depthwise class index,
+    probe mask, U)`` with U the alignment columns, the probes' MMACs in the depthwise one."""
+    q = len(LC.QUANTITIES)
+    w = np.zeros(len(LC.FEATURE_NAMES))
+    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
+    F, y = _synthetic_suite(0.004, w, n=110, seed=seed)
+    k = [c for c, _ in LC.CLASSES].index("depthwise")
+    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)[:n_probes]
+    probe = np.zeros(len(y), bool)
+    probe[rows] = True
+    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
+    U[rows, 2] = F[rows, k * q + 1]
+    return w, F, y, k, probe, U
+
+
 def test_alignment_term_fitted_after_the_classes():
     """``class_fit``: the per-class costs come from the marked entries alone (exactly the fit
     without the others and without the term), the alignment term from what they leave of every
     entry with unaligned MMACs: 0.006 ms per unaligned depthwise MMAC on probes whose classes cost
     what the rest say; an entry with a few unaligned MMACs inside the class fit (a ShuffleNet unit)
     is predicted with the term on top."""
-    q = len(LC.QUANTITIES)
-    w = np.zeros(len(LC.FEATURE_NAMES))
-    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
-    F, y = _synthetic_suite(0.004, w, n=110, seed=3)
-    names = [c for c, _ in LC.CLASSES]
-    k = names.index("depthwise")
-    probe = np.zeros(len(y), bool)
-    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
-    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
-    probe[rows[:4]] = True
-    U[rows[:4], 2] = F[rows[:4], k * q + 1]
+    w, F, y, k, probe, U = _depthwise_probes(3, 4)
     y = y + 0.006 * U[:, 2]
     m = LC.LayerCostModel.from_suite(np.column_stack([F, U]), y, align=8, class_fit=~probe)
     c0, wp = LC.fit_suite(F[~probe], y[~probe])
@@ -515,18 +522,8 @@ def test_channel_term_fitted_beside_the_alignment_term():
     off 4 more (as ONNX Runtime's depthwise kernel does): the second stage recovers both, the
     channel term lands in the depthwise part, ``rescaled`` and the JSON round trip carry it, and a
     negative one or one without an alignment is refused."""
-    q = len(LC.QUANTITIES)
-    w = np.zeros(len(LC.FEATURE_NAMES))
-    w[0::q], w[1::q], w[2::q], w[3::q] = 0.002, 0.01, 0.01, 0.02
-    F, y = _synthetic_suite(0.004, w, n=110, seed=4)
-    names = [c for c, _ in LC.CLASSES]
-    k = names.index("depthwise")
-    rows = np.flatnonzero(np.arange(len(y)) % len(LC.CLASSES) == k)
-    probe = np.zeros(len(y), bool)
-    probe[rows[:5]] = True
-    U = np.zeros((len(y), len(LC.ALIGN_FEATURES)))
-    U[rows[:5], 2] = F[rows[:5], k * q + 1]
-    U[rows[:5], -1] = np.array([0.019, 0.077, 0.307, 0.614, 0.153])  # thousands of channels off 4
+    w, F, y, k, probe, U = _depthwise_probes(4, 5)
+    U[probe, -1] = np.array([0.019, 0.077, 0.307, 0.614, 0.153])  # thousands of channels off 4
     y = y + 0.006 * U[:, 2] + 0.3 * U[:, -1]
     Fs = np.column_stack([F, U])
     m = LC.LayerCostModel.from_suite(Fs, y, align=8, class_fit=~probe)

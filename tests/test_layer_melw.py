@@ -565,14 +565,18 @@ CORRUPT_ALIGN = [  # the format-5 (scheme 3) file's own fields; this one has no 
 ]
 
 
+def _refused(data, version, scheme, edit, exc, msg):
+    """A file of ``version`` whose LAYER_COST section is ``scheme``, edited: ``exc`` naming ``msg``."""
+    off, _ = _section(data, 8)
+    assert struct.unpack_from("<H", data, 12)[0] == version and struct.unpack_from("<I", data, off)[0] == scheme
+    assert struct.unpack_from("<4I", data, off + 112) == (8, 4, L.ARRAY_COLUMNS.index("cin"), L.ARRAY_COLUMNS.index("cout"))
+    with pytest.raises(exc, match=re.escape(msg)):
+        mel.Model.from_bytes(edit(data, off))
+
+
 @pytest.mark.parametrize("name, edit, exc, msg", CORRUPT_ALIGN, ids=[c[0] for c in CORRUPT_ALIGN])
 def test_corrupt_align_sections(align_bytes, name, edit, exc, msg):
-    off, _ = _section(align_bytes, 8)
-    assert struct.unpack_from("<H", align_bytes, 12)[0] == 5 and struct.unpack_from("<I", align_bytes, off)[0] == 3
-    assert struct.unpack_from("<4I", align_bytes, off + 112) == (8, 4, L.ARRAY_COLUMNS.index("cin"),
-                                                                 L.ARRAY_COLUMNS.index("cout"))
-    with pytest.raises(exc, match=re.escape(msg)):
-        mel.Model.from_bytes(edit(align_bytes, off))
+    _refused(align_bytes, 5, 3, edit, exc, msg)
 
 
 CIDX = 136 + (4 * (NK + NA) + 7) // 8 * 8  # where the f32 tables start in a scheme-4 section
@@ -594,10 +598,7 @@ CORRUPT_CHAN = [  # the format-6 (scheme 4) file's own fields
 
 @pytest.mark.parametrize("name, edit, exc, msg", CORRUPT_CHAN, ids=[c[0] for c in CORRUPT_CHAN])
 def test_corrupt_channel_sections(chan_bytes, name, edit, exc, msg):
-    off, _ = _section(chan_bytes, 8)
-    assert struct.unpack_from("<H", chan_bytes, 12)[0] == 6 and struct.unpack_from("<I", chan_bytes, off)[0] == 4
-    with pytest.raises(exc, match=re.escape(msg)):
-        mel.Model.from_bytes(edit(chan_bytes, off))
+    _refused(chan_bytes, 6, 4, edit, exc, msg)
 
 
 def test_corrupt_structure(lc_bytes, pack_random, tmp_path):
