@@ -47,6 +47,7 @@ then each held-out network's error by family. A data file whose suite is not thi
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import sys
@@ -284,11 +285,9 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
 def _predict(base, F, y, macs, shot, test, d, Ft, macs_t, preds, los, his):
     """One draw's predictions of the networks ``test`` (features Ft, MACs macs_t) by every method,
     calibrated on the zoo networks ``shot``."""
-    from maple_edge_lite.learn.layer_cost import LayerCostModel, macs_linear
+    from maple_edge_lite.learn.layer_cost import macs_linear
 
-    m = LayerCostModel(base.c0, base.w, cache_bytes=base.cache_bytes, w_spill=base.w_spill, align=base.align,
-                       w_align=base.w_align if base.has_align else None, w_chan=base.w_chan)
-    m.noise = base.noise
+    m = copy.deepcopy(base)  # the suite's fit, every term of it, calibrated apart for this draw
     m.calibrate(F[shot], y[shot])
     preds["layer_cost"][d, test] = m.predict(Ft)
     los[d, test], his[d, test] = m.interval(Ft)
@@ -415,8 +414,9 @@ def _calibration_sets(args) -> int:
         test = [n for n in nets if n not in union]
         Ft = np.array([features("zoo", n, cache, ALIGN)[0] for n in test])
         yt = np.array([nets[n][1] for n in test])
+        base = fit_suite_model(suite, cache, ALIGN)  # the suite's fit, the same for every set
         for i, cal in enumerate(sets):
-            m = fit_suite_model(suite, cache, ALIGN)
+            m = copy.deepcopy(base)
             m.calibrate(np.array([features("zoo", n, cache, ALIGN)[0] for n in cal]), [nets[n][1] for n in cal])
             scores[i, j] = np.mean(np.abs(m.predict(Ft) / yt - 1) <= 0.10)
     print(f"±10% accuracy on the {len(test)} zoo networks in no set, calibrated as the device cache does")
