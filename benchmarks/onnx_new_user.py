@@ -27,6 +27,7 @@ Needs onnx and the runtime; about 4 minutes at one thread here (15 networks)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -106,13 +107,23 @@ def network_onnx(name: str) -> bytes:
     return g.serialize(name, [1, 3, r, r], [1, 1000], f"{name} (benchmarks/onnx_new_user.py)", {})
 
 
+@functools.lru_cache(maxsize=None)
+def _table(name: str, zoo_network: bool = False):
+    """The layer table of a :data:`NETWORKS` entry, or of a zoo network (a calibration network),
+    built once per process (``--refit`` and the MACs-linear baseline both read them)."""
+    from maple_edge_lite.device import layers
+    from maple_edge_lite.device.builders import zoo
+
+    return layers.from_onnx(zoo.zoo_onnx(name) if zoo_network else network_onnx(name))
+
+
 def refit(out: Path):
     """``{network: predicted ms}``: the layer cost model refitted to the measurements of the run in
     ``out`` (its cache entry's suite and calibration latencies) as the device cache fits it."""
     import numpy as np
 
     from maple_edge_lite.device import layers
-    from maple_edge_lite.device.builders import layer_suite, zoo
+    from maple_edge_lite.device.builders import layer_suite
     from maple_edge_lite.learn.layer_cost import ALIGN, LayerCostModel, network_features
 
     man = json.loads((out / "layer_manifest.json").read_text())
@@ -124,11 +135,11 @@ def refit(out: Path):
     m = LayerCostModel.from_suite(F, [man["suite"][n] for n in names], layer_suite.fit_weights(specs),
                                   cache_bytes=cb, align=ALIGN, class_fit=layer_suite.class_fit_mask(specs))
     cal = list(man["calibration"])
-    m.calibrate(np.array([m.features(layers.from_onnx(zoo.zoo_onnx(n))) for n in cal]),
+    m.calibrate(np.array([m.features(_table(n, True)) for n in cal]),
                 [man["calibration"][n] for n in cal])
     ms, lo, hi = {}, {}, {}
     for name in _measured(out):
-        f = m.features(layers.from_onnx(network_onnx(name)))[None]
+        f = m.features(_table(name))[None]
         ms[name] = float(m.predict(f)[0])
         a, b = m.interval(f)
         lo[name], hi[name] = float(a[0]), float(b[0])
@@ -196,13 +207,11 @@ def macs_linear_ms(out: Path) -> dict:
     """``{network: ms}`` of the baseline a user would fit: latency linear in MACs
     (``learn.layer_cost.macs_linear``) through the run's five calibration networks, as measured by
     its first call (``OUT/layer_manifest.json``), for each network the run measured."""
-    from maple_edge_lite.device import layers
-    from maple_edge_lite.device.builders import zoo
     from maple_edge_lite.learn.layer_cost import macs_linear
 
     cal = json.loads((out / "layer_manifest.json").read_text())["calibration"]
-    a, b = macs_linear([layers.from_onnx(zoo.zoo_onnx(n)).totals()["macs"] for n in cal], list(cal.values()))
-    return {n: a + b * layers.from_onnx(network_onnx(n)).totals()["macs"] for n in _measured(out)}
+    a, b = macs_linear([_table(n, True).totals()["macs"] for n in cal], list(cal.values()))
+    return {n: a + b * _table(n).totals()["macs"] for n in _measured(out)}
 
 
 def _report(out: Path, pred, t_first, t_cached, args, report_name: str) -> int:
