@@ -618,8 +618,8 @@ __all__ = ["device_model", "cache_root", "cache_key", "device_facts", "runtime_i
 #: neither set scored ±10% 0.84 instead of 0.75 (three sittings, ONNX Runtime and OpenVINO f32;
 #: docs/layers.md).
 LAYER_CALIBRATION = ("mobilenet_v2_1.0_224", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x1.0", "efficientnet_b0")
-#: ``core``: the same model as a ``.melw`` (format 5 with a nonzero alignment term, else 4 with the spill term, else
-#: 3) the C core evaluates (``mel_model_predict_layers``),
+#: ``core``: the same model as a ``.melw`` (format 6 with a nonzero channel term, else 5 with a nonzero alignment
+#: term, else 4 with the spill term, else 3) the C core evaluates (``mel_model_predict_layers``),
 #: for a scheduler; ``predict --onnx`` predicts through it too.
 LAYER_FILES = {"manifest": "manifest.json", "model": "layer_model.json", "core": "layer_model.melw"}
 

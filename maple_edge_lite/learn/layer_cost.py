@@ -262,7 +262,7 @@ def _unaligned_rows(A: np.ndarray, align: int) -> np.ndarray:
     off = (np.mod(cout, align) != 0) | ((cin > ALIGN_MIN_CIN) & (np.mod(cin, align) != 0))
     sel = np.flatnonzero(off & (cls >= 0))
     out[sel, cls[sel]] = A[sel, col("macs")] / 1e6
-    dw = np.flatnonzero((cls == pos[idx["depthwise"]]) & (np.mod(cout, DW_CHANNEL_ALIGN) != 0))
+    dw = np.flatnonzero((cls == pos[_DW_CLASS]) & (np.mod(cout, DW_CHANNEL_ALIGN) != 0))
     out[dw, -1] = cout[dw] / 1e3
     return out
 
