@@ -41,8 +41,11 @@ unaligned``; score them with ``--data``): the committed files' zoo rows are from
 (``_cache.LAYER_CALIBRATION``), on the zoo networks in none of them.
 
 Reported: ±10% accuracy, MAPE, Spearman and the 90% interval's coverage, per runtime and their mean,
-then each held-out network's error by family. A data file whose suite is not this
-``layer_suite.SUITE_VERSION`` (its sidecar says) is skipped with a note: measure its suite again."""
+then each held-out network's error by family. A data file measured with an earlier suite version
+(its sidecar says) is scored with the entries it has when every one of them is still an entry of
+this ``layer_suite.SUITE_VERSION`` built the same way (version 4 only added entries to 3: a version-3
+file scores as the version-3 model did); otherwise it is skipped with a note: measure its suite
+again."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -229,14 +232,17 @@ def fit_suite_model(suite: dict, cache_bytes: Optional[float] = None, align: Opt
 
 
 def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[float] = None,
-                  cache_bytes: Optional[float] = None, align: Optional[int] = None, joint_align: bool = False):
+                  cache_bytes: Optional[float] = None, align: Optional[int] = None, joint_align: bool = False,
+                  without: Sequence[str] = ()):
     """Leave one family out on one data file; ``cache_bytes`` None scores the layer cost model
     without its spill term, ``align`` None without its alignment term. The unaligned set (rows of
     kind ``unaligned``), when measured, is scored apart: each network predicted from the suite and
     ``shots`` zoo networks of other families than its own, as the zoo's are. The alignment term is
     fitted after the per-class costs (``layer_suite.class_fit_mask``), as the device cache fits it;
-    ``joint_align`` fits it with them instead (what was tried first)."""
+    ``joint_align`` fits it with them instead (what was tried first). The suite entries named in
+    ``without`` are left out of the fit (``--without-small-end``: version 3's model on a version-4 file)."""
     suite, nets, unal = load(path)
+    suite = {n: v for n, v in suite.items() if n not in set(without)}
     base = fit_suite_model(suite, cache_bytes, align, block_weight, joint_align)
     names = list(nets)
     fam = np.array([nets[n][0] for n in names])
@@ -298,6 +304,26 @@ def _predict(base, F, y, macs, shot, test, d, Ft, macs_t, preds, los, his):
     preds["scaled_macs"][d, test] = s * macs_t
 
 
+#: Earlier suite versions whose entries this one still has, built the same way: a data file of one
+#: is scored with the entries it has (the model of that version).
+SUBSET_SUITE_VERSIONS = (3,)
+
+
+def _scorable(path: Path) -> bool:
+    """Whether a data file's suite rows can be scored by this suite version's code: measured with
+    this version, or with one of :data:`SUBSET_SUITE_VERSIONS` and every suite row an entry of this
+    version."""
+    from maple_edge_lite.device.builders import layer_suite as LS
+
+    v = json.loads(Path(str(path) + ".json").read_text()).get("suite_version")
+    if v == LS.SUITE_VERSION:
+        return True
+    if v not in SUBSET_SUITE_VERSIONS:
+        return False
+    names = {s.name for s in LS.default_suite()}
+    return set(load(path)[0]) <= names
+
+
 def _score(args) -> int:
     paths = sorted(Path(args.data).glob("vm-*.csv"))
     if not paths:
@@ -305,9 +331,10 @@ def _score(args) -> int:
         return 1
     from maple_edge_lite.device.builders.layer_suite import SUITE_VERSION
 
-    stale = [p for p in paths if json.loads(Path(str(p) + ".json").read_text()).get("suite_version") != SUITE_VERSION]
+    stale = [p for p in paths if not _scorable(p)]
     for p in stale:
-        print(f"skipping {p.name}: its layer suite is not version {SUITE_VERSION}; measure it again with "
+        print(f"skipping {p.name}: its layer suite is neither version {SUITE_VERSION} nor an earlier one whose "
+              f"entries this version still has; measure it again with "
               f"`python benchmarks/zoo.py measure --what suite --runtime ...`", file=sys.stderr)
     paths = [p for p in paths if p not in stale]
     if not paths:
@@ -323,6 +350,7 @@ def _score(args) -> int:
             layer_cost.CLASS_SD = args.class_sd
         if args.calibration_df is not None:
             layer_cost.NOISE_DF = args.calibration_df or None
+    from maple_edge_lite.device.builders import layer_suite as LS
     from maple_edge_lite.learn.layer_cost import ALIGN
 
     align = None if args.no_align else ALIGN
@@ -330,7 +358,8 @@ def _score(args) -> int:
     for p in paths:
         cache, source = cache_of(p, args.spill_cache_mb, args.no_spill)
         res, per_net, n, nf, fit, res_u, per_net_u = score_runtime(p, args.shots, args.draws, args.block_weight,
-                                                                   cache, align, args.joint_align)
+                                                                   cache, align, args.joint_align,
+                                                                   LS.SMALL_END if args.without_small_end else ())
         report["runtimes"][p.stem] = {"networks": n, "families": nf, "methods": res, "networks_detail": per_net,
                                       "spill": dict(fit["spill"] or {}, source=source), "align": fit["align"],
                                       "unaligned": {"methods": res_u, "networks_detail": per_net_u}}
@@ -462,6 +491,8 @@ def main(argv=None) -> int:
     al.add_argument("--joint-align", action="store_true",
                     help="fit the alignment term together with the per-class costs, on every suite entry, instead "
                     "of after them (layer_suite.class_fit_mask)")
+    s.add_argument("--without-small-end", action="store_true",
+                   help="fit without the suite's small-end entries (layer_suite.SMALL_END): version 3's model")
     s.add_argument("--class-sd", type=float, default=None,
                    help="the calibration prior's per-class deviation (default learn.layer_cost.CLASS_SD, 0: one scale)")
     s.add_argument("--calibration-df", type=float, default=None,

@@ -590,7 +590,16 @@ def test_every_suite_entry_builds_the_layers_it_names():
     # the fit weighs whole blocks BLOCK_WEIGHT, the chains of one kind 1
     wts = dict(zip((s.name for s in suite), LS.fit_weights(suite)))
     assert wts["bottleneck@256x56x56x2"] == LS.BLOCK_WEIGHT and wts["conv@64x28x28x4"] == 1.0
-    assert sum(v == LS.BLOCK_WEIGHT for v in wts.values()) == sum(s.kind in LS.BLOCK_KINDS for s in suite) == 12
+    assert sum(v == LS.BLOCK_WEIGHT for v in wts.values()) == sum(s.kind in LS.BLOCK_KINDS for s in suite) == 14
+    # the small end (version 4): layers of 8-48 channels at 6-48 and 128 at 4x4, as the zoo's smallest
+    # networks have them, so per-layer costs are not left to entries of 0.1 ms and more
+    pw4 = L.from_onnx(LS.layer_onnx(next(s for s in suite if s.name == "pointwise@128x4x4x4")))
+    assert pw4.totals()["macs"] == 4 * 128 * 128 * 4 * 4 and pw4.kind_counts() == {"pointwise": 4}
+    small = L.from_onnx(LS.layer_onnx(next(s for s in suite if s.name == "depthwise_irk3e48@8x24x24x2")))
+    assert small.totals()["macs"] == 2 * 24 * 24 * (8 * 48 + 48 * 9 + 48 * 8)
+    assert min(s.hw for s in suite if s.kind != "gemm") == 4 and min(s.channels for s in suite) == 8
+    assert set(LS.SMALL_END) <= set(wts) and len(LS.SMALL_END) == 11
+    assert max(L.from_onnx(LS.layer_onnx(s)).totals()["macs"] for s in suite if s.name in LS.SMALL_END) < 5e6
     # the unaligned entries: each conv-like class has some, and their layers are unaligned at 8
     un = {s.name: LC.unaligned_mmacs(L.from_onnx(LS.layer_onnx(s))) for s in suite
           if s.name in ("conv@19x56x56x4", "pointwise@154x14x14x4", "depthwise_irk3e77@19x56x56x2",
