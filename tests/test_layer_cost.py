@@ -599,7 +599,7 @@ def test_every_suite_entry_builds_the_layers_it_names():
     assert small.totals()["macs"] == 2 * 24 * 24 * (8 * 48 + 48 * 9 + 48 * 8)
     assert min(s.hw for s in suite if s.kind != "gemm") == 4 and min(s.channels for s in suite) == 8
     assert set(LS.SMALL_END) <= set(wts) and len(LS.SMALL_END) == 11
-    assert max(L.from_onnx(LS.layer_onnx(s)).totals()["macs"] for s in suite if s.name in LS.SMALL_END) < 5e6
+    assert max(L.from_onnx(LS.layer_onnx(s)).totals()["macs"] for s in suite if s.name in LS.SMALL_END) < 1e7
     # the unaligned entries: each conv-like class has some, and their layers are unaligned at 8
     un = {s.name: LC.unaligned_mmacs(L.from_onnx(LS.layer_onnx(s))) for s in suite
           if s.name in ("conv@19x56x56x4", "pointwise@154x14x14x4", "depthwise_irk3e77@19x56x56x2",
