@@ -242,7 +242,8 @@ def score_runtime(path: Path, shots: int, draws: int, block_weight: Optional[flo
     ``joint_align`` fits it with them instead (what was tried first). The suite entries named in
     ``without`` are left out of the fit (``--without-small-end``: version 3's model on a version-4 file)."""
     suite, nets, unal = load(path)
-    suite = {n: v for n, v in suite.items() if n not in set(without)}
+    drop = set(without)
+    suite = {n: v for n, v in suite.items() if n not in drop}
     base = fit_suite_model(suite, cache_bytes, align, block_weight, joint_align)
     names = list(nets)
     fam = np.array([nets[n][0] for n in names])
@@ -329,11 +330,11 @@ def _score(args) -> int:
     if not paths:
         print(f"no measured runtimes in {args.data}: run `python benchmarks/zoo.py measure` first", file=sys.stderr)
         return 1
-    from maple_edge_lite.device.builders.layer_suite import SUITE_VERSION
+    from maple_edge_lite.device.builders import layer_suite as LS
 
     stale = [p for p in paths if not _scorable(p)]
     for p in stale:
-        print(f"skipping {p.name}: its layer suite is neither version {SUITE_VERSION} nor an earlier one whose "
+        print(f"skipping {p.name}: its layer suite is neither version {LS.SUITE_VERSION} nor an earlier one whose "
               f"entries this version still has; measure it again with "
               f"`python benchmarks/zoo.py measure --what suite --runtime ...`", file=sys.stderr)
     paths = [p for p in paths if p not in stale]
@@ -350,7 +351,6 @@ def _score(args) -> int:
             layer_cost.CLASS_SD = args.class_sd
         if args.calibration_df is not None:
             layer_cost.NOISE_DF = args.calibration_df or None
-    from maple_edge_lite.device.builders import layer_suite as LS
     from maple_edge_lite.learn.layer_cost import ALIGN
 
     align = None if args.no_align else ALIGN

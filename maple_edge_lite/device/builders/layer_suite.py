@@ -43,12 +43,6 @@ BLOCK_WEIGHT = 10.0
 #: costs and not with them (:func:`class_fit_mask`).
 UNALIGNED_PROBES = ("conv@19x56x56x4", "pointwise@154x14x14x4", "depthwise_irk3e77@19x56x56x2",
                     "depthwise_irk3e307@77x14x14x2", "groupede19@76x28x28x4")
-#: The entries version 4 added at the small end (the layers of the zoo's smallest networks); the
-#: rest are version 3's, built as they were (``benchmarks/zoo.py score --without-small-end`` fits the
-#: model without these: version 3's on a version-4 file).
-SMALL_END = ("depthwise_irk3e48@8x24x24x2", "depthwise_irk3e96@16x12x12x2", "depthwise_irk3e192@32x6x6x2",
-             "depthwise_ir_s2k3e48@8x48x48x1", "pointwise@32x8x8x4", "pointwise@128x4x4x4", "conv@16x14x14x4",
-             "invrese6@16x12x12x2", "invres_hse4@24x28x28x2", "split_shuffle@48x28x28x4", "split_shuffle@96x14x14x4")
 
 
 @dataclass(frozen=True)
@@ -125,21 +119,7 @@ def default_suite() -> List[LayerSpec]:
     for cin, c, hw in ((19, 77, 56), (77, 307, 14)):
         s.append(_spec("depthwise_ir", cin, hw, repeat=2, k=3, extra=c))
     s.append(_spec("grouped", 76, 28, extra=19))
-    # The small end (version 4): the layers of the zoo's smallest networks (MobileNetV1 0.25 at 128,
-    # MobileNetV2 0.35 at 96, ShuffleNetV2 x0.5, MobileNetV3-Small: 8-48 channels at 6-48, 16-128 at
-    # 4-8), which cost a runtime per layer more than per MAC or byte. Without them the per-layer
-    # costs came from entries of 0.1-3 ms alone, and ONNX Runtime on an AMD EPYC (Zen 3) priced
-    # those networks 26-34% over (docs/layers.md).
-    for cin, c, hw in ((8, 48, 24), (16, 96, 12), (32, 192, 6)):
-        s.append(_spec("depthwise_ir", cin, hw, repeat=2, k=3, extra=c))
-    s.append(_spec("depthwise_ir_s2", 8, 48, repeat=1, k=3, extra=48))
-    for c, hw in ((32, 8), (128, 4)):
-        s.append(_spec("pointwise", c, hw))
-    s.append(_spec("conv", 16, 14))
-    s.append(_spec("invres", 16, 12, repeat=2, extra=6))
-    s.append(_spec("invres_hs", 24, 28, repeat=2, extra=4))  # MobileNetV3-Small's: SE, hardswish
-    for c, hw in ((48, 28), (96, 14)):
-        s.append(_spec("split_shuffle", c, hw))
+    s += _small_end()
     # Whole blocks of the zoo's families, two chained: what a runtime fuses across layers
     # (depthwise into pointwise, a residual add into its convolution) shows in these and not in
     # the chains of one kind above.
@@ -155,6 +135,29 @@ def default_suite() -> List[LayerSpec]:
         s.append(_spec("fire", c, hw, repeat=2))
     s.append(_spec("regx", 160, 14, repeat=2, extra=16))
     return s
+
+
+def _small_end() -> List[LayerSpec]:
+    """The entries version 4 added (:data:`SMALL_END`): the layers of the zoo's smallest networks
+    (MobileNetV1 0.25 at 128, MobileNetV2 0.35 at 96, ShuffleNetV2 x0.5, MobileNetV3-Small: 8-48
+    channels at 6-48, 16-128 at 4-8), which cost a runtime per layer more than per MAC or byte.
+    Without them the per-layer costs came from entries of 0.1-3 ms alone, and ONNX Runtime on an
+    AMD EPYC (Zen 3) priced those networks 26-34% over (docs/layers.md)."""
+    s = [_spec("depthwise_ir", cin, hw, repeat=2, k=3, extra=c) for cin, c, hw in ((8, 48, 24), (16, 96, 12),
+                                                                                   (32, 192, 6))]
+    s.append(_spec("depthwise_ir_s2", 8, 48, repeat=1, k=3, extra=48))
+    s += [_spec("pointwise", c, hw) for c, hw in ((32, 8), (128, 4))]
+    s.append(_spec("conv", 16, 14))
+    s.append(_spec("invres", 16, 12, repeat=2, extra=6))
+    s.append(_spec("invres_hs", 24, 28, repeat=2, extra=4))  # MobileNetV3-Small's: SE, hardswish
+    s += [_spec("split_shuffle", c, hw) for c, hw in ((48, 28), (96, 14))]
+    return s
+
+
+#: The names of the entries version 4 added at the small end (:func:`_small_end`); the rest are
+#: version 3's, built as they were (``benchmarks/zoo.py score --without-small-end`` fits the model
+#: without these: version 3's on a version-4 file).
+SMALL_END: Tuple[str, ...] = tuple(sp.name for sp in _small_end())
 
 
 def fit_weights(specs) -> List[float]:
